@@ -1,0 +1,5 @@
+module github.com/hl7bus/hl7bus/libs
+
+go 1.26.0
+
+require golang.org/x/text v0.43.0 // indirect

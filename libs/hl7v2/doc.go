@@ -1,0 +1,54 @@
+// Package hl7v2 reads, writes, queries, validates and acknowledges HL7
+// version 2 messages (2.1 through 2.8.x) in the ER7 ("pipe and hat") wire
+// format.
+//
+// A parsed [Message] keeps the bytes it was given and an index of segment and
+// field boundaries into them; repetitions, components and subcomponents are
+// split only when asked for. Parsing is therefore lossless (Encode returns
+// the input after terminator normalisation) and cheap: a message costs a
+// handful of allocations however many fields it has.
+//
+// Values have three states, reported by [Value]: absent (the message stops
+// before the position), empty (present, nothing between delimiters) and the
+// explicit null "" (the sender asks the receiver to delete the value).
+//
+// # Segment terminators
+//
+// The standard ends segments with CR. Senders and files also use LF and
+// CRLF, so the rule is: when the message contains a CR anywhere, CR (and a CR
+// immediately followed by LF) ends a segment and a lone LF is data, which
+// keeps line breaks that some senders put inside text fields; otherwise LF
+// ends a segment. Empty lines are skipped and a leading UTF-8 byte-order mark
+// is ignored.
+//
+// # Paths
+//
+// [ParsePath] and the Get/Set methods address values with the grammar
+//
+//	path       = segment [ "[" occurrence "]" ] "-" field [ "[" repetition "]" ]
+//	             [ "." component [ "." subcomponent ] ]
+//	segment    = 3 upper-case letters or digits
+//	occurrence, field, repetition, component, subcomponent = positive integer
+//
+// Every index is 1-based, the way the standard numbers things: PID-3[2].1 is
+// the first component of the second repetition of the third field of the
+// first PID; OBX[3]-5 is the fifth field of the third OBX. An omitted
+// occurrence or repetition means the first. For MSH, FHS and BHS, field 1 is
+// the field separator and field 2 the encoding characters, as the standard
+// counts them.
+//
+// # Escapes
+//
+// On read, \F\ \S\ \T\ \R\ \E\ (and \P\ where MSH-2 declares a truncation
+// character) become the delimiter they stand for and \Xhhhh\ becomes the
+// bytes it spells, which are then decoded with the message's character set.
+// Formatting escapes (\H\ \N\ \.br\ \.sp\ \.fi\ \.nf\ \.in\ \.ti\ \.sk\ \.ce\)
+// and character-set escapes (\Cxxyy\ \Mxxyy\) and locally defined ones (\Z..\)
+// are not plain text, so they are kept verbatim, escape characters included,
+// for the consumer that knows what to do with them. A malformed escape (no
+// closing escape character, an empty or unknown sequence, \X with an odd
+// number or non-hexadecimal digits) is kept verbatim as text as well: a
+// receiver must not lose content because a sender escaped badly, and the
+// validator reports it as a warning. On write, values set through the API
+// have every delimiter escaped.
+package hl7v2

@@ -1,0 +1,71 @@
+package hl7v2
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNoMSH is returned by Parse when the input does not start with an MSH
+	// segment (after an optional byte-order mark and empty lines).
+	ErrNoMSH = errors.New("hl7v2: message does not start with MSH")
+
+	// ErrDelimiters is returned by Parse and ParseBatch when MSH-1/MSH-2 (or
+	// FHS/BHS-1/2) do not declare a usable set of delimiters.
+	ErrDelimiters = errors.New("hl7v2: invalid delimiters")
+
+	// ErrSegmentName is returned by Parse when a segment does not start with a
+	// three-character upper-case alphanumeric segment ID.
+	ErrSegmentName = errors.New("hl7v2: invalid segment name")
+
+	// ErrPath is returned by ParsePath, Get and Set for a path that does not
+	// follow the documented grammar.
+	ErrPath = errors.New("hl7v2: invalid path")
+
+	// ErrNotSettable is returned by Set for MSH-1 and MSH-2 (and FHS/BHS-1/2),
+	// which define the delimiters and cannot be changed value by value.
+	ErrNotSettable = errors.New("hl7v2: value cannot be set")
+
+	// ErrNoSegment is returned by Set when the path names a segment occurrence
+	// more than one past the last existing one.
+	ErrNoSegment = errors.New("hl7v2: no such segment")
+
+	// ErrBatch is returned by ParseBatch for a batch or file whose structure
+	// is wrong: segments outside a message, nested headers, trailers without
+	// headers, counts that disagree with the content.
+	ErrBatch = errors.New("hl7v2: invalid batch")
+
+	// ErrAckForAck is returned by BuildACK when asked to acknowledge an
+	// acknowledgement: the standard forbids it and doing it makes two
+	// systems ACK each other forever.
+	ErrAckForAck = errors.New("hl7v2: an acknowledgement is never acknowledged")
+
+	// ErrNotAck is returned by ParseACK when the message has no MSA segment.
+	ErrNotAck = errors.New("hl7v2: message is not an acknowledgement")
+
+	// ErrCharset is returned by Encoder lookups for a character set name the
+	// package cannot decode.
+	ErrCharset = errors.New("hl7v2: unsupported character set")
+)
+
+// ParseError locates a parse failure in the input. It wraps one of the
+// sentinel errors above, so errors.Is works on it.
+type ParseError struct {
+	Err     error // the sentinel
+	Segment int   // 1-based index of the segment in the input, 0 if not known
+	Offset  int   // byte offset of the problem in the input
+	Detail  string
+}
+
+func (e *ParseError) Error() string {
+	loc := ""
+	if e.Segment > 0 {
+		loc = fmt.Sprintf(" (segment %d, byte %d)", e.Segment, e.Offset)
+	}
+	if e.Detail == "" {
+		return e.Err.Error() + loc
+	}
+	return e.Err.Error() + ": " + e.Detail + loc
+}
+
+func (e *ParseError) Unwrap() error { return e.Err }

@@ -1,0 +1,258 @@
+package hl7v2
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Path addresses a value in a message; see the package documentation for the
+// grammar. Zero Occurrence or Repetition means "not given" (read as 1); zero
+// Component or Subcomponent means the path stops above that level.
+type Path struct {
+	Segment      string
+	Occurrence   int
+	Field        int
+	Repetition   int
+	Component    int
+	Subcomponent int
+}
+
+// ParsePath parses a path such as PID-3[2].1 or OBX[3]-5.
+func ParsePath(s string) (Path, error) {
+	var p Path
+	bad := func(why string) (Path, error) {
+		return Path{}, fmt.Errorf("%w %q: %s", ErrPath, s, why)
+	}
+	if len(s) < 5 {
+		return bad("too short; expected e.g. PID-3")
+	}
+	if !validSegmentName([]byte(s[:3])) {
+		return bad("segment must be 3 upper-case letters or digits")
+	}
+	p.Segment, s = s[:3], s[3:]
+	var err error
+	if strings.HasPrefix(s, "[") {
+		if p.Occurrence, s, err = bracket(s); err != nil {
+			return bad("segment occurrence: " + err.Error())
+		}
+	}
+	if !strings.HasPrefix(s, "-") {
+		return bad("expected - and a field number after the segment")
+	}
+	if p.Field, s, err = number(s[1:]); err != nil {
+		return bad("field: " + err.Error())
+	}
+	if strings.HasPrefix(s, "[") {
+		if p.Repetition, s, err = bracket(s); err != nil {
+			return bad("repetition: " + err.Error())
+		}
+	}
+	if strings.HasPrefix(s, ".") {
+		if p.Component, s, err = number(s[1:]); err != nil {
+			return bad("component: " + err.Error())
+		}
+		if strings.HasPrefix(s, ".") {
+			if p.Subcomponent, s, err = number(s[1:]); err != nil {
+				return bad("subcomponent: " + err.Error())
+			}
+		}
+	}
+	if s != "" {
+		return bad(fmt.Sprintf("unexpected %q", s))
+	}
+	return p, nil
+}
+
+func bracket(s string) (int, string, error) {
+	end := strings.IndexByte(s, ']')
+	if end < 0 {
+		return 0, s, fmt.Errorf("missing ]")
+	}
+	n, rest, err := number(s[1:end])
+	if err == nil && rest != "" {
+		err = fmt.Errorf("not a number")
+	}
+	return n, s[end+1:], err
+}
+
+// number reads a positive decimal integer at the start of s.
+func number(s string) (int, string, error) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, s, fmt.Errorf("expected a number")
+	}
+	n, err := strconv.Atoi(s[:i])
+	if err != nil || n < 1 || n > 1<<20 {
+		return 0, s, fmt.Errorf("%q is not a positive index", s[:i])
+	}
+	return n, s[i:], nil
+}
+
+// String formats the path in the canonical grammar, leaving out defaults.
+func (p Path) String() string {
+	var b strings.Builder
+	b.WriteString(p.Segment)
+	if p.Occurrence > 1 {
+		fmt.Fprintf(&b, "[%d]", p.Occurrence)
+	}
+	fmt.Fprintf(&b, "-%d", p.Field)
+	if p.Repetition > 1 {
+		fmt.Fprintf(&b, "[%d]", p.Repetition)
+	}
+	if p.Component > 0 {
+		fmt.Fprintf(&b, ".%d", p.Component)
+		if p.Subcomponent > 0 {
+			fmt.Fprintf(&b, ".%d", p.Subcomponent)
+		}
+	}
+	return b.String()
+}
+
+func atLeast1(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
+// Value returns the value p addresses (absent when the message does not
+// reach it).
+func (m *Message) Value(p Path) Value {
+	seg, ok := m.Segment(p.Segment, atLeast1(p.Occurrence))
+	if !ok {
+		return Value{c: m.c}
+	}
+	v := seg.Field(p.Field)
+	if v.depth == depthLiteral {
+		if p.Repetition > 1 || p.Component > 1 || p.Subcomponent > 1 {
+			return Value{c: m.c}
+		}
+		return v
+	}
+	v = v.Rep(atLeast1(p.Repetition))
+	if p.Component > 0 {
+		v = v.Comp(p.Component)
+		if p.Subcomponent > 0 {
+			v = v.Sub(p.Subcomponent)
+		}
+	}
+	return v
+}
+
+// Get returns the decoded value at path (see Value.String), "" when absent.
+func (m *Message) Get(path string) (string, error) {
+	p, err := ParsePath(path)
+	if err != nil {
+		return "", err
+	}
+	return m.Value(p).String(), nil
+}
+
+// Set stores value, escaped and encoded in the message's character set, at
+// path. A path that stops at a field without a repetition index replaces the
+// whole field, every repetition included. Missing fields, repetitions and
+// components are created empty; a segment occurrence one past the last is
+// appended after the last segment of that name (or at the end).
+func (m *Message) Set(path, value string) error {
+	p, err := ParsePath(path)
+	if err != nil {
+		return err
+	}
+	return m.SetValue(p, value)
+}
+
+// SetValue is Set with a parsed path.
+func (m *Message) SetValue(p Path, value string) error {
+	enc, err := m.c.charset.encode(value)
+	if err != nil {
+		return err
+	}
+	return m.setRaw(p, Escape(enc, m.c.d))
+}
+
+// SetRaw stores wire bytes at path without escaping them, for callers that
+// build composite values or formatted text themselves.
+func (m *Message) SetRaw(path string, raw []byte) error {
+	p, err := ParsePath(path)
+	if err != nil {
+		return err
+	}
+	if bytes.ContainsAny(raw, "\r\n") || bytes.IndexByte(raw, m.c.d.Field) >= 0 {
+		return fmt.Errorf("%w: raw value for %s contains a segment terminator or field separator", ErrNotSettable, p)
+	}
+	return m.setRaw(p, raw)
+}
+
+func (m *Message) setRaw(p Path, val []byte) error {
+	occ := atLeast1(p.Occurrence)
+	idx := m.segmentIndex(p.Segment, occ)
+	if idx < 0 {
+		if occ != m.Count(p.Segment)+1 {
+			return fmt.Errorf("%w: %s occurrence %d (message has %d)", ErrNoSegment, p.Segment, occ, occ-1)
+		}
+		idx = m.insertSegment(p.Segment)
+	}
+	seg := m.segs[idx]
+	elem := p.Field
+	if seg.isHeader() {
+		if p.Field <= 2 {
+			return fmt.Errorf("%w: %s defines the delimiters", ErrNotSettable, p)
+		}
+		elem--
+	}
+	d := m.c.d
+	parts := bytes.Split(seg.raw, []byte{d.Field})
+	for len(parts) <= elem {
+		parts = append(parts, nil)
+	}
+	rep, comp, sub := p.Repetition, p.Component, p.Subcomponent
+	if rep == 0 && comp > 0 {
+		rep = 1
+	}
+	parts[elem] = setLevel(parts[elem], []byte{d.Repetition, d.Component, d.Subcomponent}, []int{rep, comp, sub}, val)
+	raw := bytes.Join(parts, []byte{d.Field})
+	ns, err := indexSegment(raw, d.Field, m.c, make([]int32, 0, len(parts)+1))
+	if err != nil {
+		return err
+	}
+	m.segs[idx] = ns
+	return nil
+}
+
+// setLevel replaces the idx[0]-th part of raw split on seps[0] (recursively
+// down the levels); an index of 0 replaces raw as a whole.
+func setLevel(raw []byte, seps []byte, idx []int, val []byte) []byte {
+	if len(idx) == 0 || idx[0] == 0 {
+		return val
+	}
+	parts := bytes.Split(raw, seps[:1])
+	if len(raw) == 0 {
+		parts = [][]byte{nil}
+	}
+	for len(parts) < idx[0] {
+		parts = append(parts, nil)
+	}
+	parts[idx[0]-1] = setLevel(parts[idx[0]-1], seps[1:], idx[1:], val)
+	return bytes.Join(parts, seps[:1])
+}
+
+func (m *Message) insertSegment(name string) int {
+	at := len(m.segs)
+	for i := len(m.segs) - 1; i >= 0; i-- {
+		if m.segs[i].Is(name) {
+			at = i + 1
+			break
+		}
+	}
+	raw := []byte(name)
+	seg, _ := indexSegment(raw, m.c.d.Field, m.c, make([]int32, 0, 2))
+	m.segs = append(m.segs, Segment{})
+	copy(m.segs[at+1:], m.segs[at:])
+	m.segs[at] = seg
+	return at
+}
