@@ -141,8 +141,11 @@ func (s Segment) Raw() []byte { return s.raw }
 // isHeader reports whether the segment declares delimiters in its first two
 // fields, which shifts its field numbering by one.
 func (s Segment) isHeader() bool {
-	n := s.nameBytes()
-	return len(n) == 3 && n[1] == 'H' && n[2] == 'S' && (n[0] == 'M' || n[0] == 'F' || n[0] == 'B')
+	switch string(s.nameBytes()) {
+	case "MSH", "FHS", "BHS":
+		return true
+	}
+	return false
 }
 
 // NumFields returns the number of the last field present in the segment.
