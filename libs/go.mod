@@ -2,4 +2,7 @@ module github.com/hl7bus/hl7bus/libs
 
 go 1.26.0
 
-require golang.org/x/text v0.43.0 // indirect
+require (
+	go.uber.org/goleak v1.3.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)

@@ -1,0 +1,46 @@
+package mllp
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrFrameTooLarge is returned (wrapped in a *FrameTooLargeError) by
+	// Reader.ReadFrame when a frame exceeds the maximum size.
+	ErrFrameTooLarge = errors.New("mllp: frame exceeds maximum size")
+
+	// ErrTruncated is returned by Reader.ReadFrame when the stream ends inside
+	// a frame (after the start block, before the end block).
+	ErrTruncated = errors.New("mllp: stream ended inside a frame")
+
+	// ErrAckTimeout is returned by Client.Send when no reply arrives within
+	// the ACK timeout. The connection is closed, because a late reply would
+	// otherwise be taken for the reply to the next message.
+	ErrAckTimeout = errors.New("mllp: timed out waiting for acknowledgement")
+
+	// ErrNAK is returned by Client.Send in release 2 mode when the receiver
+	// answers with a negative commit acknowledgement.
+	ErrNAK = errors.New("mllp: receiver sent a negative commit acknowledgement")
+
+	// ErrClosed is returned by Client.Send after Close and by Server.Serve
+	// after Shutdown.
+	ErrClosed = errors.New("mllp: closed")
+)
+
+// FrameTooLargeError says how large a frame was allowed to be and keeps its
+// first bytes, so the receiver can still read the MSH to reject it properly.
+type FrameTooLargeError struct {
+	Limit int
+	// Head is the start of the frame (at most HeadSize bytes).
+	Head []byte
+}
+
+// HeadSize is how much of an oversize frame is kept: enough for any MSH.
+const HeadSize = 4096
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("%v (limit %d bytes)", ErrFrameTooLarge, e.Limit)
+}
+
+func (e *FrameTooLargeError) Unwrap() error { return ErrFrameTooLarge }
