@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Regenerates libs/hl7v2/defs from its machine-readable sources, fetched from
+# the package registries (PyPI through pip, npm through npm pack) at pinned
+# versions and checked against pinned SHA-256 sums.
+#
+#   scripts/hl7defs.sh            regenerate in place
+#   scripts/hl7defs.sh --check    fail if the committed files differ
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache="$top/.cache/hl7defs"
+out="$top/libs/hl7v2/defs"
+mkdir -p "$cache"
+
+HL7APY=hl7apy-1.3.5-py2.py3-none-any.whl
+HL7APY_SHA=c8b80ff5ad020bf9c1e68a6395cf45cb78db621f65569d1798c46eb1b657e27b
+DICT=hl7-dictionary-1.0.1.tgz
+DICT_SHA=a23751c26d83a897fe5734ca198555c13c0d306d78b5578b103f0d63198182ef
+TERM=hl7.terminology.r4-7.0.1.tgz
+TERM_SHA=170c546f761fb51b3355788ca500206f6b772b21c57348c29205de85a6612baa
+
+fetch() { # file sha command...
+  local file=$1 sha=$2
+  shift 2
+  if [ ! -f "$cache/$file" ] || ! echo "$sha  $cache/$file" | sha256sum -c --quiet - 2>/dev/null; then
+    (cd "$cache" && "$@" >/dev/null)
+  fi
+  echo "$sha  $cache/$file" | sha256sum -c --quiet - || { echo "checksum mismatch for $file" >&2; exit 1; }
+}
+fetch "$HL7APY" "$HL7APY_SHA" python3 -m pip download --quiet --no-deps --only-binary=:all: hl7apy==1.3.5 -d .
+fetch "$DICT" "$DICT_SHA" npm pack --silent hl7-dictionary@1.0.1
+fetch "$TERM" "$TERM_SHA" npm pack --silent hl7.terminology.r4@7.0.1
+
+target=$out
+if [ "${1:-}" = "--check" ]; then
+  target=$(mktemp -d)
+  trap 'rm -rf "$target"' EXIT
+fi
+(cd "$top/libs" && go run ./hl7v2/defs/internal/gen \
+  -hl7apy "$cache/$HL7APY" -dictionary "$cache/$DICT" -terminology "$cache/$TERM" -out "$target")
+
+if [ "${1:-}" = "--check" ]; then
+  status=0
+  for f in "$target"/*; do
+    if ! cmp -s "$f" "$out/$(basename "$f")"; then
+      echo "libs/hl7v2/defs/$(basename "$f") is not what the generator makes; run scripts/hl7defs.sh" >&2
+      status=1
+    fi
+  done
+  for f in "$out"/zz_*.go; do
+    [ -f "$target/$(basename "$f")" ] || { echo "$f is no longer generated; delete it" >&2; status=1; }
+  done
+  exit $status
+fi
