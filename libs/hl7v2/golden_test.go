@@ -26,8 +26,9 @@ type batchView struct {
 }
 
 type messageView struct {
-	Header   HeaderView    `json:"header"`
-	Segments []SegmentView `json:"segments"`
+	Header     HeaderView    `json:"header"`
+	Segments   []SegmentView `json:"segments"`
+	Validation *Report       `json:"validation"`
 }
 
 func viewOf(f *File) fileView {
@@ -43,7 +44,7 @@ func viewOf(f *File) fileView {
 		out.Batches = append(out.Batches, batchView{Header: opt(b.Header), Trailer: opt(b.Trailer), Messages: len(b.Messages)})
 	}
 	for _, m := range f.Messages() {
-		out.Messages = append(out.Messages, messageView{Header: m.HeaderView(), Segments: m.View()})
+		out.Messages = append(out.Messages, messageView{Header: m.HeaderView(), Segments: m.View(), Validation: Validate(m)})
 	}
 	return out
 }

@@ -78,6 +78,28 @@ type Version struct {
 	structures map[string]*Structure
 	// events maps "ADT^A04" to "ADT_A01".
 	events map[string]string
+	// names holds, per structure, every segment ID it mentions.
+	names map[*Structure]map[string]bool
+}
+
+// Mentions reports whether structure s has segment id anywhere in its tree.
+// A structure with the ANYHL7SEGMENT wildcard (2.7+) mentions every segment.
+func (v *Version) Mentions(s *Structure, id string) bool {
+	n := v.names[s]
+	return n[id] || n[AnySegment]
+}
+
+// AnySegment is the wildcard node name hl7apy uses from 2.7 on.
+const AnySegment = "ANYHL7SEGMENT"
+
+func collectNames(ns []Node, into map[string]bool) {
+	for _, n := range ns {
+		if n.Group {
+			collectNames(n.Children, into)
+		} else {
+			into[n.Name] = true
+		}
+	}
 }
 
 // Segment returns the definition of segment id.
@@ -125,9 +147,9 @@ type versionData struct {
 	events     [][2]string // {"ADT^A04", "ADT_A01"}
 }
 
-var (
-	loadOnce sync.Map // version ID -> *sync.OnceValue result
-)
+// loadOnce maps a version ID to the sync.OnceValue that builds it, so each
+// version's maps are built once, on first use, and shared read-only.
+var loadOnce sync.Map
 
 // Versions returns the supported version IDs in ascending order.
 func Versions() []string {
@@ -169,6 +191,7 @@ func build(d *versionData) *Version {
 		dataTypes:  make(map[string]*DataType, len(d.dataTypes)),
 		structures: make(map[string]*Structure, len(d.structures)),
 		events:     make(map[string]string, len(d.events)),
+		names:      make(map[*Structure]map[string]bool, len(d.structures)),
 	}
 	for i := range d.segments {
 		v.segments[d.segments[i].ID] = &d.segments[i]
@@ -177,7 +200,10 @@ func build(d *versionData) *Version {
 		v.dataTypes[d.dataTypes[i].ID] = &d.dataTypes[i]
 	}
 	for i := range d.structures {
-		v.structures[d.structures[i].ID] = &d.structures[i]
+		s := &d.structures[i]
+		v.structures[s.ID] = s
+		v.names[s] = map[string]bool{}
+		collectNames(s.Nodes, v.names[s])
 	}
 	for _, e := range d.events {
 		v.events[e[0]] = e[1]
@@ -237,4 +263,18 @@ func LookupTable(n int) (*Table, bool) { t, ok := tableIndex()[n]; return t, ok 
 func (t *Table) Has(code string) bool {
 	i := sort.SearchStrings(t.Codes, code)
 	return i < len(t.Codes) && t.Codes[i] == code
+}
+
+// HasBytes is Has for a code still in wire bytes; it does not allocate.
+func (t *Table) HasBytes(code []byte) bool {
+	lo, hi := 0, len(t.Codes)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if t.Codes[mid] < string(code) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo < len(t.Codes) && t.Codes[lo] == string(code)
 }

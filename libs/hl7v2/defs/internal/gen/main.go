@@ -245,6 +245,9 @@ type dictField struct {
 	Table    int    `json:"table"`
 }
 
+// optConditional is hl7-dictionary's optionality code for C.
+const optConditional = 3
+
 type dictNode struct {
 	Name     string     `json:"name"`
 	Min      int        `json:"min"`
@@ -305,6 +308,14 @@ func buildVersion(apy map[string]string, dictFiles map[string][]byte, dir string
 	if err != nil {
 		return nil, nil, err
 	}
+	// optDict supplies optionality C where hl7apy has none: the version's
+	// own dictionary, or the newest one (2.7.1) for the versions after it.
+	optDict := dict
+	if optDict == nil && versionLess("2.7.1", id) {
+		if optDict, err = loadDict(dictFiles, "2.7.1"); err != nil {
+			return nil, nil, err
+		}
+	}
 	get := func(table string) map[string]any {
 		m, _ := mods[table].(map[string]any)
 		return m
@@ -336,15 +347,18 @@ func buildVersion(apy map[string]string, dictFiles map[string][]byte, dir string
 			continue
 		}
 		s := segment{ID: segID}
-		var ds []dictField
+		var ds, opts []dictField
 		if dict != nil {
 			if d, ok := dict.segments[segID]; ok {
 				s.Name, ds = d.Desc, d.Fields
 				check.Segments++
 			}
 		}
+		if optDict != nil {
+			opts = optDict.segments[segID].Fields
+		}
 		children := seq(entry[1])
-		for i, c := range children {
+		for _, c := range children {
 			cs := seq(c)
 			ref, _ := cs[1].(pyRef)
 			fdef := seq(FLD[ref.Key])
@@ -353,6 +367,16 @@ func buildVersion(apy map[string]string, dictFiles map[string][]byte, dir string
 			}
 			min, max := card(cs[2])
 			f := field{Name: titleCase(str(fdef[3])), Type: str(fdef[2]), Min: min, Max: max, Table: tableNum(fdef[4])}
+			// Positions come from the element name (EVN_2), not the list
+			// index: from 2.8 hl7apy leaves withdrawn fields out instead of
+			// keeping their positions.
+			i := position(str(cs[0])) - 1
+			if i < len(s.Fields) {
+				return nil, nil, fmt.Errorf("segment %s: field %s out of order", segID, str(cs[0]))
+			}
+			for len(s.Fields) < i {
+				s.Fields = append(s.Fields, withdrawn)
+			}
 			if i < len(ds) {
 				check.Fields++
 				if ds[i].Datatype == f.Type {
@@ -363,9 +387,18 @@ func buildVersion(apy map[string]string, dictFiles map[string][]byte, dir string
 					f.Name = ds[i].Desc
 				}
 			}
+			// hl7apy marks several conditional fields (OBX-4 from 2.7) as
+			// required; a condition cannot be checked without its rule, so a
+			// field hl7-dictionary calls conditional is not required.
+			if i < len(opts) && opts[i].Opt == optConditional && opts[i].Datatype == f.Type {
+				f.Min = 0
+			}
+			if max == 0 {
+				f = withdrawn
+			}
 			s.Fields = append(s.Fields, f)
 		}
-		if ds != nil && len(ds) == len(children) {
+		if ds != nil && len(ds) == len(s.Fields) {
 			check.SegmentsSameFields++
 		}
 		v.Segments = append(v.Segments, s)
@@ -384,7 +417,7 @@ func buildVersion(apy map[string]string, dictFiles map[string][]byte, dir string
 			}
 		}
 		comps := seq(DTS[dtID])
-		for i, c := range comps {
+		for _, c := range comps {
 			cs := seq(c)
 			ref, _ := cs[1].(pyRef)
 			cdef := seq(DT[ref.Key])
@@ -393,15 +426,25 @@ func buildVersion(apy map[string]string, dictFiles map[string][]byte, dir string
 			}
 			min, max := card(cs[2])
 			f := field{Name: titleCase(str(cdef[3])), Type: str(cdef[2]), Min: min, Max: max, Table: tableNum(cdef[4])}
+			i := position(str(cs[0])) - 1
+			if i < len(d.Components) {
+				return nil, nil, fmt.Errorf("data type %s: component %s out of order", dtID, str(cs[0]))
+			}
+			for len(d.Components) < i {
+				d.Components = append(d.Components, withdrawn)
+			}
 			if i < len(dd) {
 				f.Len = dd[i].Len
 				if dd[i].Desc != "" {
 					f.Name = dd[i].Desc
 				}
 			}
+			if max == 0 {
+				f = withdrawn
+			}
 			d.Components = append(d.Components, f)
 		}
-		if dd != nil && len(dd) == len(comps) {
+		if dd != nil && len(dd) == len(d.Components) {
 			check.DataTypesSameComponents++
 		}
 		known[dtID] = true
@@ -547,6 +590,16 @@ func flatDict(ns []dictNode) string {
 		}
 	}
 	return b.String()
+}
+
+// withdrawn stands at the position of a field or component the version
+// withdrew: senders still fill it, and later positions must not shift.
+var withdrawn = field{Name: "Withdrawn"}
+
+// position reads the number at the end of an element name (PID_28 -> 28).
+func position(name string) int {
+	n, _ := strconv.Atoi(name[strings.LastIndexByte(name, '_')+1:])
+	return n
 }
 
 func seq(v any) []any {
