@@ -366,11 +366,16 @@ func (c *check) fields() {
 			}
 			return Location{Segment: def.ID, Occurrence: occ}
 		}
-		header := s.isHeader()
+		// Field n is element n of the split segment, or n-1 in MSH/FHS/BHS
+		// where the field separator itself is field 1.
+		shift := 0
+		if s.isHeader() {
+			shift = 1
+		}
 		for fi := range def.Fields {
 			fd := &def.Fields[fi]
 			n := fi + 1
-			if header && n <= 2 || fd.Max == 0 {
+			if shift == 1 && n <= 2 || fd.Max == 0 {
 				// Max 0 marks a withdrawn field: senders still fill the
 				// position, and nothing about it can be checked.
 				continue
@@ -380,28 +385,41 @@ func (c *check) fields() {
 				// their own (with better codes); do not report them twice.
 				continue
 			}
-			f := s.Field(n)
-			if f.IsEmpty() {
+			var raw []byte
+			if e := n - shift; e < len(s.b)-1 {
+				raw = s.raw[s.b[e] : s.b[e+1]-1]
+			}
+			if len(raw) == 0 {
 				if fd.Min > 0 {
 					c.add(RuleRequired, CodeRequiredFieldMissing, withField(loc(), n), "%s-%d (%s) is required", def.ID, n, fd.Name)
 				}
 				continue
 			}
-			if f.IsNull() {
+			if len(raw) == 2 && raw[0] == '"' && raw[1] == '"' {
 				continue
 			}
-			reps := f.NumReps()
-			if reps > 1 && fd.Max == 1 {
+			if fd.Max == 1 && bytes.IndexByte(raw, s.c.d.Repetition) >= 0 {
+				reps := bytes.Count(raw, []byte{s.c.d.Repetition}) + 1
 				c.add(RuleRepetition, CodeDataType, withField(loc(), n), "%s-%d (%s) does not repeat but has %d repetitions", def.ID, n, fd.Name, reps)
 			}
-			for r := 1; r <= reps; r++ {
-				rv := f.Rep(r)
-				if rv.IsEmpty() || rv.IsNull() {
-					continue
+			f := Value{raw: raw, c: s.c, present: true}
+			// Repetitions are walked in one pass (no closure: this loop runs
+			// for every field of every message).
+			rest := f.raw
+			for r := 1; ; r++ {
+				part := rest
+				j := bytes.IndexByte(rest, s.c.d.Repetition)
+				if j >= 0 {
+					part, rest = rest[:j], rest[j+1:]
 				}
-				l := loc()
-				l.Field, l.Repetition = n, r
-				c.value(rv, fd, l, 0)
+				if len(part) > 0 && !(len(part) == 2 && part[0] == '"' && part[1] == '"') {
+					l := loc()
+					l.Field, l.Repetition = n, r
+					c.value(Value{raw: part, c: s.c, present: true, depth: depthRep}, fd, l, 0)
+				}
+				if j < 0 {
+					break
+				}
 			}
 		}
 	}
@@ -424,27 +442,54 @@ func (c *check) value(v Value, fd *defs.Field, loc Location, level int) {
 		c.primitive(firstPart(v), fd.Type, fd.Table, loc)
 		return
 	}
-	for ci := range dt.Components {
-		cd := &dt.Components[ci]
-		if cd.Max == 0 {
-			continue
+	sep, depth := v.c.d.Component, depthComp
+	if level > 0 {
+		sep, depth = v.c.d.Subcomponent, depthSub
+	}
+	ci := 0
+	for rest := v.raw; ; ci++ {
+		raw := rest
+		j := bytes.IndexByte(rest, sep)
+		if j >= 0 {
+			raw, rest = rest[:j], rest[j+1:]
 		}
-		var cv Value
-		l := loc
-		if level == 0 {
-			cv, l.Component = v.Comp(ci+1), ci+1
-		} else {
-			cv, l.Subcomponent = v.Sub(ci+1), ci+1
+		if ci < len(dt.Components) {
+			c.component(Value{raw: raw, c: v.c, present: true, depth: depth}, &dt.Components[ci], loc, ci+1, level)
 		}
-		if cv.IsEmpty() {
-			if cd.Min > 0 {
-				c.add(RuleRequiredComponent, CodeRequiredFieldMissing, l, "%s (%s) is required when %s is valued", l, cd.Name, loc)
+		if j < 0 {
+			ci++
+			break
+		}
+	}
+	for ; ci < len(dt.Components); ci++ {
+		if cd := &dt.Components[ci]; cd.Min > 0 && cd.Max != 0 {
+			l := loc
+			if level == 0 {
+				l.Component = ci + 1
+			} else {
+				l.Subcomponent = ci + 1
 			}
-			continue
+			c.add(RuleRequiredComponent, CodeRequiredFieldMissing, l, "%s (%s) is required when %s is valued", l, cd.Name, loc)
 		}
-		if cv.IsNull() {
-			continue
+	}
+}
+
+// component checks component (level 0) or subcomponent (level 1) number i
+// of the value at loc.
+func (c *check) component(cv Value, cd *defs.Field, loc Location, i, level int) {
+	l := loc
+	if level == 0 {
+		l.Component = i
+	} else {
+		l.Subcomponent = i
+	}
+	switch {
+	case cd.Max == 0 || cv.IsNull():
+	case cv.IsEmpty():
+		if cd.Min > 0 {
+			c.add(RuleRequiredComponent, CodeRequiredFieldMissing, l, "%s (%s) is required when %s is valued", l, cd.Name, loc)
 		}
+	default:
 		c.value(cv, cd, l, level+1)
 	}
 }

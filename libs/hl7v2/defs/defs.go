@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Unbounded is the Max of an element that may repeat without limit.
@@ -147,9 +148,25 @@ type versionData struct {
 	events     [][2]string // {"ADT^A04", "ADT_A01"}
 }
 
-// loadOnce maps a version ID to the sync.OnceValue that builds it, so each
-// version's maps are built once, on first use, and shared read-only.
-var loadOnce sync.Map
+// loaders build each version's maps once, on first use; the result is
+// shared read-only.
+var loaders = func() map[string]func() *Version {
+	m := make(map[string]func() *Version, len(generated))
+	for _, d := range generated {
+		m[d.id] = sync.OnceValue(func() *Version { return build(d) })
+	}
+	return m
+}()
+
+// resolved caches Lookup answers by the ID as written in MSH-12, so the hot
+// path is one map read. It is bounded because MSH-12 comes from the
+// network: a hostile sender must not grow it without limit.
+var (
+	resolved      sync.Map
+	resolvedCount atomic.Int32
+)
+
+const maxResolved = 256
 
 // Versions returns the supported version IDs in ascending order.
 func Versions() []string {
@@ -165,23 +182,30 @@ func Versions() []string {
 // nearest defined version at or below it with the same major.minor ("2.7.1"
 // reads as 2.7, "2.8.3" as 2.8.2). Definitions are built on first use.
 func Lookup(id string) (*Version, bool) {
-	id = strings.TrimSpace(id)
+	if v, ok := resolved.Load(id); ok {
+		return v.(*Version), true
+	}
+	trimmed := strings.TrimSpace(id)
 	best := -1
 	for i, d := range generated {
-		if d.id == id {
+		if d.id == trimmed {
 			best = i
 			break
 		}
-		if sameMinor(d.id, id) && compareVersion(d.id, id) <= 0 {
+		if sameMinor(d.id, trimmed) && compareVersion(d.id, trimmed) <= 0 {
 			best = i
 		}
 	}
 	if best < 0 {
 		return nil, false
 	}
-	d := generated[best]
-	f, _ := loadOnce.LoadOrStore(d.id, sync.OnceValue(func() *Version { return build(d) }))
-	return f.(func() *Version)(), true
+	v := loaders[generated[best].id]()
+	if resolvedCount.Load() < maxResolved {
+		if _, loaded := resolved.LoadOrStore(id, v); !loaded {
+			resolvedCount.Add(1)
+		}
+	}
+	return v, true
 }
 
 func build(d *versionData) *Version {
