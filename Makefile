@@ -1,0 +1,48 @@
+# hl7bus — run `make help` for the targets.
+
+SHELL := /bin/bash
+GO ?= go
+# Every module of the workspace (go.work), as package patterns.
+PKGS := $(shell $(GO) list -m -f '{{.Dir}}/...')
+# staticcheck 2026.2.2 is module version v0.8.2.
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME ?= 10s
+BENCHTIME ?= 2s
+
+.PHONY: help build test test-short lint fmt fuzz bench generate check-generated ci
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/hl7bus
+	$(GO) build -o bin/hl7bus ./services/hl7bus
+
+test: ## run every test with the race detector, in random order
+	$(GO) test -race -shuffle=on -count=1 $(PKGS)
+
+test-short: ## run the fast tests only
+	$(GO) test -short -count=1 $(PKGS)
+
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l libs services); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
+
+fmt: ## format the Go sources
+	gofmt -w libs services
+
+fuzz: ## run each fuzz target for FUZZTIME (default 10s)
+	cd libs && for t in FuzzParse FuzzParseBatch FuzzUnescape FuzzPath; do \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./hl7v2 || exit 1; done
+	cd libs && $(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./mllp
+
+bench: ## run the Go micro-benchmarks on one core (see docs/benchmarks.md)
+	cd libs && GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./hl7v2 ./mllp
+
+generate: ## regenerate libs/hl7v2/defs from PyPI and npm packages
+	scripts/hl7defs.sh
+
+check-generated: ## fail if libs/hl7v2/defs is not what the generator makes
+	scripts/hl7defs.sh --check
+
+ci: lint test check-generated fuzz ## what .ci/run runs
