@@ -22,7 +22,9 @@ const (
 	RuleRequiredComponent  = "required-component"           // required component of a valued field empty
 	RuleRepetition         = "repetition"                   // non-repeating field repeats
 	RuleDataType           = "datatype"                     // value not in its data type's format
-	RuleTable              = "table"                        // ID value not in its HL7 table
+	RuleTable              = "table"                        // ID value (or coded value naming the table) not in its HL7 table
+	RuleTableCoded         = "table.coded"                  // CE/CWE/CNE value without coding system, not in the field's HL7 table
+	RuleTableUserDefined   = "table.user-defined"           // IS value not among HL7's suggested values (off unless a profile asks)
 	RuleLength             = "length"                       // value longer than the version allows
 	RuleEscape             = "escape"                       // malformed escape sequence
 	RuleCharset            = "charset"                      // MSH-18 unknown, or bytes invalid for it
@@ -49,6 +51,8 @@ var defaultSeverity = map[string]Severity{
 	RuleRepetition:         SeverityWarning,
 	RuleDataType:           SeverityError,
 	RuleTable:              SeverityError,
+	RuleTableCoded:         SeverityWarning,
+	RuleTableUserDefined:   severityIgnore,
 	RuleLength:             SeverityWarning,
 	RuleEscape:             SeverityWarning,
 	RuleCharset:            SeverityWarning,
@@ -442,6 +446,9 @@ func (c *check) value(v Value, fd *defs.Field, loc Location, level int) {
 		c.primitive(firstPart(v), fd.Type, fd.Table, loc)
 		return
 	}
+	if fd.Table > 0 && (fd.Type == "CE" || fd.Type == "CWE" || fd.Type == "CNE") {
+		c.coded(v, fd, loc, level)
+	}
 	sep, depth := v.c.d.Component, depthComp
 	if level > 0 {
 		sep, depth = v.c.d.Subcomponent, depthSub
@@ -472,6 +479,54 @@ func (c *check) value(v Value, fd *defs.Field, loc Location, level int) {
 			c.add(RuleRequiredComponent, CodeRequiredFieldMissing, l, "%s (%s) is required when %s is valued", l, cd.Name, loc)
 		}
 	}
+}
+
+// coded checks a CE/CWE/CNE value against the field's HL7 table: as an
+// error when its coding system (component 3) names that table, as a
+// warning when it names none; codes of other coding systems (LOINC, SNOMED,
+// local) are not the table's business.
+func (c *check) coded(v Value, fd *defs.Field, loc Location, level int) {
+	t, found := defs.LookupTable(fd.Table)
+	if !found || len(t.Codes) == 0 {
+		return
+	}
+	sep := v.c.d.Component
+	if level > 0 {
+		sep = v.c.d.Subcomponent
+	}
+	parts := bytes.SplitN(v.raw, []byte{sep}, 4)
+	code := parts[0]
+	var system []byte
+	if len(parts) > 2 {
+		system = parts[2]
+	}
+	if len(code) == 0 || t.HasBytes(code) {
+		return
+	}
+	l := loc
+	if level == 0 {
+		l.Component = 1
+	} else {
+		l.Subcomponent = 1
+	}
+	switch {
+	case len(system) == 0:
+		c.add(RuleTableCoded, CodeTableValue, l, "%s has no coding system and is not a code of HL7 table %04d (%s)", l, fd.Table, t.Name)
+	case string(system) == fmt.Sprintf("HL7%04d", fd.Table):
+		c.add(RuleTable, CodeTableValue, l, "%s is not a code of HL7 table %04d (%s)", l, fd.Table, t.Name)
+	}
+}
+
+// enabled reports whether a rule would report anything, so costly checks of
+// rules that are off by default can be skipped.
+func (c *check) enabled(rule string) bool {
+	sev := defaultSeverity[rule]
+	if c.p != nil {
+		if s, ok := c.p.Severity[rule]; ok {
+			sev = s
+		}
+	}
+	return sev != severityIgnore
 }
 
 // component checks component (level 0) or subcomponent (level 1) number i
@@ -527,6 +582,11 @@ func (c *check) primitive(raw []byte, typ string, table int, loc Location) {
 		ok, what = isTime(raw), "a time (HH[MM[SS[.S...]]][+/-ZZZZ])"
 	case "DTM", "TS":
 		ok, what = isDateTime(raw), "a date/time (YYYY[MM[DD[HH[MM[SS[.S...]]]]]][+/-ZZZZ])"
+	case "IS":
+		if t, found := defs.LookupTable(table); found && len(t.Codes) > 0 && !t.HasBytes(raw) && c.enabled(RuleTableUserDefined) {
+			c.add(RuleTableUserDefined, CodeTableValue, loc, "%s is not one of the values HL7 suggests for user-defined table %04d (%s)", loc, table, t.Name)
+		}
+		return
 	case "ID":
 		if table == 396 && codingSystemPattern(raw) {
 			return

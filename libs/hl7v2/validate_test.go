@@ -69,6 +69,13 @@ func TestValidate(t *testing.T) {
 		{"v2.3 TS", []string{strings.Replace(vMSH, "ADT^A01^ADT_A01|C1|P|2.5", "ADT^A01|C1|P|2.3", 1), `EVN|A01|yesterday`, vPID, vPV1},
 			[]string{"E datatype EVN[1]-2[1] 102"}},
 		{"v2.8 withdrawn EVN-1 still sent", []string{strings.Replace(vMSH, "|2.5", "|2.8", 1), vEVN, vPID, vPV1}, nil},
+		{"coded value naming its table", []string{strings.Replace(vMSH, "|2.5", "|2.7", 1), vEVN, `PID|1||123^^^H^MR||DOE||19800101|Q^Queer^HL70001`, vPV1},
+			[]string{"E table PID[1]-8[1].1 103"}},
+		{"coded value without coding system", []string{strings.Replace(vMSH, "|2.5", "|2.7", 1), vEVN, `PID|1||123^^^H^MR||DOE||19800101|Q`, vPV1},
+			[]string{"W table.coded PID[1]-8[1].1 103"}},
+		{"coded value of another system", []string{strings.Replace(vMSH, "|2.5", "|2.7", 1), vEVN, `PID|1||123^^^H^MR||DOE||19800101|248152002^Female^SCT`, vPV1}, nil},
+		{"coded value in table", []string{strings.Replace(vMSH, "|2.5", "|2.7", 1), vEVN, `PID|1||123^^^H^MR||DOE||19800101|F^Female^HL70001`, vPV1}, nil},
+		{"user-defined value not checked by default", []string{vMSH, vEVN, `PID|1||123^^^H^MR||DOE||19800101|Q`, vPV1}, nil},
 		{"ACK", []string{`MSH|^~\&|LIS|NATLAB|HIS|GENHOSP|20240301||ACK^A01^ACK|A1|P|2.5`, `MSA|AA|C1`}, nil},
 	}
 	for _, tt := range tests {
@@ -136,6 +143,8 @@ severity:
 		{"severity raised", []string{vMSH, vEVN, `PID|1||123^^^H^MR||DOE||19800101|FF`, vPV1},
 			[]string{"E length PID[1]-8[1] 104", "E profile.values PID[1]-8 103"}},
 		{"rule ignored", []string{vMSH, vEVN, vPID, "QAK|1", vPV1}, nil},
+		{"user-defined table when asked", []string{vMSH, vEVN, `PID|1||123^^^H^MR||DOE||19800101|Q`, vPV1},
+			[]string{"E profile.values PID[1]-8 103"}},
 		{"type and version", []string{strings.Replace(vMSH, "ADT^A01^ADT_A01|C1|P|2.5", "ADT^A04|C1|P|2.5.1", 1), vEVN, vPID, vPV1},
 			[]string{"E profile.message-type MSH[1]-9 200", "E profile.version MSH[1]-12 203"}},
 	}
@@ -146,5 +155,16 @@ severity:
 				t.Errorf("issues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
+	}
+}
+
+func TestUserDefinedTableOnRequest(t *testing.T) {
+	p, err := ParseProfile([]byte("name: x\nseverity:\n  table.user-defined: warning\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := issueKeys(NewValidator(p).Validate(mustParse(t, msg(vMSH, vEVN, `PID|1||123^^^H^MR||DOE||19800101|Q`, vPV1))))
+	if strings.Join(got, ";") != "W table.user-defined PID[1]-8[1] 103" {
+		t.Errorf("issues = %v", got)
 	}
 }

@@ -71,8 +71,8 @@ func WithLogger(l *slog.Logger) ServerOption { return func(s *Server) { s.log = 
 
 // WithOversizeReply sets how to answer a frame larger than the maximum: the
 // function gets the frame's first bytes and returns the reply to send before
-// the connection is closed (nil for none). Default: none; the ingress
-// service installs one that builds an AR from the MSH.
+// the connection is closed (nil for none). Default: RejectOversize, an AR
+// (or CR) for the message whose MSH the head holds.
 func WithOversizeReply(f func(head []byte) []byte) ServerOption {
 	return func(s *Server) { s.oversize = f }
 }
@@ -118,6 +118,10 @@ func NewServer(h Handler, opts ...ServerOption) *Server {
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.oversize == nil {
+		limit := s.maxFrame
+		s.oversize = func(head []byte) []byte { return RejectOversize(head, limit) }
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s

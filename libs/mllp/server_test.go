@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
 )
 
 // echoAck replies "ACK:" + the frame.
@@ -249,5 +252,35 @@ func TestTLS(t *testing.T) {
 	defer c.Close()
 	if r, err := c.Send(context.Background(), []byte("MSH|1")); err != nil || string(r) != "ok" {
 		t.Fatalf("%q %v", r, err)
+	}
+}
+
+func TestServerDefaultOversizeAR(t *testing.T) {
+	_, addr := startServer(t, echoAck, WithMaxFrameSize(2048))
+	big := "MSH|^~\\&|HIS|GENHOSP|LIS|NATLAB|20240301||ORU^R01|BIG1|P|2.5\rOBX|1|ED|PDF||" + strings.Repeat("A", 10000) + "\r"
+	c := NewClient(addr, WithAckTimeout(3*time.Second))
+	defer c.Close()
+	reply, err := c.Send(context.Background(), []byte(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := hl7v2.ParseACK(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Code != hl7v2.AckReject || !ack.Matches("BIG1") || !strings.Contains(ack.Text, "maximum size of 2048") {
+		t.Errorf("ack = %+v", ack)
+	}
+}
+
+func TestRejectOversize(t *testing.T) {
+	enhanced := RejectOversize([]byte("MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X9|P|2.5|||AL|NE\rPID|1|trunc"), 100)
+	if a, err := hl7v2.ParseACK(enhanced); err != nil || a.Code != hl7v2.AckCommitReject || !a.Matches("X9") {
+		t.Errorf("enhanced: %v %+v", err, a)
+	}
+	for _, head := range []string{"no msh here\r", "MSH|^~\\&|A|B|C", "MSH|^~\\&|A|B|C|D|1||ACK|1|P|2.5\rMSA|AA|1\r"} {
+		if r := RejectOversize([]byte(head), 100); r != nil {
+			t.Errorf("RejectOversize(%q) = %q, want nil", head, r)
+		}
 	}
 }
