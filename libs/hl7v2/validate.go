@@ -494,12 +494,9 @@ func (c *check) coded(v Value, fd *defs.Field, loc Location, level int) {
 	if level > 0 {
 		sep = v.c.d.Subcomponent
 	}
-	parts := bytes.SplitN(v.raw, []byte{sep}, 4)
-	code := parts[0]
-	var system []byte
-	if len(parts) > 2 {
-		system = parts[2]
-	}
+	code, rest, _ := bytes.Cut(v.raw, []byte{sep})
+	_, rest, _ = bytes.Cut(rest, []byte{sep})
+	system, _, _ := bytes.Cut(rest, []byte{sep})
 	if len(code) == 0 || t.HasBytes(code) {
 		return
 	}
@@ -512,7 +509,7 @@ func (c *check) coded(v Value, fd *defs.Field, loc Location, level int) {
 	switch {
 	case len(system) == 0:
 		c.add(RuleTableCoded, CodeTableValue, l, "%s has no coding system and is not a code of HL7 table %04d (%s)", l, fd.Table, t.Name)
-	case string(system) == fmt.Sprintf("HL7%04d", fd.Table):
+	case len(system) == 7 && bytes.HasPrefix(system, []byte("HL7")) && isDigits(system[3:]) && num(system[3:]) == fd.Table:
 		c.add(RuleTable, CodeTableValue, l, "%s is not a code of HL7 table %04d (%s)", l, fd.Table, t.Name)
 	}
 }
