@@ -1,0 +1,237 @@
+package canonical
+
+import (
+	"time"
+
+	"github.com/hl7bus/hl7bus/schemas"
+)
+
+// Record is implemented by every record type of this package.
+type Record interface {
+	// Schema names the schema file the record is encoded with.
+	Schema() string
+	toNative() map[string]any
+}
+
+// Schema implementations.
+func (*Raw) Schema() string         { return schemas.Raw }
+func (*Parsed) Schema() string      { return schemas.Parsed }
+func (*Transformed) Schema() string { return schemas.Transformed }
+func (*Out) Schema() string         { return schemas.Out }
+func (*DeadLetter) Schema() string  { return schemas.DeadLetter }
+func (*Delivery) Schema() string    { return schemas.Delivery }
+
+// fromNative builds the record of a schema from goavro's native form.
+var fromNative = map[string]func(map[string]any) Record{
+	schemas.Raw: func(m map[string]any) Record {
+		return &Raw{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
+			Protocol: str(m, "protocol"), Peer: str(m, "peer"), TLSIdentity: optStr(m, "tls_identity"),
+			OrderingKey: str(m, "ordering_key"), Header: headerFrom(m["header"]), Payload: byt(m, "payload")}
+	},
+	schemas.Parsed: func(m map[string]any) Record {
+		p := &Parsed{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
+			OrderingKey: str(m, "ordering_key"), Header: headerFrom(m["header"]), Delimiters: str(m, "delimiters"),
+			Payload: byt(m, "payload")}
+		for _, s := range list(m, "segments") {
+			sm, _ := s.(map[string]any)
+			seg := Segment{Name: str(sm, "name")}
+			for _, f := range list(sm, "fields") {
+				fs, _ := f.(string)
+				seg.Fields = append(seg.Fields, fs)
+			}
+			p.Segments = append(p.Segments, seg)
+		}
+		vm, _ := m["validation"].(map[string]any)
+		p.Validation = Validation{Version: str(vm, "version"), Structure: str(vm, "structure"), Valid: boolean(vm, "valid")}
+		for _, i := range list(vm, "issues") {
+			im, _ := i.(map[string]any)
+			p.Validation.Issues = append(p.Validation.Issues, Issue{Severity: str(im, "severity"), Code: int(num(im, "code")),
+				Location: str(im, "location"), Rule: str(im, "rule"), Text: str(im, "text")})
+		}
+		return p
+	},
+	schemas.Transformed: func(m map[string]any) Record {
+		t := &Transformed{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
+			OrderingKey: str(m, "ordering_key"), Header: headerFrom(m["header"]), Message: byt(m, "message"),
+			MessageTime: optStr(m, "message_time"), MessageTimeOffset: optStr(m, "message_time_offset")}
+		if pm, ok := unionValue(m["patient"]).(map[string]any); ok {
+			p := &Patient{FamilyName: str(pm, "family_name"), GivenName: str(pm, "given_name"),
+				BirthDate: str(pm, "birth_date"), Sex: str(pm, "sex")}
+			for _, i := range list(pm, "identifiers") {
+				im, _ := i.(map[string]any)
+				p.Identifiers = append(p.Identifiers, Identifier{Value: str(im, "value"), Authority: str(im, "authority"), Type: str(im, "type")})
+			}
+			t.Patient = p
+		}
+		return t
+	},
+	schemas.Out: func(m map[string]any) Record {
+		return &Out{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
+			OrderingKey: str(m, "ordering_key"), ControlID: str(m, "control_id"), Destination: str(m, "destination"),
+			Route: str(m, "route"), ContentType: str(m, "content_type"), Payload: byt(m, "payload")}
+	},
+	schemas.DeadLetter: func(m map[string]any) Record {
+		d := &DeadLetter{MessageID: str(m, "message_id"), Stage: str(m, "stage"), ErrorClass: str(m, "error_class"),
+			Reason: str(m, "reason"), SourceTopic: str(m, "source_topic"), SourcePartition: int32(num(m, "source_partition")),
+			SourceOffset: num(m, "source_offset"), Attempts: int(num(m, "attempts")), FirstFailedAt: ts(m, "first_failed_at"),
+			LastFailedAt: ts(m, "last_failed_at"), Value: byt(m, "value")}
+		if k, ok := unionValue(m["key"]).([]byte); ok {
+			d.Key = k
+		}
+		if hm, ok := m["headers"].(map[string]any); ok && len(hm) > 0 {
+			d.Headers = make(map[string][]byte, len(hm))
+			for k, v := range hm {
+				b, _ := v.([]byte)
+				d.Headers[k] = b
+			}
+		}
+		return d
+	},
+	schemas.Delivery: func(m map[string]any) Record {
+		return &Delivery{MessageID: str(m, "message_id"), ControlID: str(m, "control_id"), Destination: str(m, "destination"),
+			Attempt: int(num(m, "attempt")), Outcome: str(m, "outcome"), AckCode: str(m, "ack_code"), Error: str(m, "error"),
+			LatencyMS: dbl(m, "latency_ms"), At: ts(m, "at")}
+	},
+}
+
+func (h Header) toNative() map[string]any {
+	return map[string]any{
+		"sending_application": h.SendingApplication, "sending_facility": h.SendingFacility,
+		"receiving_application": h.ReceivingApplication, "receiving_facility": h.ReceivingFacility,
+		"message_code": h.MessageCode, "trigger_event": h.TriggerEvent, "message_structure": h.MessageStructure,
+		"control_id": h.ControlID, "processing_id": h.ProcessingID, "version": h.Version, "charset": h.Charset,
+	}
+}
+
+func headerFrom(v any) Header {
+	m, _ := v.(map[string]any)
+	return Header{SendingApplication: str(m, "sending_application"), SendingFacility: str(m, "sending_facility"),
+		ReceivingApplication: str(m, "receiving_application"), ReceivingFacility: str(m, "receiving_facility"),
+		MessageCode: str(m, "message_code"), TriggerEvent: str(m, "trigger_event"), MessageStructure: str(m, "message_structure"),
+		ControlID: str(m, "control_id"), ProcessingID: str(m, "processing_id"), Version: str(m, "version"), Charset: str(m, "charset")}
+}
+
+func (r *Raw) toNative() map[string]any {
+	return map[string]any{"message_id": r.MessageID, "interface": r.Interface, "received_at": r.ReceivedAt.UTC(),
+		"protocol": r.Protocol, "peer": r.Peer, "tls_identity": unionStr(r.TLSIdentity), "ordering_key": r.OrderingKey,
+		"header": r.Header.toNative(), "payload": nonNil(r.Payload)}
+}
+
+func (p *Parsed) toNative() map[string]any {
+	segs := make([]any, len(p.Segments))
+	for i, s := range p.Segments {
+		fields := make([]any, len(s.Fields))
+		for j, f := range s.Fields {
+			fields[j] = f
+		}
+		segs[i] = map[string]any{"name": s.Name, "fields": fields}
+	}
+	issues := make([]any, len(p.Validation.Issues))
+	for i, is := range p.Validation.Issues {
+		issues[i] = map[string]any{"severity": is.Severity, "code": int32(is.Code), "location": is.Location, "rule": is.Rule, "text": is.Text}
+	}
+	return map[string]any{"message_id": p.MessageID, "interface": p.Interface, "received_at": p.ReceivedAt.UTC(),
+		"ordering_key": p.OrderingKey, "header": p.Header.toNative(), "delimiters": p.Delimiters, "segments": segs,
+		"validation": map[string]any{"version": p.Validation.Version, "structure": p.Validation.Structure,
+			"valid": p.Validation.Valid, "issues": issues},
+		"payload": nonNil(p.Payload)}
+}
+
+func (t *Transformed) toNative() map[string]any {
+	var patient any
+	if t.Patient != nil {
+		ids := make([]any, len(t.Patient.Identifiers))
+		for i, id := range t.Patient.Identifiers {
+			ids[i] = map[string]any{"value": id.Value, "authority": id.Authority, "type": id.Type}
+		}
+		patient = map[string]any{"org.hl7bus.v1.Patient": map[string]any{"identifiers": ids, "family_name": t.Patient.FamilyName,
+			"given_name": t.Patient.GivenName, "birth_date": t.Patient.BirthDate, "sex": t.Patient.Sex}}
+	}
+	return map[string]any{"message_id": t.MessageID, "interface": t.Interface, "received_at": t.ReceivedAt.UTC(),
+		"ordering_key": t.OrderingKey, "header": t.Header.toNative(), "message": nonNil(t.Message),
+		"message_time": unionStr(t.MessageTime), "message_time_offset": unionStr(t.MessageTimeOffset), "patient": patient}
+}
+
+func (o *Out) toNative() map[string]any {
+	return map[string]any{"message_id": o.MessageID, "interface": o.Interface, "received_at": o.ReceivedAt.UTC(),
+		"ordering_key": o.OrderingKey, "control_id": o.ControlID, "destination": o.Destination, "route": o.Route,
+		"content_type": o.ContentType, "payload": nonNil(o.Payload)}
+}
+
+func (d *DeadLetter) toNative() map[string]any {
+	var key any
+	if d.Key != nil {
+		key = map[string]any{"bytes": d.Key}
+	}
+	headers := make(map[string]any, len(d.Headers))
+	for k, v := range d.Headers {
+		headers[k] = nonNil(v)
+	}
+	return map[string]any{"message_id": d.MessageID, "stage": d.Stage, "error_class": d.ErrorClass, "reason": d.Reason,
+		"source_topic": d.SourceTopic, "source_partition": d.SourcePartition, "source_offset": d.SourceOffset,
+		"attempts": int32(d.Attempts), "first_failed_at": d.FirstFailedAt.UTC(), "last_failed_at": d.LastFailedAt.UTC(),
+		"key": key, "value": nonNil(d.Value), "headers": headers}
+}
+
+func (d *Delivery) toNative() map[string]any {
+	return map[string]any{"message_id": d.MessageID, "control_id": d.ControlID, "destination": d.Destination,
+		"attempt": int32(d.Attempt), "outcome": d.Outcome, "ack_code": d.AckCode, "error": d.Error,
+		"latency_ms": d.LatencyMS, "at": d.At.UTC()}
+}
+
+// Helpers reading goavro's native values; a missing key (a record written
+// by an older schema) reads as the zero value.
+
+func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+
+func byt(m map[string]any, k string) []byte { b, _ := m[k].([]byte); return b }
+
+func boolean(m map[string]any, k string) bool { b, _ := m[k].(bool); return b }
+
+func dbl(m map[string]any, k string) float64 { f, _ := m[k].(float64); return f }
+
+func list(m map[string]any, k string) []any { l, _ := m[k].([]any); return l }
+
+func num(m map[string]any, k string) int64 {
+	switch v := m[k].(type) {
+	case int32:
+		return int64(v)
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	}
+	return 0
+}
+
+func ts(m map[string]any, k string) time.Time {
+	t, _ := m[k].(time.Time)
+	return t
+}
+
+func optStr(m map[string]any, k string) string { s, _ := unionValue(m[k]).(string); return s }
+
+// unionValue unwraps goavro's {"type": value} form of a union value.
+func unionValue(v any) any {
+	if m, ok := v.(map[string]any); ok && len(m) == 1 {
+		for _, x := range m {
+			return x
+		}
+	}
+	return v
+}
+
+func unionStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return map[string]any{"string": s}
+}
+
+// nonNil makes nil byte slices empty: Avro bytes cannot be null.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

@@ -1,0 +1,139 @@
+package canonical
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/hl7bus/hl7bus/schemas"
+)
+
+func newSerde(t *testing.T) (*Serde, *srfake.Registry) {
+	t.Helper()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	c, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewSerde(c), reg
+}
+
+var at = time.Date(2024, 3, 1, 10, 15, 0, 123456000, time.UTC)
+
+func samples() []Record {
+	h := Header{SendingApplication: "HIS", SendingFacility: "GENHOSP", MessageCode: "ADT", TriggerEvent: "A01",
+		ControlID: "MSG1", Version: "2.5", Charset: "UTF-8"}
+	return []Record{
+		&Raw{MessageID: "01HZ", Interface: "adt-in", ReceivedAt: at, Protocol: "mllp", Peer: "10.0.0.1:5000",
+			TLSIdentity: "CN=his", OrderingKey: "GENHOSP|123^^^H", Header: h, Payload: []byte("MSH|^~\\&|\r")},
+		&Raw{MessageID: "01HY", Interface: "adt-in", ReceivedAt: at, Protocol: "mllp", Peer: "p", OrderingKey: "k", Payload: []byte{}},
+		&Parsed{MessageID: "01HZ", Interface: "adt-in", ReceivedAt: at, OrderingKey: "k", Header: h, Delimiters: `|^~\&`,
+			Segments:   []Segment{{Name: "MSH", Fields: []string{"|", `^~\&`, "HIS"}}, {Name: "PID", Fields: []string{"1", "", "123"}}},
+			Validation: Validation{Version: "2.5", Structure: "ADT_A01", Valid: false, Issues: []Issue{{Severity: "E", Code: 101, Location: "PID[1]-3", Rule: "required", Text: "x"}}},
+			Payload:    []byte("raw")},
+		&Transformed{MessageID: "01HZ", Interface: "i", ReceivedAt: at, OrderingKey: "k", Header: h, Message: []byte("m"),
+			MessageTime: "2024-03-01T09:15:00Z", MessageTimeOffset: "+01:00",
+			Patient: &Patient{Identifiers: []Identifier{{Value: "123", Authority: "H", Type: "MR"}}, FamilyName: "DOE", GivenName: "JANE", BirthDate: "1980-01-01", Sex: "F"}},
+		&Transformed{MessageID: "01HX", Interface: "i", ReceivedAt: at, OrderingKey: "k", Message: []byte{}},
+		&Out{MessageID: "01HZ", Interface: "i", ReceivedAt: at, OrderingKey: "k", ControlID: "MSG1", Destination: "lis",
+			Route: "all", ContentType: ContentTypeV2, Payload: []byte("m")},
+		&DeadLetter{MessageID: "01HZ", Stage: "parse", ErrorClass: ErrorPermanent, Reason: "no MSH", SourceTopic: "hl7bus.raw",
+			SourcePartition: 3, SourceOffset: 42, Attempts: 1, FirstFailedAt: at, LastFailedAt: at,
+			Key: []byte("k"), Value: []byte{0, 1, 2}, Headers: map[string][]byte{"traceparent": []byte("00-abc")}},
+		&DeadLetter{Stage: "route", ErrorClass: ErrorTransient, Reason: "r", SourceTopic: "t", FirstFailedAt: at, LastFailedAt: at, Value: []byte{}},
+		&Delivery{MessageID: "01HZ", ControlID: "MSG1", Destination: "lis", Attempt: 2, Outcome: OutcomeDelivered,
+			AckCode: "AA", LatencyMS: 12.5, At: at},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	s, _ := newSerde(t)
+	ctx := context.Background()
+	for _, name := range schemas.All {
+		if _, err := s.Register(ctx, "hl7bus."+name, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, rec := range samples() {
+		b, err := s.Encode(rec)
+		if err != nil {
+			t.Fatalf("%T: %v", rec, err)
+		}
+		if b[0] != 0 {
+			t.Fatalf("no magic byte")
+		}
+		got, err := s.Decode(ctx, b)
+		if err != nil {
+			t.Fatalf("%T: %v", rec, err)
+		}
+		if !reflect.DeepEqual(got, rec) {
+			t.Errorf("%T round trip:\n got %+v\nwant %+v", rec, got, rec)
+		}
+	}
+}
+
+func TestDecodeWithFreshSerdeFetchesSchema(t *testing.T) {
+	s, reg := newSerde(t)
+	ctx := context.Background()
+	if _, err := s.Register(ctx, "hl7bus.raw", schemas.Raw); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Encode(samples()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := sr.NewClient(sr.URLs(reg.URL()))
+	fresh := NewSerde(c)
+	got, err := fresh.Decode(ctx, b)
+	if err != nil || got.(*Raw).MessageID != "01HZ" {
+		t.Fatalf("%v %v", got, err)
+	}
+}
+
+func TestRegisterIsStableAndBackward(t *testing.T) {
+	s, reg := newSerde(t)
+	ctx := context.Background()
+	id1, err := s.Register(ctx, "hl7bus.out.lis", schemas.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2, err := s.Register(ctx, "hl7bus.out.lis", schemas.Out)
+	if err != nil || id1 != id2 {
+		t.Errorf("re-registering: %d %d %v", id1, id2, err)
+	}
+	c, _ := sr.NewClient(sr.URLs(reg.URL()))
+	res := c.Compatibility(ctx, "hl7bus.out.lis-value")
+	if len(res) != 1 || res[0].Err != nil || res[0].Level != sr.CompatBackward {
+		t.Errorf("compatibility = %+v", res)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	s, _ := newSerde(t)
+	ctx := context.Background()
+	if _, err := s.Decode(ctx, []byte("MSH|")); !errors.Is(err, ErrWireFormat) {
+		t.Errorf("plain bytes: %v", err)
+	}
+	if _, err := s.Decode(ctx, []byte{0, 0, 0, 0, 99, 1}); !errors.Is(err, ErrUnknownSchema) {
+		t.Errorf("unknown id: %v", err)
+	}
+	if _, err := s.Encode(&Raw{}); !errors.Is(err, ErrUnknownSchema) {
+		t.Errorf("unregistered kind: %v", err)
+	}
+	if _, err := s.Register(ctx, "t", "nope"); !errors.Is(err, ErrUnknownSchema) {
+		t.Errorf("unknown schema name: %v", err)
+	}
+	if _, err := s.Register(ctx, "hl7bus.raw", schemas.Raw); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.Encode(samples()[0])
+	if _, err := s.Decode(ctx, b[:len(b)-3]); err == nil {
+		t.Errorf("truncated record decoded")
+	}
+}

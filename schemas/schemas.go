@@ -1,0 +1,27 @@
+// Package schemas embeds the Avro schemas that are the contract between the
+// stages: one .avsc per record kind, registered under <topic>-value.
+package schemas
+
+import "embed"
+
+//go:embed *.avsc
+var files embed.FS
+
+// Names of the schema files, without the .avsc suffix.
+const (
+	Raw         = "raw"
+	Parsed      = "parsed"
+	Transformed = "transformed"
+	Out         = "out"
+	DeadLetter  = "dlq"
+	Delivery    = "delivery"
+)
+
+// All lists every schema name.
+var All = []string{Raw, Parsed, Transformed, Out, DeadLetter, Delivery}
+
+// Get returns the text of schema name (e.g. Raw).
+func Get(name string) (string, error) {
+	b, err := files.ReadFile(name + ".avsc")
+	return string(b), err
+}
