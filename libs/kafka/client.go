@@ -1,0 +1,98 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+)
+
+// base returns the options every client shares.
+func base(c Config, log *slog.Logger) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		// franz-go's own logs go through slog at info and above; they carry
+		// broker and protocol detail, never record content.
+		kgo.WithLogger(kslog.New(log)),
+	}
+}
+
+// NewProducer returns a client for ingress: every produce is acknowledged
+// by all in-sync replicas and idempotent (franz-go's defaults, stated here
+// because the ACK-after-durable-write promise rests on them).
+func NewProducer(c Config, log *slog.Logger, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts := append(base(c, log),
+		// acks=all: a record is durable only once every in-sync replica has it.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Ingress waits for each produce before ACKing its sender, so
+		// lingering would add straight to ACK latency; batches still form
+		// from concurrent connections while a request is in flight.
+		kgo.ProducerLinger(0),
+		// Records are keyed for per-patient order; the default sticky
+		// key partitioner hashes the key like the Java client (murmur2).
+		kgo.DefaultProduceTopic(c.Topic(TopicRaw)),
+	)
+	return kgo.NewClient(append(opts, extra...)...)
+}
+
+// NewTransactSession returns the session of a consume -> produce stage:
+// it consumes topics in group with read_committed isolation and produces
+// within transactions whose ID is unique per stage instance.
+func NewTransactSession(c Config, log *slog.Logger, group, txnID string, topics []string, extra ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+	opts := append(base(c, log),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topics...),
+		// Exactly once: the consumed offsets commit in the same transaction
+		// as the produced records.
+		kgo.TransactionalID(txnID),
+		// Only records of committed transactions: an aborted batch of the
+		// previous stage must never be processed.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A new group starts at the beginning: records written before the
+		// stage first ran are still owed processing.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Transactions must finish well inside this window, or the broker
+		// aborts them; our batches are small.
+		kgo.TransactionTimeout(60*time.Second),
+	)
+	return kgo.NewGroupTransactSession(append(opts, extra...)...)
+}
+
+// NewConsumer returns a group consumer that commits offsets only when told
+// (egress commits after the receiver's ACK or a DLQ write).
+func NewConsumer(c Config, log *slog.Logger, group string, topics []string, extra ...kgo.Opt) (*kgo.Client, error) {
+	opts := append(base(c, log),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topics...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Offsets commit only after delivery (at-least-once toward the
+		// receiver); autocommit would commit what was merely fetched.
+		kgo.DisableAutoCommit(),
+	)
+	return kgo.NewClient(append(opts, extra...)...)
+}
+
+// EnsureTopics creates the topics that do not exist yet with the
+// configured partitions and replication.
+func EnsureTopics(ctx context.Context, cl *kgo.Client, c Config, topics ...string) error {
+	adm := kadm.NewClient(cl)
+	res, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, nil, topics...)
+	if err != nil {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	var errs []error
+	for _, r := range res.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("creating topic %s: %w", r.Topic, r.Err))
+		}
+	}
+	return errors.Join(errs...)
+}

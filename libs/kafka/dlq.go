@@ -1,0 +1,50 @@
+package kafka
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+)
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err to say that retrying the input cannot succeed (it is
+// malformed, unroutable...): the stage dead-letters it at once.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// DeadLetter builds the dead-letter record of input rec: its key, value and
+// headers untouched, with the stage, error class and reason. reason must not
+// carry message content.
+func DeadLetter(stage, messageID string, rec *kgo.Record, class, reason string, attempts int, first, last time.Time) *canonical.DeadLetter {
+	d := &canonical.DeadLetter{
+		MessageID: messageID, Stage: stage, ErrorClass: class, Reason: reason,
+		SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset,
+		Attempts: attempts, FirstFailedAt: first, LastFailedAt: last,
+		Key: rec.Key, Value: rec.Value,
+	}
+	if len(rec.Headers) > 0 {
+		d.Headers = make(map[string][]byte, len(rec.Headers))
+		for _, h := range rec.Headers {
+			d.Headers[h.Key] = h.Value
+		}
+	}
+	return d
+}

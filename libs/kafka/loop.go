@@ -1,0 +1,173 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+)
+
+// Handler turns one input record into output records. An error marked
+// Permanent dead-letters the input; any other error is transient: the
+// batch is aborted and retried, and the input is dead-lettered as
+// "transient" once MaxAttempts is reached. messageID is returned for the
+// dead letter when the handler got far enough to know it.
+type Handler func(ctx context.Context, rec *kgo.Record) (outs []*kgo.Record, messageID string, err error)
+
+// Loop is a stage's consume -> handle -> produce loop. Every batch of input
+// records and everything produced from it (outputs and dead letters)
+// commit in one Kafka transaction together with the consumed offsets, so a
+// crash anywhere yields each output exactly once.
+type Loop struct {
+	Stage    string
+	Session  *kgo.GroupTransactSession
+	DLQTopic string
+	Serde    *canonical.Serde
+	Handle   Handler
+	Log      *slog.Logger
+	// MaxAttempts bounds transient retries of one record. Default 5.
+	MaxAttempts int
+	// Backoff is the first wait after an aborted batch; it doubles up to
+	// 30 s. Default 200 ms.
+	Backoff time.Duration
+
+	failures map[recKey]*failure
+}
+
+type recKey struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+type failure struct {
+	attempts    int
+	first, last time.Time
+	reason      string
+}
+
+// Run polls and processes until ctx ends, finishing the batch in hand
+// before it returns. It returns an error only when the transaction session
+// cannot continue.
+func (l *Loop) Run(ctx context.Context) error {
+	if l.MaxAttempts == 0 {
+		l.MaxAttempts = 5
+	}
+	if l.Backoff == 0 {
+		l.Backoff = 200 * time.Millisecond
+	}
+	l.failures = map[recKey]*failure{}
+	backoff := l.Backoff
+	for {
+		fetches := l.Session.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			l.Log.Warn("fetch error", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("error", err))
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		// The batch in hand is finished even if ctx ends meanwhile:
+		// abandoning a transaction halfway would leave the session unusable.
+		work := context.WithoutCancel(ctx)
+		committed, err := l.batch(work, fetches)
+		if err != nil {
+			return fmt.Errorf("%s: %w", l.Stage, err)
+		}
+		if committed {
+			backoff = l.Backoff
+			continue
+		}
+		l.Log.Warn("batch aborted; retrying", slog.String("stage", l.Stage), slog.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// batch processes one fetch inside a transaction and reports whether it
+// committed.
+func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
+	if err := l.Session.Begin(); err != nil {
+		return false, fmt.Errorf("beginning transaction: %w", err)
+	}
+	promise := kgo.AbortingFirstErrPromise(l.Session.Client())
+	retry := false
+	fetches.EachRecord(func(rec *kgo.Record) {
+		if retry {
+			return
+		}
+		outs, id, err := l.Handle(ctx, rec)
+		if err != nil {
+			dl, again := l.failed(rec, id, err)
+			if again {
+				retry = true
+				return
+			}
+			value, encErr := l.Serde.Encode(dl)
+			if encErr != nil {
+				// Without a dead letter the record would be lost: retry.
+				l.Log.Error("encoding dead letter", slog.String("stage", l.Stage), slog.Any("error", encErr))
+				retry = true
+				return
+			}
+			outs = []*kgo.Record{{Topic: l.DLQTopic, Key: rec.Key, Value: value}}
+		}
+		for _, o := range outs {
+			if o.Headers == nil {
+				// Carry the trace context (and any other header) along, so
+				// one trace spans every stage.
+				o.Headers = rec.Headers
+			}
+			l.Session.Produce(ctx, o, promise.Promise())
+		}
+	})
+	committed, err := l.Session.End(ctx, kgo.TransactionEndTry(!retry && promise.Err() == nil))
+	if err != nil {
+		return false, fmt.Errorf("ending transaction: %w", err)
+	}
+	if committed {
+		fetches.EachRecord(func(rec *kgo.Record) {
+			delete(l.failures, recKey{rec.Topic, rec.Partition, rec.Offset})
+		})
+	} else if perr := promise.Err(); perr != nil {
+		l.Log.Warn("produce failed; transaction aborted", slog.String("stage", l.Stage), slog.Any("error", perr))
+	}
+	return committed, nil
+}
+
+// failed records a handler error and returns the dead letter to write, or
+// again=true when the record should be retried.
+func (l *Loop) failed(rec *kgo.Record, id string, err error) (*canonical.DeadLetter, bool) {
+	now := time.Now()
+	if IsPermanent(err) {
+		l.Log.Info("dead-lettering record", slog.String("stage", l.Stage), slog.String("message_id", id),
+			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset),
+			slog.String("reason", err.Error()))
+		return DeadLetter(l.Stage, id, rec, canonical.ErrorPermanent, err.Error(), 1, now, now), false
+	}
+	k := recKey{rec.Topic, rec.Partition, rec.Offset}
+	f := l.failures[k]
+	if f == nil {
+		f = &failure{first: now}
+		l.failures[k] = f
+	}
+	f.attempts++
+	f.last, f.reason = now, err.Error()
+	if f.attempts < l.MaxAttempts {
+		l.Log.Warn("transient failure", slog.String("stage", l.Stage), slog.String("message_id", id),
+			slog.Int("attempt", f.attempts), slog.Any("error", err))
+		return nil, true
+	}
+	delete(l.failures, k)
+	return DeadLetter(l.Stage, id, rec, canonical.ErrorTransient, f.reason, f.attempts, f.first, f.last), false
+}
