@@ -2,8 +2,40 @@ module github.com/hl7bus/hl7bus/services/hl7bus
 
 go 1.26.0
 
-require github.com/hl7bus/hl7bus/libs v0.0.0
+require (
+	github.com/hl7bus/hl7bus/libs v0.0.0
+	github.com/hl7bus/hl7bus/services/egress v0.0.0
+	github.com/hl7bus/hl7bus/services/ingress v0.0.0
+	github.com/hl7bus/hl7bus/services/parse v0.0.0
+	github.com/hl7bus/hl7bus/services/route v0.0.0
+	github.com/hl7bus/hl7bus/services/transform v0.0.0
+	github.com/twmb/franz-go v1.22.2
+)
 
-// The workspace (go.work) resolves libs; the replace keeps the module
+require (
+	github.com/golang/snappy v0.0.1 // indirect
+	github.com/hl7bus/hl7bus/schemas v0.0.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/linkedin/goavro/v2 v2.15.0 // indirect
+	github.com/oklog/ulid/v2 v2.1.1 // indirect
+	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/twmb/franz-go/pkg/kadm v1.19.0 // indirect
+	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+	github.com/twmb/franz-go/pkg/sr v1.8.0 // indirect
+	github.com/twmb/franz-go/plugin/kslog v1.0.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)
+
+// The workspace (go.work) resolves these; the replaces keep the module
 // buildable on its own (GOWORK=off), e.g. by `go install` from a clone.
-replace github.com/hl7bus/hl7bus/libs => ../../libs
+replace (
+	github.com/hl7bus/hl7bus/libs => ../../libs
+	github.com/hl7bus/hl7bus/schemas => ../../schemas
+	github.com/hl7bus/hl7bus/services/egress => ../egress
+	github.com/hl7bus/hl7bus/services/ingress => ../ingress
+	github.com/hl7bus/hl7bus/services/parse => ../parse
+	github.com/hl7bus/hl7bus/services/route => ../route
+	github.com/hl7bus/hl7bus/services/transform => ../transform
+)

@@ -1,0 +1,71 @@
+// Package pipeline runs a transactional stage (parse, transform, route):
+// it creates the stage's topics, registers the schemas of what it writes,
+// opens the transaction session and runs the kafka.Loop until the context
+// ends, then closes the session.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/schemas"
+)
+
+// Stage describes a consume -> handle -> produce stage.
+type Stage struct {
+	// Name is the stage name: parse, transform, route.
+	Name string
+	// Instance distinguishes instances of the stage; with Name it forms
+	// the transactional ID, which must be unique among live instances and
+	// stable across restarts of the same instance (so a restarted instance
+	// fences its predecessor's open transaction).
+	Instance string
+	// Input is the topic consumed.
+	Input string
+	// Outputs maps each topic written to the schema of its records.
+	Outputs map[string]string
+	Handle  kafka.Handler
+}
+
+// Run runs stage until ctx ends.
+func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog.Logger, st Stage) error {
+	log = log.With(slog.String("stage", st.Name))
+	dlq := kc.DLQTopic(st.Name)
+	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.ClientID(kc.ClientID))
+	if err != nil {
+		return fmt.Errorf("%s: admin client: %w", st.Name, err)
+	}
+	topics := []string{st.Input, dlq}
+	for t := range st.Outputs {
+		topics = append(topics, t)
+	}
+	err = kafka.EnsureTopics(ctx, admin, kc, topics...)
+	admin.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", st.Name, err)
+	}
+	if _, err := serde.Register(ctx, dlq, schemas.DeadLetter); err != nil {
+		return fmt.Errorf("%s: %w", st.Name, err)
+	}
+	for t, s := range st.Outputs {
+		if _, err := serde.Register(ctx, t, s); err != nil {
+			return fmt.Errorf("%s: %w", st.Name, err)
+		}
+	}
+	group := kc.TopicPrefix + st.Name
+	sess, err := kafka.NewTransactSession(kc, log, group, group+"-"+st.Instance, []string{st.Input})
+	if err != nil {
+		return fmt.Errorf("%s: transaction session: %w", st.Name, err)
+	}
+	defer sess.Close()
+	log.Info("stage running", slog.String("input", st.Input), slog.String("group", group))
+	loop := &kafka.Loop{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log}
+	err = loop.Run(ctx)
+	log.Info("stage stopped")
+	return err
+}

@@ -1,0 +1,220 @@
+// Package e2e runs the whole pipeline in-process against the embedded
+// broker and registry.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/mllp"
+	"github.com/hl7bus/hl7bus/services/egress"
+	"github.com/hl7bus/hl7bus/services/ingress"
+	"github.com/hl7bus/hl7bus/services/parse"
+	"github.com/hl7bus/hl7bus/services/route"
+	"github.com/hl7bus/hl7bus/services/transform"
+)
+
+// receiver is an MLLP destination that records what it gets and ACKs.
+type receiver struct {
+	mu   sync.Mutex
+	got  [][]byte
+	addr string
+	srv  *mllp.Server
+}
+
+func startReceiver(t *testing.T) *receiver {
+	t.Helper()
+	r := &receiver{}
+	r.srv = mllp.NewServer(mllp.HandlerFunc(func(_ context.Context, _ mllp.ConnInfo, f []byte) ([]byte, error) {
+		m, err := hl7v2.Parse(f)
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.got = append(r.got, f)
+		r.mu.Unlock()
+		ack, err := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: hl7v2.AckAccept, ControlID: "R" + m.ControlID()})
+		if err != nil {
+			return nil, err
+		}
+		return ack.Bytes(), nil
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = ln.Addr().String()
+	go func() { _ = r.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = r.srv.Shutdown(context.Background()) })
+	return r
+}
+
+func (r *receiver) messages() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.got...)
+}
+
+// message builds a test message for patient p, sequence n.
+func message(kind string, p, n int) string {
+	ctl := fmt.Sprintf("C%03d-%04d", p, n)
+	switch kind {
+	case "ORU":
+		return fmt.Sprintf("MSH|^~\\&|LIS|GENHOSP|HIS|GENHOSP|20240301101500+0100||ORU^R01^ORU_R01|%s|P|2.5.1\r"+
+			"PID|1||P%03d^^^GENHOSP^MR||DOE^PAT%d||19800101|F\rOBR|1||L%d|GLU^Glucose\rOBX|1|NM|GLU^Glucose||%d.%d|mmol/L|||||F\r", ctl, p, p, n, 4+n%3, n%10)
+	case "VXU":
+		return fmt.Sprintf("MSH|^~\\&|EHR|GENHOSP|IIS|NIR|20240301101500||VXU^V04^VXU_V04|%s|P|2.5.1\r"+
+			"PID|1||P%03d^^^GENHOSP^MR||DOE^PAT%d||20200101|M\rORC|RE||V%d\rRXA|0|1|20240301||08^HepB^CVX|0.5|mL\r", ctl, p, p, n)
+	}
+	return fmt.Sprintf("MSH|^~\\&|HIS|GENHOSP|LIS|NATLAB|20240301101500||ADT^A0%d^ADT_A01|%s|P|2.5\r"+
+		"EVN|A0%d|20240301101500\rPID|1||P%03d^^^GENHOSP^MR||DOE^PAT%d||19800101|F\rPV1|1|I\r", 1+n%3, ctl, 1+n%3, p, p)
+}
+
+func TestPipelineEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole pipeline")
+	}
+	env := kafkatest.New(t)
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	recv := startReceiver(t)
+
+	in := ingress.New(ingress.Config{Interfaces: []ingress.Interface{{Name: "adt-in", Protocol: "mllp", Address: "127.0.0.1:0"}}}, env.Kafka, env.Serde, log)
+	if err := in.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(context.Background())
+	stages := []interface{ Run(context.Context) error }{
+		parse.New(parse.Config{Instance: "0"}, env.Kafka, env.Serde, log),
+		transform.New(transform.Config{Instance: "0"}, env.Kafka, env.Serde, log),
+		route.New(route.Config{Instance: "0", Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}}}, env.Kafka, env.Serde, log),
+		egress.New(egress.Config{Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr,
+			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}}, env.Kafka, env.Serde, log),
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, st := range stages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := st.Run(runCtx); err != nil {
+				t.Errorf("stage: %v", err)
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+
+	// Eight senders, each owning a set of patients and sending their
+	// messages in order; 240 messages of three types.
+	const senders, patientsPer, perPatient = 8, 5, 6
+	sent := map[string]string{} // control ID -> message
+	var sentMu sync.Mutex
+	var swg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			c := mllp.NewClient(in.Addr("adt-in"), mllp.WithAckTimeout(20*time.Second))
+			defer c.Close()
+			for n := 0; n < perPatient; n++ {
+				for p := s * patientsPer; p < (s+1)*patientsPer; p++ {
+					msg := message([]string{"ADT", "ORU", "VXU"}[(p+n)%3], p, n)
+					reply, err := c.Send(ctx, []byte(msg))
+					if err != nil {
+						t.Errorf("send: %v", err)
+						return
+					}
+					ack, err := hl7v2.ParseACK(reply)
+					m, _ := hl7v2.Parse([]byte(msg))
+					if err != nil || ack.Code != hl7v2.AckAccept || !ack.Matches(m.ControlID()) {
+						t.Errorf("ACK for %s: %v %+v", m.ControlID(), err, ack)
+						return
+					}
+					sentMu.Lock()
+					sent[m.ControlID()] = msg
+					sentMu.Unlock()
+				}
+			}
+		}()
+	}
+	swg.Wait()
+
+	// A malformed message gets AR, and ends up in dlq.parse.
+	c := mllp.NewClient(in.Addr("adt-in"))
+	reply, err := c.Send(ctx, []byte("this is not HL7\r"))
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := hl7v2.ParseACK(reply); err != nil || ack.Code != hl7v2.AckReject {
+		t.Fatalf("malformed message: %v %+v", err, ack)
+	}
+
+	total := senders * patientsPer * perPatient
+	deadline := time.Now().Add(90 * time.Second)
+	for len(recv.messages()) < total && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := recv.messages()
+	if len(got) != total {
+		t.Fatalf("receiver got %d messages, want %d", len(got), total)
+	}
+	// Fidelity and per-patient order.
+	last := map[string]int{}
+	seen := map[string]bool{}
+	for _, f := range got {
+		m, err := hl7v2.Parse(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl := m.ControlID()
+		if seen[ctl] {
+			t.Errorf("%s delivered twice", ctl)
+		}
+		seen[ctl] = true
+		if want := sent[ctl]; string(f) != want {
+			t.Errorf("%s arrived changed:\n got %q\nwant %q", ctl, f, want)
+		}
+		var p, n int
+		fmt.Sscanf(ctl, "C%03d-%04d", &p, &n)
+		patient := strings.SplitN(ctl, "-", 2)[0]
+		if prev, ok := last[patient]; ok && n <= prev {
+			t.Errorf("patient %s: message %d arrived after %d", patient, n, prev)
+		}
+		last[patient] = n
+	}
+
+	// The malformed message left a dead letter with the reason.
+	reader, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.ConsumeTopics(env.Kafka.DLQTopic("parse")),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	pollCtx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer pcancel()
+	fs := reader.PollFetches(pollCtx)
+	var dead []*canonical.DeadLetter
+	fs.EachRecord(func(r *kgo.Record) {
+		rec, err := env.Serde.Decode(ctx, r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead = append(dead, rec.(*canonical.DeadLetter))
+	})
+	if len(dead) != 1 || !strings.Contains(dead[0].Reason, "does not start with MSH") || dead[0].Stage != "parse" {
+		t.Fatalf("dead letters: %+v", dead)
+	}
+}

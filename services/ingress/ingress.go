@@ -1,0 +1,309 @@
+// Package ingress is the ingress stage: MLLP listeners that write every
+// frame they receive to the raw topic and acknowledge the sender only once
+// Kafka has the record (acks=all, idempotent producer). A frame with no
+// usable MSH is written too (parse dead-letters it, so nothing is lost) and
+// answered with AR.
+package ingress
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/mllp"
+	"github.com/hl7bus/hl7bus/schemas"
+)
+
+// Ordering modes of an interface: what the Kafka key is, and so what order
+// is kept.
+const (
+	OrderPatient   = "patient"   // sending facility + first PID-3 with its authority (default)
+	OrderInterface = "interface" // one key per interface: strict FIFO
+	OrderNone      = "none"      // the message ID: no order, most parallelism
+)
+
+// Interface is one inbound listener.
+type Interface struct {
+	Name     string `yaml:"name"`
+	Protocol string `yaml:"protocol"` // mllp
+	Address  string `yaml:"address"`
+	Ordering string `yaml:"ordering"`
+	// MaxFrameSize bounds a message in bytes (default mllp.DefaultMaxFrameSize).
+	MaxFrameSize int `yaml:"max_frame_size"`
+}
+
+// Config is the ingress stage's configuration.
+type Config struct {
+	Interfaces []Interface
+	// ShutdownTimeout bounds the wait for in-flight messages. Default 30s.
+	ShutdownTimeout time.Duration
+}
+
+// Validate reports problems, each naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	names := map[string]bool{}
+	for i, it := range c.Interfaces {
+		key := fmt.Sprintf("interfaces[%d]", i)
+		switch {
+		case it.Name == "":
+			errs = append(errs, fmt.Errorf("%s.name: required", key))
+		case names[it.Name]:
+			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", key, it.Name))
+		}
+		names[it.Name] = true
+		if it.Protocol != "mllp" {
+			errs = append(errs, fmt.Errorf("%s.protocol: %q is not supported (mllp)", key, it.Protocol))
+		}
+		if _, _, err := net.SplitHostPort(it.Address); err != nil {
+			errs = append(errs, fmt.Errorf("%s.address: %v", key, err))
+		}
+		switch it.Ordering {
+		case "", OrderPatient, OrderInterface, OrderNone:
+		default:
+			errs = append(errs, fmt.Errorf("%s.ordering: %q is not patient, interface or none", key, it.Ordering))
+		}
+		if it.MaxFrameSize < 0 {
+			errs = append(errs, fmt.Errorf("%s.max_frame_size: must be positive", key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Service is a running ingress stage.
+type Service struct {
+	cfg      Config
+	kc       kafka.Config
+	serde    *canonical.Serde
+	log      *slog.Logger
+	parser   *hl7v2.Parser
+	producer *kgo.Client
+	topic    string
+
+	mu      sync.Mutex
+	entropy io.Reader
+	servers []*mllp.Server
+	addrs   map[string]string
+	done    chan struct{}
+}
+
+// New returns the stage; Start or Run starts it.
+func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) *Service {
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(slog.String("stage", "ingress")), parser: hl7v2.NewParser(),
+		entropy: ulid.Monotonic(rand.Reader, 0), addrs: map[string]string{}, topic: kc.Topic(kafka.TopicRaw)}
+}
+
+// Start prepares the topic and schema and opens every listener; it returns
+// once they accept connections.
+func (s *Service) Start(ctx context.Context) error {
+	p, err := kafka.NewProducer(s.kc, s.log)
+	if err != nil {
+		return fmt.Errorf("ingress: producer: %w", err)
+	}
+	s.producer = p
+	if err := kafka.EnsureTopics(ctx, p, s.kc, s.topic); err != nil {
+		return fmt.Errorf("ingress: %w", err)
+	}
+	if _, err := s.serde.Register(ctx, s.topic, schemas.Raw); err != nil {
+		return fmt.Errorf("ingress: %w", err)
+	}
+	s.done = make(chan struct{})
+	var wg sync.WaitGroup
+	for _, it := range s.cfg.Interfaces {
+		ln, err := net.Listen("tcp", it.Address)
+		if err != nil {
+			return fmt.Errorf("ingress: interfaces %s: listening on %s: %w", it.Name, it.Address, err)
+		}
+		srv := mllp.NewServer(s.handler(it), mllp.WithMaxFrameSize(it.MaxFrameSize),
+			mllp.WithLogger(s.log.With(slog.String("interface", it.Name))))
+		s.mu.Lock()
+		s.servers = append(s.servers, srv)
+		s.addrs[it.Name] = ln.Addr().String()
+		s.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrClosed) {
+				s.log.Error("listener stopped", slog.String("interface", it.Name), slog.Any("error", err))
+			}
+		}()
+		s.log.Info("listening", slog.String("interface", it.Name), slog.String("address", ln.Addr().String()))
+	}
+	go func() { wg.Wait(); close(s.done) }()
+	return nil
+}
+
+// Addr returns the address interface name listens on (useful with port 0).
+func (s *Service) Addr(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[name]
+}
+
+// Stop stops accepting connections, lets every message in flight be
+// written and acknowledged, then closes the producer. It is safe to call
+// more than once and without Start.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.producer != nil {
+		if err := s.producer.Flush(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		s.producer.Close()
+		s.producer = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts the stage and serves until ctx ends, then stops it.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		_ = s.Stop(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	return s.Stop(stopCtx)
+}
+
+func (s *Service) newID(t time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(t), s.entropy).String()
+}
+
+func (s *Service) handler(it Interface) mllp.Handler {
+	return mllp.HandlerFunc(func(ctx context.Context, conn mllp.ConnInfo, frame []byte) ([]byte, error) {
+		received := time.Now()
+		id := s.newID(received)
+		log := s.log.With(slog.String("interface", it.Name), slog.String("message_id", id))
+		raw := &canonical.Raw{MessageID: id, Interface: it.Name, ReceivedAt: received, Protocol: "mllp",
+			Peer: conn.RemoteAddr.String(), Payload: frame}
+		if conn.TLS != nil && len(conn.TLS.PeerCertificates) > 0 {
+			raw.TLSIdentity = conn.TLS.PeerCertificates[0].Subject.String()
+		}
+		m, perr := s.parser.Parse(frame)
+		if perr == nil && hl7v2.IsAck(m) {
+			// Never acknowledge an acknowledgement; nothing to store either.
+			log.Warn("sender sent an acknowledgement to an inbound interface; ignored")
+			return nil, nil
+		}
+		if perr == nil {
+			raw.Header = canonical.HeaderOf(m)
+			raw.OrderingKey = orderingKey(it, m, id)
+		} else {
+			raw.OrderingKey = "interface:" + it.Name
+		}
+		stored := s.store(ctx, raw) == nil
+		if perr != nil {
+			// Unparseable: AR whether or not the store worked, since
+			// resending the same bytes cannot help.
+			log.Warn("message rejected", slog.Bool("stored", stored), slog.Any("reason", perr))
+			return rejectUnparseable(perr, id), nil
+		}
+		log = log.With(slog.String("control_id", m.ControlID()))
+		plan := hl7v2.PlanAck(m)
+		code, text := hl7v2.AckAccept, ""
+		if plan.Enhanced {
+			code = hl7v2.AckCommitAccept
+		}
+		if !stored {
+			code, text = hl7v2.AckError, "message could not be stored; resend it"
+			if plan.Enhanced {
+				code = hl7v2.AckCommitError
+			}
+		}
+		if plan.Enhanced && !plan.WantAccept(stored) {
+			return nil, nil
+		}
+		ack, err := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: code, ControlID: id, Time: received, Text: text})
+		if err != nil {
+			return nil, fmt.Errorf("building ACK: %w", err)
+		}
+		if stored {
+			log.Debug("message accepted")
+		}
+		return ack.Bytes(), nil
+	})
+}
+
+// store writes the raw record and waits until Kafka has it.
+func (s *Service) store(ctx context.Context, raw *canonical.Raw) error {
+	v, err := s.serde.Encode(raw)
+	if err != nil {
+		s.log.Error("encoding raw record", slog.String("message_id", raw.MessageID), slog.Any("error", err))
+		return err
+	}
+	err = s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.topic, Key: []byte(raw.OrderingKey), Value: v}).FirstErr()
+	if err != nil {
+		s.log.Error("storing raw record", slog.String("message_id", raw.MessageID), slog.Any("error", err))
+	}
+	return err
+}
+
+// orderingKey computes the Kafka key by the interface's ordering mode.
+func orderingKey(it Interface, m *hl7v2.Message, id string) string {
+	switch it.Ordering {
+	case OrderInterface:
+		return "interface:" + it.Name
+	case OrderNone:
+		return id
+	}
+	fac := strings.TrimSpace(m.MSH().Field(4).Comp(1).String())
+	pid, ok := m.Segment("PID", 1)
+	if !ok {
+		return fac + "|"
+	}
+	cx := pid.Field(3).Rep(1)
+	return fac + "|" + strings.TrimSpace(cx.Comp(1).String()) + "^" + strings.TrimSpace(cx.Comp(4).Sub(1).String())
+}
+
+// rejectUnparseable builds an AR for a frame without a usable MSH. With no
+// MSH to answer, it uses the default delimiters, v2.5, and an empty MSA-2.
+func rejectUnparseable(err error, id string) []byte {
+	code := hl7v2.CodeSegmentSequence
+	if errors.Is(err, hl7v2.ErrDelimiters) {
+		code = hl7v2.CodeDataType
+	}
+	stub := "MSH|^~\\&|||||" + time.Now().Format("20060102150405") + "||XXX^X00|" + id + "|P|2.5\r"
+	m, perr := hl7v2.Parse([]byte(stub))
+	if perr != nil {
+		return nil
+	}
+	ack, aerr := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: hl7v2.AckReject, ControlID: id,
+		Issues: []hl7v2.Issue{{Severity: hl7v2.SeverityError, Code: code, Rule: "parse", Text: err.Error()}}})
+	if aerr != nil {
+		return nil
+	}
+	// The stub's control ID is ours, not the sender's: clear MSA-2 and
+	// MSH-9's placeholder event.
+	_ = ack.Set("MSA-2", "")
+	_ = ack.Set("MSH-9", "ACK")
+	return ack.Bytes()
+}

@@ -1,0 +1,110 @@
+// Package parse is the parse stage: it reads raw records, parses and
+// validates each message, and writes parsed records (lossless tree,
+// validation report, original bytes). A message that cannot be parsed is
+// dead-lettered to dlq.parse with the reason.
+package parse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
+	"github.com/hl7bus/hl7bus/schemas"
+)
+
+// Config is the parse stage's configuration.
+type Config struct {
+	// Instance distinguishes instances of the stage (see pipeline.Stage).
+	Instance string
+	// Profiles maps an interface name to its conformance profile.
+	Profiles map[string]*hl7v2.Profile
+}
+
+// Service is a running parse stage.
+type Service struct {
+	cfg        Config
+	kc         kafka.Config
+	serde      *canonical.Serde
+	log        *slog.Logger
+	parser     *hl7v2.Parser
+	validators map[string]*hl7v2.Validator
+	plain      *hl7v2.Validator
+}
+
+// New returns the stage; Run starts it.
+func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) *Service {
+	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: hl7v2.NewParser(),
+		validators: map[string]*hl7v2.Validator{}, plain: hl7v2.NewValidator(nil)}
+	for iface, p := range cfg.Profiles {
+		s.validators[iface] = hl7v2.NewValidator(p)
+	}
+	return s
+}
+
+// Run runs the stage until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	out := s.kc.Topic(kafka.TopicParsed)
+	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
+		Name: "parse", Instance: s.cfg.Instance, Input: s.kc.Topic(kafka.TopicRaw),
+		Outputs: map[string]string{out: schemas.Parsed},
+		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
+			p, id, err := s.Handle(ctx, rec.Value)
+			if err != nil {
+				return nil, id, err
+			}
+			v, err := s.serde.Encode(p)
+			if err != nil {
+				return nil, id, kafka.Permanent(err)
+			}
+			return []*kgo.Record{{Topic: out, Key: rec.Key, Value: v}}, id, nil
+		},
+	})
+}
+
+// Handle turns a raw record's value into a parsed record.
+func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, string, error) {
+	rec, err := s.serde.Decode(ctx, value)
+	if err != nil {
+		if errors.Is(err, canonical.ErrWireFormat) {
+			return nil, "", kafka.Permanent(fmt.Errorf("decoding raw record: %w", err))
+		}
+		return nil, "", fmt.Errorf("decoding raw record: %w", err)
+	}
+	raw, ok := rec.(*canonical.Raw)
+	if !ok {
+		return nil, "", kafka.Permanent(fmt.Errorf("expected a raw record, got %s", rec.Schema()))
+	}
+	m, err := s.parser.Parse(raw.Payload)
+	if err != nil {
+		return nil, raw.MessageID, kafka.Permanent(fmt.Errorf("parsing message: %w", err))
+	}
+	v := s.validators[raw.Interface]
+	if v == nil {
+		v = s.plain
+	}
+	report := v.Validate(m)
+	p := &canonical.Parsed{
+		MessageID: raw.MessageID, Interface: raw.Interface, ReceivedAt: raw.ReceivedAt, OrderingKey: raw.OrderingKey,
+		Header: canonical.HeaderOf(m), Delimiters: m.Delimiters().String(), Payload: raw.Payload,
+		Validation: canonical.Validation{Version: report.Version, Structure: report.Structure, Valid: report.Valid()},
+	}
+	for _, seg := range m.Segments() {
+		cs := canonical.Segment{Name: seg.Name(), Fields: make([]string, seg.NumFields())}
+		for i := range cs.Fields {
+			cs.Fields[i] = string(seg.Field(i + 1).Raw())
+		}
+		p.Segments = append(p.Segments, cs)
+	}
+	for _, is := range report.Issues {
+		p.Validation.Issues = append(p.Validation.Issues, canonical.Issue{Severity: string(is.Severity), Code: int(is.Code),
+			Location: is.Location.String(), Rule: is.Rule, Text: is.Text})
+	}
+	return p, raw.MessageID, nil
+}

@@ -1,0 +1,189 @@
+// Package route is the route stage: it reads transformed records and, by
+// the configured rules, writes one out record per destination a message
+// should reach. A message no rule matches is dead-lettered to dlq.route.
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
+	"github.com/hl7bus/hl7bus/schemas"
+)
+
+// Rule sends the messages it matches to its destinations. Empty match lists
+// match everything.
+type Rule struct {
+	Name string `yaml:"name"`
+	// MessageTypes lists CODE or CODE^EVENT (ADT, ORU^R01).
+	MessageTypes []string `yaml:"message_types"`
+	// SendingFacilities lists MSH-4.1 values.
+	SendingFacilities []string `yaml:"sending_facilities"`
+	Destinations      []string `yaml:"destinations"`
+}
+
+// Config is the route stage's configuration.
+type Config struct {
+	// Instance distinguishes instances of the stage (see pipeline.Stage).
+	Instance string
+	Rules    []Rule
+}
+
+var destName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// Validate reports problems with the rules, each naming its key. known
+// lists the configured destinations.
+func (c Config) Validate(known map[string]bool) error {
+	var errs []error
+	names := map[string]bool{}
+	for i, r := range c.Rules {
+		key := fmt.Sprintf("routes[%d]", i)
+		if r.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name: required", key))
+		} else if names[r.Name] {
+			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", key, r.Name))
+		}
+		names[r.Name] = true
+		if len(r.Destinations) == 0 {
+			errs = append(errs, fmt.Errorf("%s.destinations: at least one is required", key))
+		}
+		for j, d := range r.Destinations {
+			if !known[d] {
+				errs = append(errs, fmt.Errorf("%s.destinations[%d]: %q is not a configured destination", key, j, d))
+			}
+		}
+		for j, mt := range r.MessageTypes {
+			code, ev, _ := strings.Cut(mt, "^")
+			if len(code) != 3 || (ev != "" && len(ev) != 3) {
+				errs = append(errs, fmt.Errorf("%s.message_types[%d]: %q is not CODE or CODE^EVENT", key, j, mt))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Service is a route stage.
+type Service struct {
+	cfg   Config
+	kc    kafka.Config
+	serde *canonical.Serde
+	log   *slog.Logger
+}
+
+// New returns the stage; Run starts it.
+func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) *Service {
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log}
+}
+
+// Destinations returns every destination a rule names, sorted.
+func (c Config) Destinations() []string {
+	set := map[string]bool{}
+	for _, r := range c.Rules {
+		for _, d := range r.Destinations {
+			set[d] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for d := range set {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Run runs the stage until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	outputs := map[string]string{}
+	for _, d := range s.cfg.Destinations() {
+		outputs[s.kc.OutTopic(d)] = schemas.Out
+	}
+	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
+		Name: "route", Instance: s.cfg.Instance, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
+		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
+			outs, id, err := s.Handle(ctx, rec.Value)
+			if err != nil {
+				return nil, id, err
+			}
+			recs := make([]*kgo.Record, 0, len(outs))
+			for _, o := range outs {
+				v, err := s.serde.Encode(o)
+				if err != nil {
+					return nil, id, kafka.Permanent(err)
+				}
+				recs = append(recs, &kgo.Record{Topic: s.kc.OutTopic(o.Destination), Key: rec.Key, Value: v})
+			}
+			return recs, id, nil
+		},
+	})
+}
+
+// Handle returns the out records a transformed record's value yields.
+func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, string, error) {
+	rec, err := s.serde.Decode(ctx, value)
+	if err != nil {
+		if errors.Is(err, canonical.ErrWireFormat) {
+			return nil, "", kafka.Permanent(fmt.Errorf("decoding transformed record: %w", err))
+		}
+		return nil, "", fmt.Errorf("decoding transformed record: %w", err)
+	}
+	t, ok := rec.(*canonical.Transformed)
+	if !ok {
+		return nil, "", kafka.Permanent(fmt.Errorf("expected a transformed record, got %s", rec.Schema()))
+	}
+	var outs []*canonical.Out
+	seen := map[string]bool{}
+	for _, r := range s.cfg.Rules {
+		if !r.matches(t.Header) {
+			continue
+		}
+		for _, d := range r.Destinations {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			outs = append(outs, &canonical.Out{MessageID: t.MessageID, Interface: t.Interface, ReceivedAt: t.ReceivedAt,
+				OrderingKey: t.OrderingKey, ControlID: t.Header.ControlID, Destination: d, Route: r.Name,
+				ContentType: canonical.ContentTypeV2, Payload: t.Message})
+		}
+	}
+	if len(outs) == 0 {
+		// Type and facility are routing metadata, not PHI.
+		return nil, t.MessageID, kafka.Permanent(fmt.Errorf("no route matches %s^%s from facility %q",
+			t.Header.MessageCode, t.Header.TriggerEvent, t.Header.SendingFacility))
+	}
+	return outs, t.MessageID, nil
+}
+
+func (r Rule) matches(h canonical.Header) bool {
+	if len(r.MessageTypes) > 0 {
+		ok := false
+		for _, mt := range r.MessageTypes {
+			if mt == h.MessageCode || mt == h.MessageCode+"^"+h.TriggerEvent {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(r.SendingFacilities) > 0 {
+		fac, _, _ := strings.Cut(h.SendingFacility, "^")
+		for _, f := range r.SendingFacilities {
+			if f == fac {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
