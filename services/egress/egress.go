@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"sync"
 	"time"
 
@@ -63,6 +64,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: required", key))
 		case names[d.Name]:
 			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", key, d.Name))
+		case !destName.MatchString(d.Name):
+			// The name becomes part of a topic name (out.<name>).
+			errs = append(errs, fmt.Errorf("%s.name: %q may only hold letters, digits, '_' and '-'", key, d.Name))
 		}
 		names[d.Name] = true
 		if d.Protocol != "mllp" {
@@ -77,6 +81,8 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+var destName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
 // Service is an egress stage.
 type Service struct {

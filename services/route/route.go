@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -37,8 +36,6 @@ type Config struct {
 	Instance string
 	Rules    []Rule
 }
-
-var destName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
 // Validate reports problems with the rules, each naming its key. known
 // lists the configured destinations.
