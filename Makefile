@@ -9,13 +9,16 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME ?= 10s
 BENCHTIME ?= 2s
 
-.PHONY: help build test test-short lint fmt fuzz bench generate check-generated ci
+.PHONY: help build run test test-short lint fmt fuzz bench generate check-generated ci
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/hl7bus
 	$(GO) build -o bin/hl7bus ./services/hl7bus
+
+run: build ## start the whole exchange in one process (deploy/standalone/hl7bus.yaml)
+	bin/hl7bus standalone --config deploy/standalone/hl7bus.yaml
 
 test: ## run every test with the race detector, in random order
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)

@@ -18,11 +18,25 @@ func base(c Config, log *slog.Logger) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
-		// franz-go's own logs go through slog at info and above; they carry
-		// broker and protocol detail, never record content.
-		kgo.WithLogger(kslog.New(log)),
+		// franz-go's own logs go through slog from warn up: at info it
+		// logs every transaction, which would drown the stage's own logs.
+		// They carry broker and protocol detail, never record content.
+		kgo.WithLogger(kslog.New(slog.New(minLevel{log.Handler(), slog.LevelWarn}))),
 	}
 }
+
+// minLevel raises a handler's minimum level.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler { return minLevel{h.Handler.WithAttrs(as), h.min} }
+func (h minLevel) WithGroup(n string) slog.Handler       { return minLevel{h.Handler.WithGroup(n), h.min} }
 
 // NewProducer returns a client for ingress: every produce is acknowledged
 // by all in-sync replicas and idempotent (franz-go's defaults, stated here

@@ -29,7 +29,11 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"inspect": {"print messages as JSON, or values at paths, with validation", runInspect},
+	"inspect":    {"print messages as JSON, or values at paths, with validation", runInspect},
+	"standalone": {"run the whole exchange in one process on the embedded broker", runStandalone},
+	"send":       {"send messages over MLLP and print each ACK", runSend},
+	"receive":    {"an MLLP receiver that ACKs and prints or stores what it gets", runReceive},
+	"config":     {"validate or print a configuration file", runConfig},
 }
 
 // Main runs the subcommand named by args[0] and returns the exit status.

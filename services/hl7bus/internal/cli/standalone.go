@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os/signal"
+	"syscall"
+
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
+)
+
+func runStandalone(args []string, env Env) int {
+	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	path := fs.String("config", "", "configuration `FILE` (required)")
+	dataDir := fs.String("data-dir", "", "data directory (overrides standalone.data_dir)")
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(env.Stderr, "usage: hl7bus standalone --config FILE [--data-dir DIR]")
+		return ExitUsage
+	}
+	f, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
+		return ExitUsage
+	}
+	if *dataDir != "" {
+		f.Standalone.DataDir = *dataDir
+	}
+	f.ForStandalone()
+	if err := f.Validate(); err != nil {
+		fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
+		return ExitUsage
+	}
+	log := newLogger(f.Log, env.Stderr)
+	emb, err := standalone.StartEmbedded(f, log)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return ExitInvalid
+	}
+	defer emb.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := standalone.Stages(ctx, f, log); err != nil {
+		log.Error("stopped with an error", "error", err)
+		return ExitInvalid
+	}
+	log.Info("stopped")
+	return ExitOK
+}
