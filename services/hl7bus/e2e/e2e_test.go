@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/mllp"
@@ -116,104 +113,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 	}
 	defer func() { stop(); wg.Wait() }()
 
-	// Eight senders, each owning a set of patients and sending their
-	// messages in order; 240 messages of three types.
-	const senders, patientsPer, perPatient = 8, 5, 6
-	sent := map[string]string{} // control ID -> message
-	var sentMu sync.Mutex
-	var swg sync.WaitGroup
-	for s := 0; s < senders; s++ {
-		swg.Add(1)
-		go func() {
-			defer swg.Done()
-			c := mllp.NewClient(in.Addr("adt-in"), mllp.WithAckTimeout(20*time.Second))
-			defer c.Close()
-			for n := 0; n < perPatient; n++ {
-				for p := s * patientsPer; p < (s+1)*patientsPer; p++ {
-					msg := message([]string{"ADT", "ORU", "VXU"}[(p+n)%3], p, n)
-					reply, err := c.Send(ctx, []byte(msg))
-					if err != nil {
-						t.Errorf("send: %v", err)
-						return
-					}
-					ack, err := hl7v2.ParseACK(reply)
-					m, _ := hl7v2.Parse([]byte(msg))
-					if err != nil || ack.Code != hl7v2.AckAccept || !ack.Matches(m.ControlID()) {
-						t.Errorf("ACK for %s: %v %+v", m.ControlID(), err, ack)
-						return
-					}
-					sentMu.Lock()
-					sent[m.ControlID()] = msg
-					sentMu.Unlock()
-				}
-			}
-		}()
-	}
-	swg.Wait()
-
-	// A malformed message gets AR, and ends up in dlq.parse.
-	c := mllp.NewClient(in.Addr("adt-in"))
-	reply, err := c.Send(ctx, []byte("this is not HL7\r"))
-	c.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ack, err := hl7v2.ParseACK(reply); err != nil || ack.Code != hl7v2.AckReject {
-		t.Fatalf("malformed message: %v %+v", err, ack)
-	}
-
-	total := senders * patientsPer * perPatient
-	deadline := time.Now().Add(90 * time.Second)
-	for len(recv.messages()) < total && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	got := recv.messages()
-	if len(got) != total {
-		t.Fatalf("receiver got %d messages, want %d", len(got), total)
-	}
-	// Fidelity and per-patient order.
-	last := map[string]int{}
-	seen := map[string]bool{}
-	for _, f := range got {
-		m, err := hl7v2.Parse(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctl := m.ControlID()
-		if seen[ctl] {
-			t.Errorf("%s delivered twice", ctl)
-		}
-		seen[ctl] = true
-		if want := sent[ctl]; string(f) != want {
-			t.Errorf("%s arrived changed:\n got %q\nwant %q", ctl, f, want)
-		}
-		var p, n int
-		fmt.Sscanf(ctl, "C%03d-%04d", &p, &n)
-		patient := strings.SplitN(ctl, "-", 2)[0]
-		if prev, ok := last[patient]; ok && n <= prev {
-			t.Errorf("patient %s: message %d arrived after %d", patient, n, prev)
-		}
-		last[patient] = n
-	}
+	// Eight senders, each owning five patients, 240 messages of three types.
+	sent := sendAll(t, ctx, in.Addr("adt-in"), 8, 5, 6)
+	sendMalformed(t, ctx, in.Addr("adt-in"))
+	checkDelivered(t, recv, sent, 90*time.Second)
 
 	// The malformed message left a dead letter with the reason.
-	reader, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.ConsumeTopics(env.Kafka.DLQTopic("parse")),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	pollCtx, pcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer pcancel()
-	fs := reader.PollFetches(pollCtx)
-	var dead []*canonical.DeadLetter
-	fs.EachRecord(func(r *kgo.Record) {
-		rec, err := env.Serde.Decode(ctx, r.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dead = append(dead, rec.(*canonical.DeadLetter))
-	})
+	dead := deadLetters(t, ctx, env.Kafka.Brokers, env.Serde, env.Kafka.DLQTopic("parse"), 1)
 	if len(dead) != 1 || !strings.Contains(dead[0].Reason, "does not start with MSH") || dead[0].Stage != "parse" {
 		t.Fatalf("dead letters: %+v", dead)
 	}

@@ -29,6 +29,11 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"ingress":    {"run the ingress stage (MLLP listeners -> raw)", runStage("ingress")},
+	"parse":      {"run the parse stage (raw -> parsed)", runStage("parse")},
+	"transform":  {"run the transform stage (parsed -> transformed)", runStage("transform")},
+	"route":      {"run the route stage (transformed -> out.<destination>)", runStage("route")},
+	"egress":     {"run the egress stage (out.<destination> -> receivers)", runStage("egress")},
 	"inspect":    {"print messages as JSON, or values at paths, with validation", runInspect},
 	"standalone": {"run the whole exchange in one process on the embedded broker", runStandalone},
 	"send":       {"send messages over MLLP and print each ACK", runSend},

@@ -75,8 +75,12 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 			log.Error("embedded registry stopped", slog.Any("error", err))
 		}
 	}()
-	log.Info("embedded broker and registry running", slog.String("kafka", cluster.ListenAddrs()[0]),
-		slog.String("registry", "http://"+ln.Addr().String()), slog.String("data_dir", dir))
+	// With port 0 in the configuration, the stages must use the ports the
+	// broker and registry actually got.
+	f.Kafka.Brokers = cluster.ListenAddrs()
+	f.Registry.URL = "http://" + ln.Addr().String()
+	log.Info("embedded broker and registry running", slog.String("kafka", f.Kafka.Brokers[0]),
+		slog.String("registry", f.Registry.URL), slog.String("data_dir", dir))
 	return &Embedded{Cluster: cluster, reg: reg, http: srv}, nil
 }
 

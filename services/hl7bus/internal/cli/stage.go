@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/services/egress"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
+	"github.com/hl7bus/hl7bus/services/ingress"
+	"github.com/hl7bus/hl7bus/services/parse"
+	"github.com/hl7bus/hl7bus/services/route"
+	"github.com/hl7bus/hl7bus/services/transform"
+)
+
+// runStage returns the command that runs one stage against the brokers and
+// registry of the configuration, as each Kubernetes Deployment does.
+func runStage(name string) func([]string, Env) int {
+	return func(args []string, env Env) int {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(env.Stderr)
+		path := fs.String("config", "", "configuration `FILE` (required)")
+		instance := fs.String("instance", "", "instance name, unique among running instances of the stage and stable across its restarts (default: the host name)")
+		if err := fs.Parse(args); err != nil {
+			return ExitUsage
+		}
+		if *path == "" || fs.NArg() > 0 {
+			fmt.Fprintf(env.Stderr, "usage: hl7bus %s --config FILE [--instance NAME]\n", name)
+			return ExitUsage
+		}
+		f, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
+			return ExitUsage
+		}
+		if err := f.Validate(); err != nil {
+			fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
+			return ExitUsage
+		}
+		if *instance == "" {
+			// A StatefulSet pod name (or host name) is stable across restarts.
+			*instance, _ = os.Hostname()
+		}
+		log := newLogger(f.Log, env.Stderr).With("instance", *instance)
+		cl, err := sr.NewClient(sr.URLs(f.Registry.URL))
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hl7bus: registry.url: %v\n", err)
+			return ExitUsage
+		}
+		serde := canonical.NewSerde(cl)
+		var st interface{ Run(context.Context) error }
+		switch name {
+		case "ingress":
+			st = ingress.New(ingress.Config{Interfaces: f.Interfaces}, f.Kafka, serde, log)
+		case "parse":
+			st = parse.New(parse.Config{Instance: *instance}, f.Kafka, serde, log)
+		case "transform":
+			st = transform.New(transform.Config{Instance: *instance}, f.Kafka, serde, log)
+		case "route":
+			st = route.New(route.Config{Instance: *instance, Rules: f.Routes}, f.Kafka, serde, log)
+		case "egress":
+			st = egress.New(egress.Config{Destinations: f.Destinations}, f.Kafka, serde, log)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		if err := st.Run(ctx); err != nil {
+			log.Error("stage stopped with an error", "error", err)
+			return ExitInvalid
+		}
+		return ExitOK
+	}
+}
