@@ -39,6 +39,7 @@ var commands = map[string]command{
 	"send":       {"send messages over MLLP and print each ACK", runSend},
 	"receive":    {"an MLLP receiver that ACKs and prints or stores what it gets", runReceive},
 	"config":     {"validate or print a configuration file", runConfig},
+	"tail":       {"print a topic's records decoded to JSON lines", runTail},
 }
 
 // Main runs the subcommand named by args[0] and returns the exit status.
