@@ -28,11 +28,14 @@ func TestTail(t *testing.T) {
 	if _, err := env.Serde.Register(ctx, topic, schemas.Raw); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.AllowAutoTopicCreation())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	if err := kafka.EnsureTopics(ctx, cl, env.Kafka, topic); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 3; i++ {
 		v, err := env.Serde.Encode(&canonical.Raw{MessageID: fmt.Sprintf("ID%d", i), Interface: "in", ReceivedAt: time.Now(),
 			Protocol: "mllp", Peer: "p", OrderingKey: "k", Payload: []byte("MSH|^~\\&|A\rPID|1\r")})
