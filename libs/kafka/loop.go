@@ -6,9 +6,15 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 )
 
 // Handler turns one input record into output records. An error marked
@@ -34,8 +40,14 @@ type Loop struct {
 	// Backoff is the first wait after an aborted batch; it doubles up to
 	// 30 s. Default 200 ms.
 	Backoff time.Duration
+	// Telemetry receives the loop's metrics and Tracer its spans; both
+	// optional.
+	Telemetry *telemetry.Telemetry
+	Tracer    *kotel.Tracer
 
 	failures map[recKey]*failure
+	records  *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 type recKey struct {
@@ -61,6 +73,13 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.Backoff = 200 * time.Millisecond
 	}
 	l.failures = map[recKey]*failure{}
+	if l.Telemetry == nil {
+		l.Telemetry = telemetry.Nop()
+	}
+	l.records = l.Telemetry.CounterVec(prometheus.CounterOpts{Name: "hl7bus_stage_records_total",
+		Help: "Records a stage handled, by outcome: ok, dead_lettered, retried."}, "stage", "outcome")
+	l.latency = l.Telemetry.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_stage_processing_seconds",
+		Help: "Time a stage spent handling one record.", Buckets: telemetry.LatencyBuckets}, "stage")
 	backoff := l.Backoff
 	for {
 		fetches := l.Session.PollFetches(ctx)
@@ -106,13 +125,22 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 		if retry {
 			return
 		}
-		outs, id, err := l.Handle(ctx, rec)
+		rctx, span := l.span(ctx, rec)
+		defer span.End()
+		start := time.Now()
+		outs, id, err := l.Handle(rctx, rec)
+		l.latency.WithLabelValues(l.Stage).Observe(time.Since(start).Seconds())
+		span.SetAttributes(attribute.String("hl7bus.message_id", id), attribute.String("hl7bus.stage", l.Stage))
+		outcome := "ok"
 		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
 			dl, again := l.failed(rec, id, err)
 			if again {
+				l.records.WithLabelValues(l.Stage, "retried").Inc()
 				retry = true
 				return
 			}
+			outcome = "dead_lettered"
 			value, encErr := l.Serde.Encode(dl)
 			if encErr != nil {
 				// Without a dead letter the record would be lost: retry.
@@ -122,11 +150,15 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 			}
 			outs = []*kgo.Record{{Topic: l.DLQTopic, Key: rec.Key, Value: value}}
 		}
+		l.records.WithLabelValues(l.Stage, outcome).Inc()
 		for _, o := range outs {
+			// Produced under the process span: the publish hook injects a
+			// trace context that continues this trace.
+			o.Context = rctx
 			if o.Headers == nil {
-				// Carry the trace context (and any other header) along, so
-				// one trace spans every stage.
-				o.Headers = rec.Headers
+				// Carry the headers (the trace context among them) along,
+				// copied: tracing updates them in place per output.
+				o.Headers = append([]kgo.RecordHeader(nil), rec.Headers...)
 			}
 			l.Session.Produce(ctx, o, promise.Promise())
 		}
@@ -143,6 +175,17 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 		l.Log.Warn("produce failed; transaction aborted", slog.String("stage", l.Stage), slog.Any("error", perr))
 	}
 	return committed, nil
+}
+
+// span starts the process span of rec (a child of the trace its headers
+// carry), or returns a no-op span without a tracer. The returned context
+// keeps ctx's values and cancellation.
+func (l *Loop) span(ctx context.Context, rec *kgo.Record) (context.Context, trace.Span) {
+	if l.Tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	_, span := l.Tracer.WithProcessSpan(rec)
+	return trace.ContextWithSpan(ctx, span), span
 }
 
 // failed records a handler error and returns the dead letter to write, or

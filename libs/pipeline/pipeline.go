@@ -13,6 +13,7 @@ import (
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -30,11 +31,19 @@ type Stage struct {
 	// Outputs maps each topic written to the schema of its records.
 	Outputs map[string]string
 	Handle  kafka.Handler
+	// Telemetry receives metrics, spans and readiness (optional).
+	Telemetry *telemetry.Telemetry
 }
 
 // Run runs stage until ctx ends.
 func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog.Logger, st Stage) error {
 	log = log.With(slog.String("stage", st.Name))
+	tel := st.Telemetry
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
+	tel.Health.Register(st.Name)
+	defer tel.Health.Set(st.Name, false)
 	dlq := kc.DLQTopic(st.Name)
 	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.ClientID(kc.ClientID))
 	if err != nil {
@@ -58,13 +67,16 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 		}
 	}
 	group := kc.TopicPrefix + st.Name
-	sess, err := kafka.NewTransactSession(kc, log, group, group+"-"+st.Instance, []string{st.Input})
+	inst := kafka.Instrument(tel, st.Name)
+	sess, err := kafka.NewTransactSession(kc, log, group, group+"-"+st.Instance, []string{st.Input}, inst.Opts()...)
 	if err != nil {
 		return fmt.Errorf("%s: transaction session: %w", st.Name, err)
 	}
 	defer sess.Close()
 	log.Info("stage running", slog.String("input", st.Input), slog.String("group", group))
-	loop := &kafka.Loop{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log}
+	tel.Health.Set(st.Name, true)
+	loop := &kafka.Loop{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log,
+		Telemetry: tel, Tracer: inst.Tracer}
 	err = loop.Run(ctx)
 	log.Info("stage stopped")
 	return err

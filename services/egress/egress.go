@@ -17,12 +17,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/mllp"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -51,6 +56,8 @@ type Destination struct {
 // Config is the egress stage's configuration.
 type Config struct {
 	Destinations []Destination
+	// Telemetry receives metrics, spans and readiness (optional).
+	Telemetry *telemetry.Telemetry
 }
 
 // Validate reports problems, each naming its key.
@@ -90,18 +97,42 @@ type Service struct {
 	kc    kafka.Config
 	serde *canonical.Serde
 	log   *slog.Logger
+	tel   *telemetry.Telemetry
+
+	attempts  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	endToEnd  *prometheus.HistogramVec
+	up        *prometheus.GaugeVec
+	deadTotal *prometheus.CounterVec
 }
 
 // New returns the stage; Run starts it.
 func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(slog.String("stage", "egress"))}
+	tel := cfg.Telemetry
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(slog.String("stage", "egress")), tel: tel,
+		attempts: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_egress_attempts_total",
+			Help: "Delivery attempts, by destination and outcome (delivered, retry, dead-lettered)."}, "destination", "outcome"),
+		latency: tel.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_egress_ack_latency_seconds",
+			Help: "Time from sending a message to the receiver's ACK.", Buckets: telemetry.LatencyBuckets}, "destination"),
+		endToEnd: tel.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_end_to_end_latency_seconds",
+			Help: "Time from ingress receiving a message to the destination's ACK.", Buckets: telemetry.LatencyBuckets}, "destination"),
+		up: tel.GaugeVec(prometheus.GaugeOpts{Name: "hl7bus_destination_up",
+			Help: "1 when the destination's last delivery attempt got an answer, 0 when it failed at the transport."}, "destination"),
+		deadTotal: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_dlq_writes_total",
+			Help: "Records written to a dead-letter queue, by stage."}, "stage"),
+	}
 }
 
 // Run delivers to every destination until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	prod, err := kgo.NewClient(kgo.SeedBrokers(s.kc.Brokers...), kgo.ClientID(s.kc.ClientID),
+	s.tel.Health.Register("egress")
+	defer s.tel.Health.Set("egress", false)
+	prod, err := kgo.NewClient(append(kafka.Instrument(s.tel, "egress").Opts(), kgo.SeedBrokers(s.kc.Brokers...), kgo.ClientID(s.kc.ClientID),
 		// Dead letters must be durable before the offset commits.
-		kgo.RequiredAcks(kgo.AllISRAcks()))
+		kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
 		return fmt.Errorf("egress: producer: %w", err)
 	}
@@ -119,6 +150,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("egress: %w", err)
 		}
 	}
+	s.tel.Health.Set("egress", true)
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.cfg.Destinations))
 	for _, d := range s.cfg.Destinations {
@@ -164,11 +196,14 @@ type worker struct {
 	dlq, delivery string
 	log           *slog.Logger
 	client        *mllp.Client
+	tracer        *kotel.Tracer
 }
 
 func (w *worker) run(ctx context.Context) error {
 	group := w.s.kc.TopicPrefix + "egress." + w.d.Name
-	cl, err := kafka.NewConsumer(w.s.kc, w.log, group, []string{w.s.kc.OutTopic(w.d.Name)})
+	inst := kafka.Instrument(w.s.tel, "egress-"+w.d.Name)
+	w.tracer = inst.Tracer
+	cl, err := kafka.NewConsumer(w.s.kc, w.log, group, []string{w.s.kc.OutTopic(w.d.Name)}, inst.Opts()...)
 	if err != nil {
 		return fmt.Errorf("egress %s: consumer: %w", w.d.Name, err)
 	}
@@ -209,12 +244,18 @@ func (w *worker) run(ctx context.Context) error {
 // record is finished (false only when ctx ended first).
 func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 	first := time.Now()
+	// The deliver span continues the message's trace from its headers.
+	_, span := w.tracer.WithProcessSpan(rec)
+	defer span.End()
+	ctx = trace.ContextWithSpan(ctx, span)
+	span.SetAttributes(attribute.String("hl7bus.destination", w.d.Name))
 	r, err := w.s.serde.Decode(ctx, rec.Value)
 	out, ok := r.(*canonical.Out)
 	if err != nil || !ok {
 		reason := fmt.Sprintf("not an out record: %v", err)
 		return w.deadLetter(ctx, rec, "", canonical.ErrorPermanent, reason, 1, first)
 	}
+	span.SetAttributes(attribute.String("hl7bus.message_id", out.MessageID))
 	log := w.log.With(slog.String("message_id", out.MessageID), slog.String("control_id", out.ControlID))
 	backoff := w.d.Retry.InitialBackoff
 	for attempt := 1; ; attempt++ {
@@ -232,10 +273,17 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		}
 		d := &canonical.Delivery{MessageID: out.MessageID, ControlID: out.ControlID, Destination: w.d.Name,
 			Attempt: attempt, LatencyMS: float64(latency.Microseconds()) / 1000, At: time.Now()}
+		if err == nil || ack != nil {
+			w.s.up.WithLabelValues(w.d.Name).Set(1)
+			w.s.latency.WithLabelValues(w.d.Name).Observe(latency.Seconds())
+		} else {
+			w.s.up.WithLabelValues(w.d.Name).Set(0)
+		}
 		switch {
 		case err == nil && ack.Accepted():
 			d.Outcome, d.AckCode = canonical.OutcomeDelivered, ack.Code
 			w.receipt(d)
+			w.s.endToEnd.WithLabelValues(w.d.Name).Observe(time.Since(out.ReceivedAt).Seconds())
 			return true
 		case err == nil && ack.Rejected():
 			d.Outcome, d.AckCode = canonical.OutcomeDeadLettered, ack.Code
@@ -271,6 +319,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 // receipt writes a delivery record; receipts are best effort and never hold
 // back delivery.
 func (w *worker) receipt(d *canonical.Delivery) {
+	w.s.attempts.WithLabelValues(w.d.Name, d.Outcome).Inc()
 	v, err := w.s.serde.Encode(d)
 	if err != nil {
 		w.log.Error("encoding delivery record", slog.Any("error", err))
@@ -295,6 +344,7 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, id, class, rea
 	for {
 		err := w.prod.ProduceSync(ctx, &kgo.Record{Topic: w.dlq, Key: rec.Key, Value: v}).FirstErr()
 		if err == nil {
+			w.s.deadTotal.WithLabelValues("egress").Inc()
 			return true
 		}
 		w.log.Error("writing dead letter; retrying", slog.Any("error", err))

@@ -18,12 +18,18 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/hl7v2/defs"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/mllp"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -50,6 +56,8 @@ type Config struct {
 	Interfaces []Interface
 	// ShutdownTimeout bounds the wait for in-flight messages. Default 30s.
 	ShutdownTimeout time.Duration
+	// Telemetry receives metrics, spans and readiness (optional).
+	Telemetry *telemetry.Telemetry
 }
 
 // Validate reports problems, each naming its key.
@@ -93,6 +101,11 @@ type Service struct {
 	producer *kgo.Client
 	topic    string
 
+	tel      *telemetry.Telemetry
+	tracer   trace.Tracer
+	messages *prometheus.CounterVec
+	ackTime  *prometheus.HistogramVec
+
 	mu      sync.Mutex
 	entropy io.Reader
 	servers []*mllp.Server
@@ -105,14 +118,25 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
 	}
+	tel := cfg.Telemetry
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
 	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(slog.String("stage", "ingress")), parser: hl7v2.NewParser(),
-		entropy: ulid.Monotonic(rand.Reader, 0), addrs: map[string]string{}, topic: kc.Topic(kafka.TopicRaw)}
+		entropy: ulid.Monotonic(rand.Reader, 0), addrs: map[string]string{}, topic: kc.Topic(kafka.TopicRaw),
+		tel: tel, tracer: tel.Tracer("hl7bus/ingress"),
+		messages: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_ingress_messages_total",
+			Help: "Messages received, by interface, message type and ACK sent (AA, CA, AE, CE, AR, none)."}, "interface", "type", "ack"),
+		ackTime: tel.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_ingress_ack_latency_seconds",
+			Help: "Time from receiving a message to sending its ACK (the durable write included).", Buckets: telemetry.LatencyBuckets}, "interface"),
+	}
 }
 
 // Start prepares the topic and schema and opens every listener; it returns
 // once they accept connections.
 func (s *Service) Start(ctx context.Context) error {
-	p, err := kafka.NewProducer(s.kc, s.log)
+	s.tel.Health.Register("ingress")
+	p, err := kafka.NewProducer(s.kc, s.log, kafka.Instrument(s.tel, "ingress").Opts()...)
 	if err != nil {
 		return fmt.Errorf("ingress: producer: %w", err)
 	}
@@ -146,6 +170,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.log.Info("listening", slog.String("interface", it.Name), slog.String("address", ln.Addr().String()))
 	}
 	go func() { wg.Wait(); close(s.done) }()
+	s.tel.Health.Set("ingress", true)
 	return nil
 }
 
@@ -160,6 +185,8 @@ func (s *Service) Addr(name string) string {
 // written and acknowledged, then closes the producer. It is safe to call
 // more than once and without Start.
 func (s *Service) Stop(ctx context.Context) error {
+	// Fail readiness first, so load balancers stop sending.
+	s.tel.Health.Set("ingress", false)
 	s.mu.Lock()
 	servers := s.servers
 	s.servers = nil
@@ -203,6 +230,17 @@ func (s *Service) handler(it Interface) mllp.Handler {
 		received := time.Now()
 		id := s.newID(received)
 		log := s.log.With(slog.String("interface", it.Name), slog.String("message_id", id))
+		// The root span of the message's trace. Attributes are routing
+		// metadata only, never content.
+		ctx, span := s.tracer.Start(ctx, "ingress receive", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("hl7bus.interface", it.Name), attribute.String("hl7bus.message_id", id)))
+		defer span.End()
+		ackSent := "none"
+		msgType := "unknown"
+		defer func() {
+			s.messages.WithLabelValues(it.Name, msgType, ackSent).Inc()
+			s.ackTime.WithLabelValues(it.Name).Observe(time.Since(received).Seconds())
+		}()
 		raw := &canonical.Raw{MessageID: id, Interface: it.Name, ReceivedAt: received, Protocol: "mllp",
 			Peer: conn.RemoteAddr.String(), Payload: frame}
 		if conn.TLS != nil && len(conn.TLS.PeerCertificates) > 0 {
@@ -217,6 +255,8 @@ func (s *Service) handler(it Interface) mllp.Handler {
 		if perr == nil {
 			raw.Header = canonical.HeaderOf(m)
 			raw.OrderingKey = orderingKey(it, m, id)
+			msgType = metricType(raw.Header.MessageCode, raw.Header.TriggerEvent)
+			span.SetAttributes(attribute.String("hl7bus.message_type", msgType))
 		} else {
 			raw.OrderingKey = "interface:" + it.Name
 		}
@@ -225,6 +265,8 @@ func (s *Service) handler(it Interface) mllp.Handler {
 			// Unparseable: AR whether or not the store worked, since
 			// resending the same bytes cannot help.
 			log.Warn("message rejected", slog.Bool("stored", stored), slog.Any("reason", perr))
+			span.SetStatus(codes.Error, "unparseable")
+			ackSent = hl7v2.AckReject
 			return rejectUnparseable(perr, id), nil
 		}
 		log = log.With(slog.String("control_id", m.ControlID()))
@@ -241,6 +283,10 @@ func (s *Service) handler(it Interface) mllp.Handler {
 		}
 		if plan.Enhanced && !plan.WantAccept(stored) {
 			return nil, nil
+		}
+		ackSent = code
+		if !stored {
+			span.SetStatus(codes.Error, "not stored")
 		}
 		ack, err := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: code, ControlID: id, Time: received, Text: text})
 		if err != nil {
@@ -260,11 +306,27 @@ func (s *Service) store(ctx context.Context, raw *canonical.Raw) error {
 		s.log.Error("encoding raw record", slog.String("message_id", raw.MessageID), slog.Any("error", err))
 		return err
 	}
-	err = s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.topic, Key: []byte(raw.OrderingKey), Value: v}).FirstErr()
+	// The record carries ctx, so the publish hook injects the trace context
+	// into its headers.
+	err = s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.topic, Key: []byte(raw.OrderingKey), Value: v, Context: ctx}).FirstErr()
 	if err != nil {
 		s.log.Error("storing raw record", slog.String("message_id", raw.MessageID), slog.Any("error", err))
 	}
 	return err
+}
+
+// metricType is CODE^EVENT for a metric label, CODE when the event is not
+// an HL7 one, or "other".
+func metricType(code, event string) string {
+	// Only codes HL7 defines (tables 0076 and 0003) become labels: a label
+	// set must stay bounded whatever senders send.
+	if t, ok := defs.LookupTable(76); !ok || !t.Has(code) {
+		return "other"
+	}
+	if t, ok := defs.LookupTable(3); !ok || !t.Has(event) {
+		return code
+	}
+	return code + "^" + event
 }
 
 // orderingKey computes the Kafka key by the interface's ordering mode.

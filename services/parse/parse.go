@@ -16,6 +16,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -23,6 +24,8 @@ import (
 type Config struct {
 	// Instance distinguishes instances of the stage (see pipeline.Stage).
 	Instance string
+	// Telemetry receives metrics, spans and readiness (optional).
+	Telemetry *telemetry.Telemetry
 	// Profiles maps an interface name to its conformance profile.
 	Profiles map[string]*hl7v2.Profile
 }
@@ -52,7 +55,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 func (s *Service) Run(ctx context.Context) error {
 	out := s.kc.Topic(kafka.TopicParsed)
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
-		Name: "parse", Instance: s.cfg.Instance, Input: s.kc.Topic(kafka.TopicRaw),
+		Name: "parse", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicRaw),
 		Outputs: map[string]string{out: schemas.Parsed},
 		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
 			p, id, err := s.Handle(ctx, rec.Value)

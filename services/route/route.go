@@ -16,6 +16,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -34,7 +35,9 @@ type Rule struct {
 type Config struct {
 	// Instance distinguishes instances of the stage (see pipeline.Stage).
 	Instance string
-	Rules    []Rule
+	// Telemetry receives metrics, spans and readiness (optional).
+	Telemetry *telemetry.Telemetry
+	Rules     []Rule
 }
 
 // Validate reports problems with the rules, each naming its key. known
@@ -104,7 +107,7 @@ func (s *Service) Run(ctx context.Context) error {
 		outputs[s.kc.OutTopic(d)] = schemas.Out
 	}
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
-		Name: "route", Instance: s.cfg.Instance, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
+		Name: "route", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
 		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
 			outs, id, err := s.Handle(ctx, rec.Value)
 			if err != nil {

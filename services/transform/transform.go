@@ -21,6 +21,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -28,6 +29,8 @@ import (
 type Config struct {
 	// Instance distinguishes instances of the stage (see pipeline.Stage).
 	Instance string
+	// Telemetry receives metrics, spans and readiness (optional).
+	Telemetry *telemetry.Telemetry
 }
 
 // Service is a transform stage.
@@ -48,7 +51,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 func (s *Service) Run(ctx context.Context) error {
 	out := s.kc.Topic(kafka.TopicTransformed)
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
-		Name: "transform", Instance: s.cfg.Instance, Input: s.kc.Topic(kafka.TopicParsed),
+		Name: "transform", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicParsed),
 		Outputs: map[string]string{out: schemas.Transformed},
 		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
 			t, id, err := s.Handle(ctx, rec.Value)

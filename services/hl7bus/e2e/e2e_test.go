@@ -12,9 +12,13 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/mllp"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/ingress"
 	"github.com/hl7bus/hl7bus/services/parse"
@@ -87,18 +91,20 @@ func TestPipelineEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	recv := startReceiver(t)
+	spans := tracetest.NewSpanRecorder()
+	tel := telemetry.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
 
-	in := ingress.New(ingress.Config{Interfaces: []ingress.Interface{{Name: "adt-in", Protocol: "mllp", Address: "127.0.0.1:0"}}}, env.Kafka, env.Serde, log)
+	in := ingress.New(ingress.Config{Interfaces: []ingress.Interface{{Name: "adt-in", Protocol: "mllp", Address: "127.0.0.1:0"}}, Telemetry: tel}, env.Kafka, env.Serde, log)
 	if err := in.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	defer in.Stop(context.Background())
 	stages := []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		transform.New(transform.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		route.New(route.Config{Instance: "0", Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}}}, env.Kafka, env.Serde, log),
+		parse.New(parse.Config{Instance: "0", Telemetry: tel}, env.Kafka, env.Serde, log),
+		transform.New(transform.Config{Instance: "0", Telemetry: tel}, env.Kafka, env.Serde, log),
+		route.New(route.Config{Instance: "0", Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}}, Telemetry: tel}, env.Kafka, env.Serde, log),
 		egress.New(egress.Config{Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr,
-			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}}, env.Kafka, env.Serde, log),
+			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}, Telemetry: tel}, env.Kafka, env.Serde, log),
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -117,6 +123,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 	sent := sendAll(t, ctx, in.Addr("adt-in"), 8, 5, 6)
 	sendMalformed(t, ctx, in.Addr("adt-in"))
 	checkDelivered(t, recv, sent, 90*time.Second)
+
+	checkTraces(t, spans, len(sent))
+	checkMetrics(t, tel, len(sent))
 
 	// The malformed message left a dead letter with the reason.
 	dead := deadLetters(t, ctx, env.Kafka.Brokers, env.Serde, env.Kafka.DLQTopic("parse"), 1)

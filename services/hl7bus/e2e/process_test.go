@@ -54,7 +54,7 @@ routes:
 `, strings.Join(env.Kafka.Brokers, ", "), env.Registry.URL(), ingressAddr, recv.addr))
 	var procs []*process
 	for _, stage := range []string{"ingress", "parse", "transform", "route", "egress"} {
-		procs = append(procs, startProcess(t, stage, stage, "--config", cfg, "--instance", "p0"))
+		procs = append(procs, startProcess(t, stage, stage, "--config", cfg, "--instance", "p0", "--http-address", "127.0.0.1:0"))
 	}
 	waitListening(t, ingressAddr, 60*time.Second)
 
@@ -83,6 +83,7 @@ func TestStandaloneCrash(t *testing.T) {
 	recv := startReceiver(t)
 	ingressAddr, kafkaAddr, registryAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfg := writeConfig(t, fmt.Sprintf(`log: {level: info, format: text}
+http: {address: "127.0.0.1:0"}
 kafka: {partitions: 3}
 standalone: {data_dir: "%s", kafka_address: "%s", registry_address: "%s"}
 interfaces:

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/ingress"
@@ -26,6 +27,7 @@ func runStage(name string) func([]string, Env) int {
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(env.Stderr)
 		path := fs.String("config", "", "configuration `FILE` (required)")
+		httpAddr := fs.String("http-address", "", "address for /metrics, /healthz and /readyz (overrides http.address; \"off\" for none)")
 		instance := fs.String("instance", "", "instance name, unique among running instances of the stage and stable across its restarts (default: the host name)")
 		if err := fs.Parse(args); err != nil {
 			return ExitUsage
@@ -38,6 +40,9 @@ func runStage(name string) func([]string, Env) int {
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 			return ExitUsage
+		}
+		if *httpAddr != "" {
+			f.HTTP.Address = *httpAddr
 		}
 		if err := f.Validate(); err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
@@ -54,21 +59,30 @@ func runStage(name string) func([]string, Env) int {
 			return ExitUsage
 		}
 		serde := canonical.NewSerde(cl)
+		tel := telemetry.New(nil)
 		var st interface{ Run(context.Context) error }
 		switch name {
 		case "ingress":
-			st = ingress.New(ingress.Config{Interfaces: f.Interfaces}, f.Kafka, serde, log)
+			st = ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
 		case "parse":
-			st = parse.New(parse.Config{Instance: *instance}, f.Kafka, serde, log)
+			st = parse.New(parse.Config{Instance: *instance, Telemetry: tel}, f.Kafka, serde, log)
 		case "transform":
-			st = transform.New(transform.Config{Instance: *instance}, f.Kafka, serde, log)
+			st = transform.New(transform.Config{Instance: *instance, Telemetry: tel}, f.Kafka, serde, log)
 		case "route":
-			st = route.New(route.Config{Instance: *instance, Rules: f.Routes}, f.Kafka, serde, log)
+			st = route.New(route.Config{Instance: *instance, Rules: f.Routes, Telemetry: tel}, f.Kafka, serde, log)
 		case "egress":
-			st = egress.New(egress.Config{Destinations: f.Destinations}, f.Kafka, serde, log)
+			st = egress.New(egress.Config{Destinations: f.Destinations, Telemetry: tel}, f.Kafka, serde, log)
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
+		if f.HTTP.Address != "off" {
+			addr, err := tel.Serve(ctx, f.HTTP.Address)
+			if err != nil {
+				log.Error("cannot serve metrics", "error", err)
+				return ExitInvalid
+			}
+			log.Info("serving /metrics, /healthz and /readyz", "address", addr)
+		}
 		if err := st.Run(ctx); err != nil {
 			log.Error("stage stopped with an error", "error", err)
 			return ExitInvalid

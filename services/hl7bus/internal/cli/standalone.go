@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
 )
@@ -45,7 +46,7 @@ func runStandalone(args []string, env Env) int {
 	defer emb.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := standalone.Stages(ctx, f, log); err != nil {
+	if err := standalone.Stages(ctx, f, telemetry.New(nil), log); err != nil {
 		log.Error("stopped with an error", "error", err)
 		return ExitInvalid
 	}

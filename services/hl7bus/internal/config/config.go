@@ -23,6 +23,7 @@ import (
 // File is the whole configuration file.
 type File struct {
 	Log          Log                  `yaml:"log"`
+	HTTP         HTTP                 `yaml:"http"`
 	Kafka        kafka.Config         `yaml:"kafka"`
 	Registry     Registry             `yaml:"registry"`
 	Interfaces   []ingress.Interface  `yaml:"interfaces"`
@@ -37,6 +38,13 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json or text. Default json.
 	Format string `yaml:"format"`
+}
+
+// HTTP configures the endpoint serving /metrics, /healthz and /readyz.
+type HTTP struct {
+	// Address to listen on. Default 127.0.0.1:9464 (Prometheus exporters'
+	// customary range); empty after defaults only if set to "off".
+	Address string `yaml:"address"`
 }
 
 // Registry locates the Confluent-compatible schema registry.
@@ -78,7 +86,7 @@ func Load(path string) (*File, error) {
 	// Environment variables override only keys viper knows; bind the
 	// scalar ones so they work even when the file leaves them out.
 	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication",
-		"kafka.client_id", "registry.url", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
+		"kafka.client_id", "registry.url", "http.address", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
 		"standalone.sync_writes"} {
 		_ = v.BindEnv(k)
 	}
@@ -105,6 +113,9 @@ func (f *File) defaults() {
 	}
 	if f.Log.Format == "" {
 		f.Log.Format = "json"
+	}
+	if f.HTTP.Address == "" {
+		f.HTTP.Address = "127.0.0.1:9464"
 	}
 	if f.Standalone.DataDir == "" {
 		f.Standalone.DataDir = "hl7bus-data"
@@ -157,7 +168,11 @@ func (f *File) Validate() error {
 	if err := (route.Config{Rules: f.Routes}).Validate(known); err != nil {
 		errs = append(errs, err)
 	}
-	for _, a := range []struct{ key, addr string }{{"standalone.kafka_address", f.Standalone.KafkaAddress}, {"standalone.registry_address", f.Standalone.RegistryAddress}} {
+	for _, a := range []struct{ key, addr string }{{"standalone.kafka_address", f.Standalone.KafkaAddress},
+		{"standalone.registry_address", f.Standalone.RegistryAddress}, {"http.address", f.HTTP.Address}} {
+		if a.addr == "off" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", a.key, err))
 		}

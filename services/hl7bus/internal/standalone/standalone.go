@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/ingress"
@@ -93,13 +94,20 @@ func (e *Embedded) Close() {
 // Stages runs the five stages of f against its broker and registry until ctx
 // ends, then stops them in order: ingress first (finishing and ACKing what
 // is in flight), then the others.
-func Stages(ctx context.Context, f *config.File, log *slog.Logger) error {
+func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *slog.Logger) error {
 	cl, err := sr.NewClient(sr.URLs(f.Registry.URL))
 	if err != nil {
 		return fmt.Errorf("registry.url: %w", err)
 	}
 	serde := canonical.NewSerde(cl)
-	in := ingress.New(ingress.Config{Interfaces: f.Interfaces}, f.Kafka, serde, log)
+	if f.HTTP.Address != "off" {
+		addr, err := tel.Serve(ctx, f.HTTP.Address)
+		if err != nil {
+			return err
+		}
+		log.Info("serving /metrics, /healthz and /readyz", slog.String("address", addr))
+	}
+	in := ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
 	if err := in.Start(ctx); err != nil {
 		_ = in.Stop(context.Background())
 		return err
@@ -108,10 +116,10 @@ func Stages(ctx context.Context, f *config.File, log *slog.Logger) error {
 	// on every start, so a restart fences the transactions its killed
 	// predecessor left open.
 	others := []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "standalone"}, f.Kafka, serde, log),
-		transform.New(transform.Config{Instance: "standalone"}, f.Kafka, serde, log),
-		route.New(route.Config{Instance: "standalone", Rules: f.Routes}, f.Kafka, serde, log),
-		egress.New(egress.Config{Destinations: f.Destinations}, f.Kafka, serde, log),
+		parse.New(parse.Config{Instance: "standalone", Telemetry: tel}, f.Kafka, serde, log),
+		transform.New(transform.Config{Instance: "standalone", Telemetry: tel}, f.Kafka, serde, log),
+		route.New(route.Config{Instance: "standalone", Rules: f.Routes, Telemetry: tel}, f.Kafka, serde, log),
+		egress.New(egress.Config{Destinations: f.Destinations, Telemetry: tel}, f.Kafka, serde, log),
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
