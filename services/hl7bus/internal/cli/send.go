@@ -14,6 +14,7 @@ func runSend(args []string, env Env) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each ACK")
+	raw := fs.Bool("raw", false, "send each file's bytes as one frame, unparsed (to test how a peer rejects bad input)")
 	fs.Usage = func() {
 		fmt.Fprintln(env.Stderr, "usage: hl7bus send [--timeout D] ADDR FILE...\n\nSends every message of each FILE (batch files are split) over MLLP to\nADDR and prints one line per message: file, ACK code, MSA-2, latency.\nExit status 1 when any message is not accepted (AA/CA).")
 		fs.PrintDefaults()
@@ -36,26 +37,35 @@ func runSend(args []string, env Env) int {
 			status = ExitInvalid
 			continue
 		}
-		file, err := hl7v2.ParseBatch(data)
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "%s: %v\n", name, err)
-			status = ExitInvalid
-			continue
+		var frames [][]byte
+		var ids []string
+		if *raw {
+			frames, ids = [][]byte{data}, []string{"-"}
+		} else {
+			file, err := hl7v2.ParseBatch(data)
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "%s: %v (use --raw to send it anyway)\n", name, err)
+				status = ExitInvalid
+				continue
+			}
+			for _, m := range file.Messages() {
+				frames, ids = append(frames, m.Bytes()), append(ids, m.ControlID())
+			}
 		}
-		for _, m := range file.Messages() {
+		for i, frame := range frames {
 			ctx, cancel := context.WithTimeout(context.Background(), *timeout+time.Second)
 			start := time.Now()
-			reply, err := c.Send(ctx, m.Bytes())
+			reply, err := c.Send(ctx, frame)
 			cancel()
 			latency := time.Since(start)
 			if err != nil {
-				fmt.Fprintf(env.Stdout, "%s\tERROR\t%s\t%s\t%v\n", name, m.ControlID(), latency.Round(time.Microsecond), err)
+				fmt.Fprintf(env.Stdout, "%s\tERROR\t%s\t%s\t%v\n", name, ids[i], latency.Round(time.Microsecond), err)
 				status = ExitInvalid
 				continue
 			}
 			ack, err := hl7v2.ParseACK(reply)
 			if err != nil {
-				fmt.Fprintf(env.Stdout, "%s\tBADACK\t%s\t%s\t%v\n", name, m.ControlID(), latency.Round(time.Microsecond), err)
+				fmt.Fprintf(env.Stdout, "%s\tBADACK\t%s\t%s\t%v\n", name, ids[i], latency.Round(time.Microsecond), err)
 				status = ExitInvalid
 				continue
 			}
