@@ -2,20 +2,26 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/plugin/kslog"
 )
 
-// base returns the options every client shares.
-func base(c Config, log *slog.Logger) []kgo.Opt {
-	return []kgo.Opt{
+// base returns the options every client shares: brokers, client ID,
+// TLS, SASL and logging.
+func base(c Config, log *slog.Logger) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		// franz-go's own logs go through slog from warn up: at info it
@@ -23,6 +29,61 @@ func base(c Config, log *slog.Logger) []kgo.Opt {
 		// They carry broker and protocol detail, never record content.
 		kgo.WithLogger(kslog.New(slog.New(minLevel{log.Handler(), slog.LevelWarn}))),
 	}
+	if c.TLS.Enabled {
+		tc, err := tlsConfig(c.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	switch c.SASL.Mechanism {
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Value()}.AsSha512Mechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Value()}.AsSha256Mechanism()))
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Value()}.AsMechanism()))
+	}
+	return opts, nil
+}
+
+func tlsConfig(t TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka.tls.ca_file: no certificate in %s", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// newClient builds a client from the shared options, the role's options
+// and the caller's extra ones.
+func newClient(c Config, log *slog.Logger, role []kgo.Opt, extra []kgo.Opt) (*kgo.Client, error) {
+	opts, err := base(c, log)
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(append(opts, role...), extra...)...)
+}
+
+// NewAdmin returns a client for topic administration and one-off reads and
+// writes (tools, tests).
+func NewAdmin(c Config, log *slog.Logger, extra ...kgo.Opt) (*kgo.Client, error) {
+	return newClient(c, log, nil, extra)
 }
 
 // minLevel raises a handler's minimum level.
@@ -44,7 +105,7 @@ func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.W
 // by all in-sync replicas and idempotent (franz-go's defaults, stated here
 // because the ACK-after-durable-write promise rests on them).
 func NewProducer(c Config, log *slog.Logger, extra ...kgo.Opt) (*kgo.Client, error) {
-	opts := append(base(c, log),
+	return newClient(c, log, []kgo.Opt{
 		// acks=all: a record is durable only once every in-sync replica has it.
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		// Ingress waits for each produce before ACKing its sender, so
@@ -54,15 +115,18 @@ func NewProducer(c Config, log *slog.Logger, extra ...kgo.Opt) (*kgo.Client, err
 		// Records are keyed for per-patient order; the default sticky
 		// key partitioner hashes the key like the Java client (murmur2).
 		kgo.DefaultProduceTopic(c.Topic(TopicRaw)),
-	)
-	return kgo.NewClient(append(opts, extra...)...)
+	}, extra)
 }
 
 // NewTransactSession returns the session of a consume -> produce stage:
 // it consumes topics in group with read_committed isolation and produces
 // within transactions whose ID is unique per stage instance.
 func NewTransactSession(c Config, log *slog.Logger, group, txnID string, topics []string, extra ...kgo.Opt) (*kgo.GroupTransactSession, error) {
-	opts := append(base(c, log),
+	opts, err := base(c, log)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics...),
 		// Exactly once: the consumed offsets commit in the same transaction
@@ -84,7 +148,7 @@ func NewTransactSession(c Config, log *slog.Logger, group, txnID string, topics 
 // NewConsumer returns a group consumer that commits offsets only when told
 // (egress commits after the receiver's ACK or a DLQ write).
 func NewConsumer(c Config, log *slog.Logger, group string, topics []string, extra ...kgo.Opt) (*kgo.Client, error) {
-	opts := append(base(c, log),
+	return newClient(c, log, []kgo.Opt{
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -92,8 +156,22 @@ func NewConsumer(c Config, log *slog.Logger, group string, topics []string, extr
 		// Offsets commit only after delivery (at-least-once toward the
 		// receiver); autocommit would commit what was merely fetched.
 		kgo.DisableAutoCommit(),
-	)
-	return kgo.NewClient(append(opts, extra...)...)
+	}, extra)
+}
+
+// NewReader returns a consumer without a group for tools that read a topic
+// (hl7bus tail): from the start or the end, committed records only when
+// committed is true.
+func NewReader(c Config, log *slog.Logger, topic string, fromStart, committed bool) (*kgo.Client, error) {
+	start := kgo.NewOffset().AtEnd()
+	if fromStart {
+		start = kgo.NewOffset().AtStart()
+	}
+	role := []kgo.Opt{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start)}
+	if committed {
+		role = append(role, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	return newClient(c, log, role, nil)
 }
 
 // EnsureTopics creates the topics that do not exist yet with the

@@ -7,7 +7,10 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
+
+	"github.com/hl7bus/hl7bus/libs/config"
 )
 
 // Config is the kafka section of the configuration.
@@ -24,6 +27,28 @@ type Config struct {
 	Replication int16 `yaml:"replication"`
 	// ClientID names the process to the brokers. Default "hl7bus".
 	ClientID string `yaml:"client_id"`
+	TLS      TLS    `yaml:"tls"`
+	SASL     SASL   `yaml:"sasl"`
+}
+
+// TLS configures encryption to the brokers.
+type TLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile verifies the brokers (default: the system roots).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate, for mutual TLS.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name verified in broker certificates.
+	ServerName string `yaml:"server_name"`
+}
+
+// SASL configures authentication to the brokers.
+type SASL struct {
+	// Mechanism is SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN; empty for none.
+	Mechanism string        `yaml:"mechanism"`
+	Username  string        `yaml:"username"`
+	Password  config.Secret `yaml:"password"`
 }
 
 // WithDefaults returns c with unset fields defaulted.
@@ -64,6 +89,31 @@ func (c Config) Validate() error {
 	}
 	if c.Replication < 0 {
 		errs = append(errs, fmt.Errorf("kafka.replication: %d is not a positive number", c.Replication))
+	}
+	switch c.SASL.Mechanism {
+	case "":
+	case "SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN":
+		if c.SASL.Username == "" {
+			errs = append(errs, errors.New("kafka.sasl.username: required with a mechanism"))
+		}
+		if c.SASL.Password == "" {
+			errs = append(errs, errors.New("kafka.sasl.password: required with a mechanism"))
+		}
+		if c.SASL.Mechanism == "PLAIN" && !c.TLS.Enabled {
+			errs = append(errs, errors.New("kafka.sasl.mechanism: PLAIN without kafka.tls.enabled would send the password in the clear"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("kafka.sasl.mechanism: %q is not SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN", c.SASL.Mechanism))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("kafka.tls.cert_file and kafka.tls.key_file go together"))
+	}
+	for _, f := range []struct{ key, path string }{{"kafka.tls.ca_file", c.TLS.CAFile}, {"kafka.tls.cert_file", c.TLS.CertFile}, {"kafka.tls.key_file", c.TLS.KeyFile}} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", f.key, err))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
@@ -45,7 +43,7 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 	tel.Health.Register(st.Name)
 	defer tel.Health.Set(st.Name, false)
 	dlq := kc.DLQTopic(st.Name)
-	admin, err := kgo.NewClient(kgo.SeedBrokers(kc.Brokers...), kgo.ClientID(kc.ClientID))
+	admin, err := kafka.NewAdmin(kc, log)
 	if err != nil {
 		return fmt.Errorf("%s: admin client: %w", st.Name, err)
 	}

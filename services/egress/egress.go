@@ -130,9 +130,9 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 func (s *Service) Run(ctx context.Context) error {
 	s.tel.Health.Register("egress")
 	defer s.tel.Health.Set("egress", false)
-	prod, err := kgo.NewClient(append(kafka.Instrument(s.tel, "egress").Opts(), kgo.SeedBrokers(s.kc.Brokers...), kgo.ClientID(s.kc.ClientID),
-		// Dead letters must be durable before the offset commits.
-		kgo.RequiredAcks(kgo.AllISRAcks()))...)
+	// acks=all (NewProducer): dead letters must be durable before the
+	// offset commits.
+	prod, err := kafka.NewProducer(s.kc, s.log, kafka.Instrument(s.tel, "egress").Opts()...)
 	if err != nil {
 		return fmt.Errorf("egress: producer: %w", err)
 	}

@@ -8,8 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/twmb/franz-go/pkg/sr"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
@@ -27,6 +25,8 @@ func runStage(name string) func([]string, Env) int {
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(env.Stderr)
 		path := fs.String("config", "", "configuration `FILE` (required)")
+		var sets stringList
+		fs.Var(&sets, "set", "override a key: `KEY=VALUE` (repeatable; highest precedence)")
 		httpAddr := fs.String("http-address", "", "address for /metrics, /healthz and /readyz (overrides http.address; \"off\" for none)")
 		instance := fs.String("instance", "", "instance name, unique among running instances of the stage and stable across its restarts (default: the host name)")
 		if err := fs.Parse(args); err != nil {
@@ -36,7 +36,7 @@ func runStage(name string) func([]string, Env) int {
 			fmt.Fprintf(env.Stderr, "usage: hl7bus %s --config FILE [--instance NAME]\n", name)
 			return ExitUsage
 		}
-		f, err := config.Load(*path)
+		f, err := config.Load(*path, sets...)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 			return ExitUsage
@@ -53,9 +53,9 @@ func runStage(name string) func([]string, Env) int {
 			*instance, _ = os.Hostname()
 		}
 		log := newLogger(f.Log, env.Stderr).With("instance", *instance)
-		cl, err := sr.NewClient(sr.URLs(f.Registry.URL))
+		cl, err := f.Registry.Client()
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "hl7bus: registry.url: %v\n", err)
+			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 			return ExitUsage
 		}
 		serde := canonical.NewSerde(cl)

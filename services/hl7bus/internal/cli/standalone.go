@@ -17,14 +17,16 @@ func runStandalone(args []string, env Env) int {
 	fs.SetOutput(env.Stderr)
 	path := fs.String("config", "", "configuration `FILE` (required)")
 	dataDir := fs.String("data-dir", "", "data directory (overrides standalone.data_dir)")
+	var sets stringList
+	fs.Var(&sets, "set", "override a key: `KEY=VALUE` (repeatable; highest precedence)")
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
 	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(env.Stderr, "usage: hl7bus standalone --config FILE [--data-dir DIR]")
+		fmt.Fprintln(env.Stderr, "usage: hl7bus standalone --config FILE [--data-dir DIR] [--set KEY=VALUE]...")
 		return ExitUsage
 	}
-	f, err := config.Load(*path)
+	f, err := config.Load(*path, sets...)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 		return ExitUsage

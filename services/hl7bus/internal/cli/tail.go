@@ -12,10 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
 
@@ -35,6 +33,8 @@ func runTail(args []string, env Env) int {
 	path := fs.String("config", "deploy/standalone/hl7bus.yaml", "configuration `FILE` naming the brokers and registry (a standalone file means its embedded ones)")
 	fromStart := fs.Bool("from-beginning", false, "start at the oldest record instead of the newest")
 	max := fs.Int("max", 0, "stop after N records (0: follow until interrupted)")
+	var sets stringList
+	fs.Var(&sets, "set", "override a key: `KEY=VALUE` (repeatable)")
 	committed := fs.Bool("committed", true, "read only records of committed transactions")
 	fs.Usage = func() { fmt.Fprint(env.Stderr, tailUsage); fs.PrintDefaults() }
 	rest, err := parseInterleaved(fs, args)
@@ -44,7 +44,7 @@ func runTail(args []string, env Env) int {
 		}
 		return ExitUsage
 	}
-	f, err := config.Load(*path)
+	f, err := config.Load(*path, sets...)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hl7bus tail: %v\n", err)
 		return ExitUsage
@@ -56,21 +56,13 @@ func runTail(args []string, env Env) int {
 	if !strings.HasPrefix(topic, f.Kafka.TopicPrefix) {
 		topic = f.Kafka.TopicPrefix + topic
 	}
-	cl, err := sr.NewClient(sr.URLs(f.Registry.URL))
+	cl, err := f.Registry.Client()
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "hl7bus tail: registry.url: %v\n", err)
+		fmt.Fprintf(env.Stderr, "hl7bus tail: %v\n", err)
 		return ExitUsage
 	}
 	serde := canonical.NewSerde(cl)
-	start := kgo.NewOffset().AtEnd()
-	if *fromStart {
-		start = kgo.NewOffset().AtStart()
-	}
-	opts := []kgo.Opt{kgo.SeedBrokers(f.Kafka.Brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start)}
-	if *committed {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	consumer, err := kgo.NewClient(opts...)
+	consumer, err := kafka.NewReader(f.Kafka, newLogger(config.Log{Level: "warn", Format: "text"}, env.Stderr), topic, *fromStart, *committed)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "hl7bus tail: %v\n", err)
 		return ExitInvalid

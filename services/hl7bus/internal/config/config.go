@@ -13,6 +13,9 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	libconfig "github.com/hl7bus/hl7bus/libs/config"
 
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/services/egress"
@@ -50,6 +53,22 @@ type HTTP struct {
 // Registry locates the Confluent-compatible schema registry.
 type Registry struct {
 	URL string `yaml:"url"`
+	// Username and Password, when set, authenticate with HTTP basic auth.
+	Username string           `yaml:"username"`
+	Password libconfig.Secret `yaml:"password"`
+}
+
+// Client returns a registry client.
+func (r Registry) Client() (*sr.Client, error) {
+	opts := []sr.ClientOpt{sr.URLs(r.URL)}
+	if r.Username != "" {
+		opts = append(opts, sr.BasicAuth(r.Username, r.Password.Value()))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return cl, nil
 }
 
 // Standalone configures `hl7bus standalone`: the embedded broker and
@@ -71,9 +90,11 @@ type Standalone struct {
 	SyncWrites bool `yaml:"sync_writes"`
 }
 
-// Load reads path, applies HL7BUS_* environment overrides and defaults.
-// Unknown keys are errors. It does not validate; call Validate.
-func Load(path string) (*File, error) {
+// Load reads path and returns the configuration with the precedence
+// defaults < file < HL7BUS_* environment variables < overrides (the
+// --set KEY=VALUE flags; a list takes comma-separated values). Unknown keys
+// are errors. It does not validate; call Validate.
+func Load(path string, overrides ...string) (*File, error) {
 	v := viper.New()
 	v.SetConfigFile(path)
 	v.SetConfigType("yaml")
@@ -86,12 +107,20 @@ func Load(path string) (*File, error) {
 	// Environment variables override only keys viper knows; bind the
 	// scalar ones so they work even when the file leaves them out.
 	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication",
-		"kafka.client_id", "registry.url", "http.address", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
+		"kafka.client_id", "kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password", "kafka.tls.enabled",
+		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
 		"standalone.sync_writes"} {
 		_ = v.BindEnv(k)
 	}
 	if b := os.Getenv("HL7BUS_KAFKA_BROKERS"); b != "" {
 		v.Set("kafka.brokers", strings.Split(b, ","))
+	}
+	for _, o := range overrides {
+		key, val, ok := strings.Cut(o, "=")
+		if !ok || key == "" {
+			return nil, fmt.Errorf("--set %q: expected KEY=VALUE (for example kafka.topic_prefix=test)", o)
+		}
+		v.Set(key, val)
 	}
 	f := &File{}
 	err := v.Unmarshal(f, func(dc *mapstructure.DecoderConfig) {

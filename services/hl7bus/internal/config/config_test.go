@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 func TestGood(t *testing.T) {
@@ -58,5 +60,58 @@ func TestBad(t *testing.T) {
 				t.Errorf("%s: error does not name %s:\n%v", file, w, err)
 			}
 		}
+	}
+}
+
+// TestPrecedence checks defaults < file < environment < --set, key by key.
+func TestPrecedence(t *testing.T) {
+	file := "testdata/standalone.good.yaml" // sets kafka.topic_prefix: hl7bus.
+	prefix := func(overrides ...string) string {
+		f, err := Load(file, overrides...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Kafka.TopicPrefix
+	}
+	if got := prefix(); got != "hl7bus." {
+		t.Errorf("file: %q", got)
+	}
+	t.Setenv("HL7BUS_KAFKA_TOPIC_PREFIX", "env.")
+	if got := prefix(); got != "env." {
+		t.Errorf("env over file: %q", got)
+	}
+	if got := prefix("kafka.topic_prefix=flag."); got != "flag." {
+		t.Errorf("flag over env: %q", got)
+	}
+	// A default applies when nothing sets the key.
+	f, err := Load(file, "kafka.brokers=a:1,b:2", "destinations.0.name=x")
+	if err == nil {
+		t.Errorf("--set of a list element path must be refused (lists are set whole), got %+v", f.Destinations)
+	}
+	f, err = Load(file, "kafka.brokers=a:1,b:2")
+	if err != nil || len(f.Kafka.Brokers) != 2 || f.Kafka.Partitions != 6 {
+		t.Errorf("list override and default: %v %+v", err, f.Kafka)
+	}
+	if _, err := Load(file, "kafka.topc_prefix=x"); err == nil || !strings.Contains(err.Error(), "topc_prefix") {
+		t.Errorf("a misspelt --set key must be an error naming it: %v", err)
+	}
+	if _, err := Load(file, "novalue"); err == nil {
+		t.Error("--set without = must be an error")
+	}
+}
+
+func TestSecretsRedactedInPrint(t *testing.T) {
+	t.Setenv("HL7BUS_KAFKA_SASL_PASSWORD", "hunter2")
+	t.Setenv("HL7BUS_REGISTRY_PASSWORD", "s3cret")
+	f, err := Load("testdata/standalone.good.yaml", "kafka.sasl.mechanism=SCRAM-SHA-512", "kafka.sasl.username=u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Kafka.SASL.Password.Value() != "hunter2" || f.Registry.Password.Value() != "s3cret" {
+		t.Fatalf("secrets not loaded: %q %q", f.Kafka.SASL.Password.Value(), f.Registry.Password.Value())
+	}
+	out, _ := yaml.Marshal(f)
+	if strings.Contains(string(out), "hunter2") || strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "********") {
+		t.Errorf("printed configuration shows a secret:\n%s", out)
 	}
 }

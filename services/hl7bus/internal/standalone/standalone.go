@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
@@ -95,9 +94,9 @@ func (e *Embedded) Close() {
 // ends, then stops them in order: ingress first (finishing and ACKing what
 // is in flight), then the others.
 func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *slog.Logger) error {
-	cl, err := sr.NewClient(sr.URLs(f.Registry.URL))
+	cl, err := f.Registry.Client()
 	if err != nil {
-		return fmt.Errorf("registry.url: %w", err)
+		return err
 	}
 	serde := canonical.NewSerde(cl)
 	if f.HTTP.Address != "off" {
