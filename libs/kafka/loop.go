@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hl7bus/hl7bus/libs/logattr"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
@@ -87,7 +89,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			return nil
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			l.Log.Warn("fetch error", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("error", err))
+			l.Log.Warn("fetch error", logattr.Topic(t), logattr.Partition(p), logattr.Error(err))
 		})
 		if fetches.NumRecords() == 0 {
 			continue
@@ -103,7 +105,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			backoff = l.Backoff
 			continue
 		}
-		l.Log.Warn("batch aborted; retrying", slog.String("stage", l.Stage), slog.Duration("backoff", backoff))
+		l.Log.Warn("batch aborted; retrying", logattr.Stage(l.Stage), logattr.Backoff(backoff))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -144,7 +146,7 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 			value, encErr := l.Serde.Encode(dl)
 			if encErr != nil {
 				// Without a dead letter the record would be lost: retry.
-				l.Log.Error("encoding dead letter", slog.String("stage", l.Stage), slog.Any("error", encErr))
+				l.Log.Error("encoding dead letter", logattr.Stage(l.Stage), logattr.Error(encErr))
 				retry = true
 				return
 			}
@@ -172,7 +174,7 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 			delete(l.failures, recKey{rec.Topic, rec.Partition, rec.Offset})
 		})
 	} else if perr := promise.Err(); perr != nil {
-		l.Log.Warn("produce failed; transaction aborted", slog.String("stage", l.Stage), slog.Any("error", perr))
+		l.Log.Warn("produce failed; transaction aborted", logattr.Stage(l.Stage), logattr.Error(perr))
 	}
 	return committed, nil
 }
@@ -193,9 +195,9 @@ func (l *Loop) span(ctx context.Context, rec *kgo.Record) (context.Context, trac
 func (l *Loop) failed(rec *kgo.Record, id string, err error) (*canonical.DeadLetter, bool) {
 	now := time.Now()
 	if IsPermanent(err) {
-		l.Log.Info("dead-lettering record", slog.String("stage", l.Stage), slog.String("message_id", id),
-			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset),
-			slog.String("reason", err.Error()))
+		l.Log.Info("dead-lettering record", logattr.Stage(l.Stage), logattr.MessageID(id),
+			logattr.Topic(rec.Topic), logattr.Partition(rec.Partition), logattr.Offset(rec.Offset),
+			logattr.Reason(err.Error()))
 		return DeadLetter(l.Stage, id, rec, canonical.ErrorPermanent, err.Error(), 1, now, now), false
 	}
 	k := recKey{rec.Topic, rec.Partition, rec.Offset}
@@ -207,8 +209,8 @@ func (l *Loop) failed(rec *kgo.Record, id string, err error) (*canonical.DeadLet
 	f.attempts++
 	f.last, f.reason = now, err.Error()
 	if f.attempts < l.MaxAttempts {
-		l.Log.Warn("transient failure", slog.String("stage", l.Stage), slog.String("message_id", id),
-			slog.Int("attempt", f.attempts), slog.Any("error", err))
+		l.Log.Warn("transient failure", logattr.Stage(l.Stage), logattr.MessageID(id),
+			logattr.Attempt(f.attempts), logattr.Error(err))
 		return nil, true
 	}
 	delete(l.failures, k)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hl7bus/hl7bus/libs/logattr"
 )
 
 // ConnInfo describes the connection a frame arrived on.
@@ -183,7 +185,7 @@ func (s *Server) startConn(nc net.Conn) {
 		full := !s.closing.Load()
 		s.mu.Unlock()
 		if full {
-			s.log.Warn("mllp connection refused: too many connections", slog.String("peer", nc.RemoteAddr().String()), slog.Int("limit", s.maxConns))
+			s.log.Warn("mllp connection refused: too many connections", logattr.Peer(nc.RemoteAddr().String()), logattr.Limit(s.maxConns))
 		}
 		_ = nc.Close()
 		return
@@ -270,14 +272,14 @@ func (c *serverConn) serve() {
 		tc := tls.Server(c.nc, s.tlsConfig)
 		_ = tc.SetDeadline(time.Now().Add(s.readTimeout))
 		if err := tc.HandshakeContext(s.baseCtx); err != nil {
-			s.log.Warn("mllp TLS handshake failed", slog.Uint64("conn", c.id), slog.String("peer", info.RemoteAddr.String()), slog.Any("error", err))
+			s.log.Warn("mllp TLS handshake failed", logattr.Conn(c.id), logattr.Peer(info.RemoteAddr.String()), logattr.Error(err))
 			return
 		}
 		st := tc.ConnectionState()
 		info.TLS = &st
 		conn = tc
 	}
-	log := s.log.With(slog.Uint64("conn", c.id), slog.String("peer", info.RemoteAddr.String()))
+	log := s.log.With(logattr.Conn(c.id), logattr.Peer(info.RemoteAddr.String()))
 	log.Debug("mllp connection opened")
 
 	r := NewReader(conn, s.maxFrame)
@@ -303,22 +305,22 @@ func (c *serverConn) serve() {
 			var tooLarge *FrameTooLargeError
 			switch {
 			case errors.As(err, &tooLarge):
-				log.Warn("mllp frame too large; closing connection", slog.Int("limit", tooLarge.Limit))
+				log.Warn("mllp frame too large; closing connection", logattr.Limit(tooLarge.Limit))
 				if s.oversize != nil {
 					if reply := s.oversize(tooLarge.Head); reply != nil {
 						c.write(conn, reply, log)
 					}
 				}
 			case errors.Is(err, io.EOF):
-				log.Debug("mllp connection closed by peer", slog.Int64("skipped_bytes", r.Skipped()))
+				log.Debug("mllp connection closed by peer", logattr.SkippedBytes(r.Skipped()))
 			default:
-				log.Info("mllp connection ended", slog.Any("error", err), slog.Int64("skipped_bytes", r.Skipped()))
+				log.Info("mllp connection ended", logattr.Error(err), logattr.SkippedBytes(r.Skipped()))
 			}
 			return
 		}
 		reply, err := s.handler.ServeMLLP(s.baseCtx, info, frame)
 		if err != nil {
-			log.Warn("mllp handler failed; closing connection without reply", slog.Any("error", err))
+			log.Warn("mllp handler failed; closing connection without reply", logattr.Error(err))
 			return
 		}
 		if reply != nil && !c.write(conn, reply, log) {
@@ -335,7 +337,7 @@ func (c *serverConn) write(conn net.Conn, reply []byte, log *slog.Logger) bool {
 		_ = conn.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
 	}
 	if err := WriteFrame(conn, reply); err != nil {
-		log.Info("mllp reply not written", slog.Any("error", err))
+		log.Info("mllp reply not written", logattr.Error(err))
 		return false
 	}
 	return true

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/hl7bus/hl7bus/libs/logattr"
+
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
@@ -35,7 +37,7 @@ type Stage struct {
 
 // Run runs stage until ctx ends.
 func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog.Logger, st Stage) error {
-	log = log.With(slog.String("stage", st.Name))
+	log = log.With(logattr.Stage(st.Name))
 	tel := st.Telemetry
 	if tel == nil {
 		tel = telemetry.Nop()
@@ -71,7 +73,7 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 		return fmt.Errorf("%s: transaction session: %w", st.Name, err)
 	}
 	defer sess.Close()
-	log.Info("stage running", slog.String("input", st.Input), slog.String("group", group))
+	log.Info("stage running", logattr.Input(st.Input), logattr.Group(group))
 	tel.Health.Set(st.Name, true)
 	loop := &kafka.Loop{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log,
 		Telemetry: tel, Tracer: inst.Tracer}

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hl7bus/hl7bus/libs/logattr"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
@@ -112,7 +114,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if tel == nil {
 		tel = telemetry.Nop()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(slog.String("stage", "egress")), tel: tel,
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("egress")), tel: tel,
 		attempts: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_egress_attempts_total",
 			Help: "Delivery attempts, by destination and outcome (delivered, retry, dead-lettered)."}, "destination", "outcome"),
 		latency: tel.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_egress_ack_latency_seconds",
@@ -155,7 +157,7 @@ func (s *Service) Run(ctx context.Context) error {
 	errc := make(chan error, len(s.cfg.Destinations))
 	for _, d := range s.cfg.Destinations {
 		w := &worker{s: s, d: d.withDefaults(), prod: prod, dlq: dlq, delivery: delivery,
-			log: s.log.With(slog.String("destination", d.Name))}
+			log: s.log.With(logattr.Destination(d.Name))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -211,14 +213,14 @@ func (w *worker) run(ctx context.Context) error {
 	w.client = mllp.NewClient(w.d.Address, mllp.WithAckTimeout(w.d.AckTimeout),
 		mllp.WithBackoff(w.d.Retry.InitialBackoff, w.d.Retry.MaxBackoff))
 	defer w.client.Close()
-	w.log.Info("delivering", slog.String("address", w.d.Address), slog.String("group", group))
+	w.log.Info("delivering", logattr.Address(w.d.Address), logattr.Group(group))
 	for {
 		fetches := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return nil
 		}
 		fetches.EachError(func(t string, p int32, err error) {
-			w.log.Warn("fetch error", slog.String("topic", t), slog.Int("partition", int(p)), slog.Any("error", err))
+			w.log.Warn("fetch error", logattr.Topic(t), logattr.Partition(p), logattr.Error(err))
 		})
 		var done []*kgo.Record
 		iter := fetches.RecordIter()
@@ -231,7 +233,7 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		if len(done) > 0 {
 			if err := cl.CommitRecords(context.WithoutCancel(ctx), done...); err != nil {
-				w.log.Warn("committing offsets", slog.Any("error", err))
+				w.log.Warn("committing offsets", logattr.Error(err))
 			}
 		}
 		if ctx.Err() != nil {
@@ -256,7 +258,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		return w.deadLetter(ctx, rec, "", canonical.ErrorPermanent, reason, 1, first)
 	}
 	span.SetAttributes(attribute.String("hl7bus.message_id", out.MessageID))
-	log := w.log.With(slog.String("message_id", out.MessageID), slog.String("control_id", out.ControlID))
+	log := w.log.With(logattr.MessageID(out.MessageID), logattr.ControlID(out.ControlID))
 	backoff := w.d.Retry.InitialBackoff
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
@@ -268,7 +270,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		var ack *hl7v2.Ack
 		if err == nil {
 			if ack, err = hl7v2.ParseACK(reply); err == nil && !ack.Matches(out.ControlID) {
-				log.Warn("ACK does not name the message sent (MSA-2 differs); taken as its reply", slog.String("msa_2", ack.ControlID))
+				log.Warn("ACK does not name the message sent (MSA-2 differs); taken as its reply", logattr.ControlIDInAck(ack.ControlID))
 			}
 		}
 		d := &canonical.Delivery{MessageID: out.MessageID, ControlID: out.ControlID, Destination: w.d.Name,
@@ -288,7 +290,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		case err == nil && ack.Rejected():
 			d.Outcome, d.AckCode = canonical.OutcomeDeadLettered, ack.Code
 			w.receipt(d)
-			log.Warn("receiver rejected the message", slog.String("ack", ack.Code))
+			log.Warn("receiver rejected the message", logattr.Ack(ack.Code))
 			return w.deadLetter(ctx, rec, out.MessageID, canonical.ErrorPermanent, "receiver answered "+ack.Code, attempt, first)
 		}
 		reason := ""
@@ -306,7 +308,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		}
 		d.Outcome = canonical.OutcomeRetry
 		w.receipt(d)
-		log.Info("delivery failed; will retry", slog.Int("attempt", attempt), slog.String("reason", reason), slog.Duration("backoff", backoff))
+		log.Info("delivery failed; will retry", logattr.Attempt(attempt), logattr.Reason(reason), logattr.Backoff(backoff))
 		select {
 		case <-ctx.Done():
 			return false
@@ -322,12 +324,12 @@ func (w *worker) receipt(d *canonical.Delivery) {
 	w.s.attempts.WithLabelValues(w.d.Name, d.Outcome).Inc()
 	v, err := w.s.serde.Encode(d)
 	if err != nil {
-		w.log.Error("encoding delivery record", slog.Any("error", err))
+		w.log.Error("encoding delivery record", logattr.Error(err))
 		return
 	}
 	w.prod.Produce(context.Background(), &kgo.Record{Topic: w.delivery, Key: []byte(d.MessageID), Value: v}, func(_ *kgo.Record, err error) {
 		if err != nil {
-			w.log.Warn("writing delivery record", slog.Any("error", err))
+			w.log.Warn("writing delivery record", logattr.Error(err))
 		}
 	})
 }
@@ -338,7 +340,7 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, id, class, rea
 	dl := kafka.DeadLetter("egress", id, rec, class, reason, attempts, first, time.Now())
 	v, err := w.s.serde.Encode(dl)
 	if err != nil {
-		w.log.Error("encoding dead letter; record left uncommitted", slog.Any("error", err))
+		w.log.Error("encoding dead letter; record left uncommitted", logattr.Error(err))
 		return false
 	}
 	for {
@@ -347,7 +349,7 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, id, class, rea
 			w.s.deadTotal.WithLabelValues("egress").Inc()
 			return true
 		}
-		w.log.Error("writing dead letter; retrying", slog.Any("error", err))
+		w.log.Error("writing dead letter; retrying", logattr.Error(err))
 		select {
 		case <-ctx.Done():
 			return false

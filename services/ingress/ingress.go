@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hl7bus/hl7bus/libs/logattr"
+
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -122,7 +124,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if tel == nil {
 		tel = telemetry.Nop()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(slog.String("stage", "ingress")), parser: hl7v2.NewParser(),
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("ingress")), parser: hl7v2.NewParser(),
 		entropy: ulid.Monotonic(rand.Reader, 0), addrs: map[string]string{}, topic: kc.Topic(kafka.TopicRaw),
 		tel: tel, tracer: tel.Tracer("hl7bus/ingress"),
 		messages: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_ingress_messages_total",
@@ -155,7 +157,7 @@ func (s *Service) Start(ctx context.Context) error {
 			return fmt.Errorf("ingress: interfaces %s: listening on %s: %w", it.Name, it.Address, err)
 		}
 		srv := mllp.NewServer(s.handler(it), mllp.WithMaxFrameSize(it.MaxFrameSize),
-			mllp.WithLogger(s.log.With(slog.String("interface", it.Name))))
+			mllp.WithLogger(s.log.With(logattr.Interface(it.Name))))
 		s.mu.Lock()
 		s.servers = append(s.servers, srv)
 		s.addrs[it.Name] = ln.Addr().String()
@@ -164,10 +166,10 @@ func (s *Service) Start(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrClosed) {
-				s.log.Error("listener stopped", slog.String("interface", it.Name), slog.Any("error", err))
+				s.log.Error("listener stopped", logattr.Interface(it.Name), logattr.Error(err))
 			}
 		}()
-		s.log.Info("listening", slog.String("interface", it.Name), slog.String("address", ln.Addr().String()))
+		s.log.Info("listening", logattr.Interface(it.Name), logattr.Address(ln.Addr().String()))
 	}
 	go func() { wg.Wait(); close(s.done) }()
 	s.tel.Health.Set("ingress", true)
@@ -229,7 +231,7 @@ func (s *Service) handler(it Interface) mllp.Handler {
 	return mllp.HandlerFunc(func(ctx context.Context, conn mllp.ConnInfo, frame []byte) ([]byte, error) {
 		received := time.Now()
 		id := s.newID(received)
-		log := s.log.With(slog.String("interface", it.Name), slog.String("message_id", id))
+		log := s.log.With(logattr.Interface(it.Name), logattr.MessageID(id))
 		// The root span of the message's trace. Attributes are routing
 		// metadata only, never content.
 		ctx, span := s.tracer.Start(ctx, "ingress receive", trace.WithSpanKind(trace.SpanKindServer),
@@ -264,12 +266,12 @@ func (s *Service) handler(it Interface) mllp.Handler {
 		if perr != nil {
 			// Unparseable: AR whether or not the store worked, since
 			// resending the same bytes cannot help.
-			log.Warn("message rejected", slog.Bool("stored", stored), slog.Any("reason", perr))
+			log.Warn("message rejected", logattr.Stored(stored), logattr.Error(perr))
 			span.SetStatus(codes.Error, "unparseable")
 			ackSent = hl7v2.AckReject
 			return rejectUnparseable(perr, id), nil
 		}
-		log = log.With(slog.String("control_id", m.ControlID()))
+		log = log.With(logattr.ControlID(m.ControlID()))
 		plan := hl7v2.PlanAck(m)
 		code, text := hl7v2.AckAccept, ""
 		if plan.Enhanced {
@@ -303,14 +305,14 @@ func (s *Service) handler(it Interface) mllp.Handler {
 func (s *Service) store(ctx context.Context, raw *canonical.Raw) error {
 	v, err := s.serde.Encode(raw)
 	if err != nil {
-		s.log.Error("encoding raw record", slog.String("message_id", raw.MessageID), slog.Any("error", err))
+		s.log.Error("encoding raw record", logattr.MessageID(raw.MessageID), logattr.Error(err))
 		return err
 	}
 	// The record carries ctx, so the publish hook injects the trace context
 	// into its headers.
 	err = s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.topic, Key: []byte(raw.OrderingKey), Value: v, Context: ctx}).FirstErr()
 	if err != nil {
-		s.log.Error("storing raw record", slog.String("message_id", raw.MessageID), slog.Any("error", err))
+		s.log.Error("storing raw record", logattr.MessageID(raw.MessageID), logattr.Error(err))
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
@@ -52,7 +53,7 @@ func runStage(name string) func([]string, Env) int {
 			// A StatefulSet pod name (or host name) is stable across restarts.
 			*instance, _ = os.Hostname()
 		}
-		log := newLogger(f.Log, env.Stderr).With("instance", *instance)
+		log := newLogger(f.Log, env.Stderr).With(logattr.Instance(*instance))
 		cl, err := f.Registry.Client()
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
@@ -78,13 +79,13 @@ func runStage(name string) func([]string, Env) int {
 		if f.HTTP.Address != "off" {
 			addr, err := tel.Serve(ctx, f.HTTP.Address)
 			if err != nil {
-				log.Error("cannot serve metrics", "error", err)
+				log.Error("cannot serve metrics", logattr.Error(err))
 				return ExitInvalid
 			}
-			log.Info("serving /metrics, /healthz and /readyz", "address", addr)
+			log.Info("serving /metrics, /healthz and /readyz", logattr.Address(addr))
 		}
 		if err := st.Run(ctx); err != nil {
-			log.Error("stage stopped with an error", "error", err)
+			log.Error("stage stopped with an error", logattr.Error(err))
 			return ExitInvalid
 		}
 		return ExitOK

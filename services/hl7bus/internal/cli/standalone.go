@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
@@ -42,14 +43,14 @@ func runStandalone(args []string, env Env) int {
 	log := newLogger(f.Log, env.Stderr)
 	emb, err := standalone.StartEmbedded(f, log)
 	if err != nil {
-		log.Error("cannot start", "error", err)
+		log.Error("cannot start", logattr.Error(err))
 		return ExitInvalid
 	}
 	defer emb.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := standalone.Stages(ctx, f, telemetry.New(nil), log); err != nil {
-		log.Error("stopped with an error", "error", err)
+		log.Error("stopped with an error", logattr.Error(err))
 		return ExitInvalid
 	}
 	log.Info("stopped")

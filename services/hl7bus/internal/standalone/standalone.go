@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hl7bus/hl7bus/libs/logattr"
+
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
@@ -72,15 +74,15 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 	srv := &http.Server{Handler: reg.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("embedded registry stopped", slog.Any("error", err))
+			log.Error("embedded registry stopped", logattr.Error(err))
 		}
 	}()
 	// With port 0 in the configuration, the stages must use the ports the
 	// broker and registry actually got.
 	f.Kafka.Brokers = cluster.ListenAddrs()
 	f.Registry.URL = "http://" + ln.Addr().String()
-	log.Info("embedded broker and registry running", slog.String("kafka", f.Kafka.Brokers[0]),
-		slog.String("registry", f.Registry.URL), slog.String("data_dir", dir))
+	log.Info("embedded broker and registry running", logattr.URL("kafka", f.Kafka.Brokers[0]),
+		logattr.URL("registry", f.Registry.URL), logattr.DataDir(dir))
 	return &Embedded{Cluster: cluster, reg: reg, http: srv}, nil
 }
 
@@ -104,7 +106,7 @@ func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *
 		if err != nil {
 			return err
 		}
-		log.Info("serving /metrics, /healthz and /readyz", slog.String("address", addr))
+		log.Info("serving /metrics, /healthz and /readyz", logattr.Address(addr))
 	}
 	in := ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
 	if err := in.Start(ctx); err != nil {
