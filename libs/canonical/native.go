@@ -71,7 +71,7 @@ var fromNative = map[string]func(map[string]any) Record{
 			Route: str(m, "route"), ContentType: str(m, "content_type"), Payload: byt(m, "payload")}
 	},
 	schemas.DeadLetter: func(m map[string]any) Record {
-		d := &DeadLetter{MessageID: str(m, "message_id"), Stage: str(m, "stage"), ErrorClass: str(m, "error_class"),
+		d := &DeadLetter{MessageID: str(m, "message_id"), ControlID: str(m, "control_id"), Stage: str(m, "stage"), ErrorClass: str(m, "error_class"),
 			Reason: str(m, "reason"), SourceTopic: str(m, "source_topic"), SourcePartition: int32(num(m, "source_partition")),
 			SourceOffset: num(m, "source_offset"), Attempts: int(num(m, "attempts")), FirstFailedAt: ts(m, "first_failed_at"),
 			LastFailedAt: ts(m, "last_failed_at"), Value: byt(m, "value")}
@@ -167,7 +167,7 @@ func (d *DeadLetter) toNative() map[string]any {
 	for k, v := range d.Headers {
 		headers[k] = nonNil(v)
 	}
-	return map[string]any{"message_id": d.MessageID, "stage": d.Stage, "error_class": d.ErrorClass, "reason": d.Reason,
+	return map[string]any{"message_id": d.MessageID, "control_id": d.ControlID, "stage": d.Stage, "error_class": d.ErrorClass, "reason": d.Reason,
 		"source_topic": d.SourceTopic, "source_partition": d.SourcePartition, "source_offset": d.SourceOffset,
 		"attempts": int32(d.Attempts), "first_failed_at": d.FirstFailedAt.UTC(), "last_failed_at": d.LastFailedAt.UTC(),
 		"key": key, "value": nonNil(d.Value), "headers": headers}

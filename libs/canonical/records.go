@@ -123,6 +123,7 @@ const (
 // DeadLetter is a record a stage could not handle (topic dlq.<stage>).
 type DeadLetter struct {
 	MessageID       string
+	ControlID       string
 	Stage           string
 	ErrorClass      string
 	Reason          string

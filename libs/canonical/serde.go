@@ -2,7 +2,6 @@ package canonical
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,10 @@ var ErrWireFormat = errors.New("canonical: not Confluent wire format")
 // ErrUnknownSchema is returned by Decode when the registry does not know the
 // record's schema ID, and by Encode for a record kind never registered.
 var ErrUnknownSchema = errors.New("canonical: unknown schema")
+
+// wire writes and reads the Confluent header (magic byte 0, big-endian
+// schema ID) in front of the Avro body.
+var wire sr.ConfluentHeader
 
 // Serde encodes records in the Confluent wire format and decodes them back,
 // registering schemas under <topic>-value and fetching unknown writer
@@ -87,8 +90,10 @@ func (s *Serde) Encode(rec Record) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s was never registered", ErrUnknownSchema, rec.Schema())
 	}
-	buf := make([]byte, 5, 256)
-	binary.BigEndian.PutUint32(buf[1:], uint32(w.id))
+	buf, err := wire.AppendEncode(make([]byte, 0, 256), w.id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s header: %w", rec.Schema(), err)
+	}
 	out, err := w.codec.BinaryFromNative(buf, rec.toNative())
 	if err != nil {
 		return nil, fmt.Errorf("encoding %s: %w", rec.Schema(), err)
@@ -99,15 +104,15 @@ func (s *Serde) Encode(rec Record) ([]byte, error) {
 // Decode returns the record b holds, fetching its writer schema from the
 // registry when this Serde has not seen its ID.
 func (s *Serde) Decode(ctx context.Context, b []byte) (Record, error) {
-	if len(b) < 5 || b[0] != 0 {
-		return nil, ErrWireFormat
+	id, body, err := wire.DecodeID(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWireFormat, err)
 	}
-	id := int(binary.BigEndian.Uint32(b[1:5]))
 	r, err := s.reader(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	native, rest, err := r.codec.NativeFromBinary(b[5:])
+	native, rest, err := r.codec.NativeFromBinary(body)
 	if err != nil {
 		return nil, fmt.Errorf("decoding %s (schema %d): %w", r.name, id, err)
 	}
@@ -124,14 +129,15 @@ func (s *Serde) Decode(ctx context.Context, b []byte) (Record, error) {
 // DecodeNative returns the record b holds as goavro's native form, for tools
 // that print records without knowing their kind.
 func (s *Serde) DecodeNative(ctx context.Context, b []byte) (any, error) {
-	if len(b) < 5 || b[0] != 0 {
-		return nil, ErrWireFormat
+	id, body, err := wire.DecodeID(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrWireFormat, err)
 	}
-	r, err := s.reader(ctx, int(binary.BigEndian.Uint32(b[1:5])))
+	r, err := s.reader(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	native, _, err := r.codec.NativeFromBinary(b[5:])
+	native, _, err := r.codec.NativeFromBinary(body)
 	return native, err
 }
 

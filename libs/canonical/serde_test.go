@@ -43,7 +43,7 @@ func samples() []Record {
 		&Transformed{MessageID: "01HX", Interface: "i", ReceivedAt: at, OrderingKey: "k", Message: []byte{}},
 		&Out{MessageID: "01HZ", Interface: "i", ReceivedAt: at, OrderingKey: "k", ControlID: "MSG1", Destination: "lis",
 			Route: "all", ContentType: ContentTypeV2, Payload: []byte("m")},
-		&DeadLetter{MessageID: "01HZ", Stage: "parse", ErrorClass: ErrorPermanent, Reason: "no MSH", SourceTopic: "hl7bus.raw",
+		&DeadLetter{MessageID: "01HZ", ControlID: "MSG1", Stage: "parse", ErrorClass: ErrorPermanent, Reason: "no MSH", SourceTopic: "hl7bus.raw",
 			SourcePartition: 3, SourceOffset: 42, Attempts: 1, FirstFailedAt: at, LastFailedAt: at,
 			Key: []byte("k"), Value: []byte{0, 1, 2}, Headers: map[string][]byte{"traceparent": []byte("00-abc")}},
 		&DeadLetter{Stage: "route", ErrorClass: ErrorTransient, Reason: "r", SourceTopic: "t", FirstFailedAt: at, LastFailedAt: at, Value: []byte{}},

@@ -30,12 +30,19 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// Ident names the message a record holds, as far as a handler got: both
+// empty when the input could not be decoded at all.
+type Ident struct {
+	MessageID string // hl7bus's ULID
+	ControlID string // the sender's MSH-10
+}
+
 // DeadLetter builds the dead-letter record of input rec: its key, value and
 // headers untouched, with the stage, error class and reason. reason must not
 // carry message content.
-func DeadLetter(stage, messageID string, rec *kgo.Record, class, reason string, attempts int, first, last time.Time) *canonical.DeadLetter {
+func DeadLetter(stage string, id Ident, rec *kgo.Record, class, reason string, attempts int, first, last time.Time) *canonical.DeadLetter {
 	d := &canonical.DeadLetter{
-		MessageID: messageID, Stage: stage, ErrorClass: class, Reason: reason,
+		MessageID: id.MessageID, ControlID: id.ControlID, Stage: stage, ErrorClass: class, Reason: reason,
 		SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset,
 		Attempts: attempts, FirstFailedAt: first, LastFailedAt: last,
 		Key: rec.Key, Value: rec.Value,

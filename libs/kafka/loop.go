@@ -22,9 +22,9 @@ import (
 // Handler turns one input record into output records. An error marked
 // Permanent dead-letters the input; any other error is transient: the
 // batch is aborted and retried, and the input is dead-lettered as
-// "transient" once MaxAttempts is reached. messageID is returned for the
-// dead letter when the handler got far enough to know it.
-type Handler func(ctx context.Context, rec *kgo.Record) (outs []*kgo.Record, messageID string, err error)
+// "transient" once MaxAttempts is reached. The Ident names the message for
+// the dead letter and logs, as far as the handler got.
+type Handler func(ctx context.Context, rec *kgo.Record) (outs []*kgo.Record, id Ident, err error)
 
 // Loop is a stage's consume -> handle -> produce loop. Every batch of input
 // records and everything produced from it (outputs and dead letters)
@@ -132,7 +132,7 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 		start := time.Now()
 		outs, id, err := l.Handle(rctx, rec)
 		l.latency.WithLabelValues(l.Stage).Observe(time.Since(start).Seconds())
-		span.SetAttributes(attribute.String("hl7bus.message_id", id), attribute.String("hl7bus.stage", l.Stage))
+		span.SetAttributes(attribute.String("hl7bus.message_id", id.MessageID), attribute.String("hl7bus.stage", l.Stage))
 		outcome := "ok"
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
@@ -192,10 +192,10 @@ func (l *Loop) span(ctx context.Context, rec *kgo.Record) (context.Context, trac
 
 // failed records a handler error and returns the dead letter to write, or
 // again=true when the record should be retried.
-func (l *Loop) failed(rec *kgo.Record, id string, err error) (*canonical.DeadLetter, bool) {
+func (l *Loop) failed(rec *kgo.Record, id Ident, err error) (*canonical.DeadLetter, bool) {
 	now := time.Now()
 	if IsPermanent(err) {
-		l.Log.Info("dead-lettering record", logattr.Stage(l.Stage), logattr.MessageID(id),
+		l.Log.Info("dead-lettering record", logattr.Stage(l.Stage), logattr.MessageID(id.MessageID),
 			logattr.Topic(rec.Topic), logattr.Partition(rec.Partition), logattr.Offset(rec.Offset),
 			logattr.Reason(err.Error()))
 		return DeadLetter(l.Stage, id, rec, canonical.ErrorPermanent, err.Error(), 1, now, now), false
@@ -209,7 +209,7 @@ func (l *Loop) failed(rec *kgo.Record, id string, err error) (*canonical.DeadLet
 	f.attempts++
 	f.last, f.reason = now, err.Error()
 	if f.attempts < l.MaxAttempts {
-		l.Log.Warn("transient failure", logattr.Stage(l.Stage), logattr.MessageID(id),
+		l.Log.Warn("transient failure", logattr.Stage(l.Stage), logattr.MessageID(id.MessageID),
 			logattr.Attempt(f.attempts), logattr.Error(err))
 		return nil, true
 	}

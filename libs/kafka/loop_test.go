@@ -60,17 +60,17 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 
 	var mu sync.Mutex
 	flakyCalls := 0
-	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
+	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
 		switch string(rec.Value) {
 		case "bad":
-			return nil, "id-bad", kafka.Permanent(errors.New("not a message"))
+			return nil, kafka.Ident{MessageID: "id-bad", ControlID: "C-bad"}, kafka.Permanent(errors.New("not a message"))
 		case "flaky":
 			mu.Lock()
 			flakyCalls++
 			mu.Unlock()
-			return nil, "id-flaky", errors.New("registry unavailable")
+			return nil, kafka.Ident{MessageID: "id-flaky"}, errors.New("registry unavailable")
 		}
-		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, "", nil
+		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, kafka.Ident{}, nil
 	}
 	sess, err := kafka.NewTransactSession(env.Kafka, log, "g-test", "txn-test-1", []string{in})
 	if err != nil {
@@ -129,7 +129,7 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 	for _, d := range dead {
 		switch d.ErrorClass {
 		case canonical.ErrorPermanent:
-			if string(d.Value) != "bad" || d.Reason != "not a message" || d.SourceTopic != in || d.MessageID != "id-bad" || d.Attempts != 1 {
+			if string(d.Value) != "bad" || d.Reason != "not a message" || d.SourceTopic != in || d.MessageID != "id-bad" || d.ControlID != "C-bad" || d.Attempts != 1 {
 				t.Errorf("permanent dead letter %+v", d)
 			}
 		case canonical.ErrorTransient:

@@ -255,7 +255,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 	out, ok := r.(*canonical.Out)
 	if err != nil || !ok {
 		reason := fmt.Sprintf("not an out record: %v", err)
-		return w.deadLetter(ctx, rec, "", canonical.ErrorPermanent, reason, 1, first)
+		return w.deadLetter(ctx, rec, kafka.Ident{}, canonical.ErrorPermanent, reason, 1, first)
 	}
 	span.SetAttributes(attribute.String("hl7bus.message_id", out.MessageID))
 	log := w.log.With(logattr.MessageID(out.MessageID), logattr.ControlID(out.ControlID))
@@ -291,7 +291,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 			d.Outcome, d.AckCode = canonical.OutcomeDeadLettered, ack.Code
 			w.receipt(d)
 			log.Warn("receiver rejected the message", logattr.Ack(ack.Code))
-			return w.deadLetter(ctx, rec, out.MessageID, canonical.ErrorPermanent, "receiver answered "+ack.Code, attempt, first)
+			return w.deadLetter(ctx, rec, kafka.Ident{MessageID: out.MessageID, ControlID: out.ControlID}, canonical.ErrorPermanent, "receiver answered "+ack.Code, attempt, first)
 		}
 		reason := ""
 		if err != nil {
@@ -304,7 +304,7 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		if w.d.Retry.MaxAttempts > 0 && attempt >= w.d.Retry.MaxAttempts {
 			d.Outcome = canonical.OutcomeDeadLettered
 			w.receipt(d)
-			return w.deadLetter(ctx, rec, out.MessageID, canonical.ErrorTransient, reason, attempt, first)
+			return w.deadLetter(ctx, rec, kafka.Ident{MessageID: out.MessageID, ControlID: out.ControlID}, canonical.ErrorTransient, reason, attempt, first)
 		}
 		d.Outcome = canonical.OutcomeRetry
 		w.receipt(d)
@@ -336,7 +336,7 @@ func (w *worker) receipt(d *canonical.Delivery) {
 
 // deadLetter writes rec to dlq.egress, retrying until Kafka has it: a
 // record must never be committed past without its dead letter.
-func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, id, class, reason string, attempts int, first time.Time) bool {
+func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, id kafka.Ident, class, reason string, attempts int, first time.Time) bool {
 	dl := kafka.DeadLetter("egress", id, rec, class, reason, attempts, first, time.Now())
 	v, err := w.s.serde.Encode(dl)
 	if err != nil {

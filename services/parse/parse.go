@@ -57,7 +57,7 @@ func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "parse", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicRaw),
 		Outputs: map[string]string{out: schemas.Parsed},
-		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
+		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
 			p, id, err := s.Handle(ctx, rec.Value)
 			if err != nil {
 				return nil, id, err
@@ -72,21 +72,21 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Handle turns a raw record's value into a parsed record.
-func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, string, error) {
+func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, kafka.Ident, error) {
 	rec, err := s.serde.Decode(ctx, value)
 	if err != nil {
 		if errors.Is(err, canonical.ErrWireFormat) {
-			return nil, "", kafka.Permanent(fmt.Errorf("decoding raw record: %w", err))
+			return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("decoding raw record: %w", err))
 		}
-		return nil, "", fmt.Errorf("decoding raw record: %w", err)
+		return nil, kafka.Ident{}, fmt.Errorf("decoding raw record: %w", err)
 	}
 	raw, ok := rec.(*canonical.Raw)
 	if !ok {
-		return nil, "", kafka.Permanent(fmt.Errorf("expected a raw record, got %s", rec.Schema()))
+		return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("expected a raw record, got %s", rec.Schema()))
 	}
 	m, err := s.parser.Parse(raw.Payload)
 	if err != nil {
-		return nil, raw.MessageID, kafka.Permanent(fmt.Errorf("parsing message: %w", err))
+		return nil, kafka.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}, kafka.Permanent(fmt.Errorf("parsing message: %w", err))
 	}
 	v := s.validators[raw.Interface]
 	if v == nil {
@@ -109,5 +109,5 @@ func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, 
 		p.Validation.Issues = append(p.Validation.Issues, canonical.Issue{Severity: string(is.Severity), Code: int(is.Code),
 			Location: is.Location.String(), Rule: is.Rule, Text: is.Text})
 	}
-	return p, raw.MessageID, nil
+	return p, kafka.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}, nil
 }

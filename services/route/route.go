@@ -108,7 +108,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "route", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
-		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
+		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
 			outs, id, err := s.Handle(ctx, rec.Value)
 			if err != nil {
 				return nil, id, err
@@ -127,17 +127,17 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Handle returns the out records a transformed record's value yields.
-func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, string, error) {
+func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, kafka.Ident, error) {
 	rec, err := s.serde.Decode(ctx, value)
 	if err != nil {
 		if errors.Is(err, canonical.ErrWireFormat) {
-			return nil, "", kafka.Permanent(fmt.Errorf("decoding transformed record: %w", err))
+			return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("decoding transformed record: %w", err))
 		}
-		return nil, "", fmt.Errorf("decoding transformed record: %w", err)
+		return nil, kafka.Ident{}, fmt.Errorf("decoding transformed record: %w", err)
 	}
 	t, ok := rec.(*canonical.Transformed)
 	if !ok {
-		return nil, "", kafka.Permanent(fmt.Errorf("expected a transformed record, got %s", rec.Schema()))
+		return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("expected a transformed record, got %s", rec.Schema()))
 	}
 	var outs []*canonical.Out
 	seen := map[string]bool{}
@@ -157,10 +157,10 @@ func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, s
 	}
 	if len(outs) == 0 {
 		// Type and facility are routing metadata, not PHI.
-		return nil, t.MessageID, kafka.Permanent(fmt.Errorf("no route matches %s^%s from facility %q",
+		return nil, kafka.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, kafka.Permanent(fmt.Errorf("no route matches %s^%s from facility %q",
 			t.Header.MessageCode, t.Header.TriggerEvent, t.Header.SendingFacility))
 	}
-	return outs, t.MessageID, nil
+	return outs, kafka.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, nil
 }
 
 func (r Rule) matches(h canonical.Header) bool {

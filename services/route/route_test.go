@@ -43,7 +43,7 @@ func TestHandle(t *testing.T) {
 		}
 		outs, id, err := s.Handle(ctx, v)
 		if tt.unroutable {
-			if !kafka.IsPermanent(err) || id != "M" || !strings.Contains(err.Error(), "no route matches "+tt.code+"^"+tt.event) {
+			if !kafka.IsPermanent(err) || id.MessageID != "M" || id.ControlID != "C1" || !strings.Contains(err.Error(), "no route matches "+tt.code+"^"+tt.event) {
 				t.Errorf("%s^%s from %s: want a permanent 'no route' error, got %v", tt.code, tt.event, tt.facility, err)
 			}
 			continue

@@ -53,7 +53,7 @@ func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "transform", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicParsed),
 		Outputs: map[string]string{out: schemas.Transformed},
-		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, string, error) {
+		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
 			t, id, err := s.Handle(ctx, rec.Value)
 			if err != nil {
 				return nil, id, err
@@ -68,21 +68,21 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // Handle turns a parsed record's value into a transformed record.
-func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transformed, string, error) {
+func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transformed, kafka.Ident, error) {
 	rec, err := s.serde.Decode(ctx, value)
 	if err != nil {
 		if errors.Is(err, canonical.ErrWireFormat) {
-			return nil, "", kafka.Permanent(fmt.Errorf("decoding parsed record: %w", err))
+			return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("decoding parsed record: %w", err))
 		}
-		return nil, "", fmt.Errorf("decoding parsed record: %w", err)
+		return nil, kafka.Ident{}, fmt.Errorf("decoding parsed record: %w", err)
 	}
 	p, ok := rec.(*canonical.Parsed)
 	if !ok {
-		return nil, "", kafka.Permanent(fmt.Errorf("expected a parsed record, got %s", rec.Schema()))
+		return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("expected a parsed record, got %s", rec.Schema()))
 	}
 	m, err := s.parser.Parse(p.Payload)
 	if err != nil {
-		return nil, p.MessageID, kafka.Permanent(fmt.Errorf("re-parsing message: %w", err))
+		return nil, kafka.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, kafka.Permanent(fmt.Errorf("re-parsing message: %w", err))
 	}
 	t := &canonical.Transformed{
 		MessageID: p.MessageID, Interface: p.Interface, ReceivedAt: p.ReceivedAt, OrderingKey: p.OrderingKey,
@@ -92,7 +92,7 @@ func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transfor
 	if utc, offset, ok := ToUTC(m.Header(7)); ok {
 		t.MessageTime, t.MessageTimeOffset = utc, offset
 	}
-	return t, p.MessageID, nil
+	return t, kafka.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, nil
 }
 
 // PatientOf projects the first PID, or returns nil when there is none.

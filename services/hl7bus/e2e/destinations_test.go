@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,7 +171,7 @@ func TestDestinationsFailIndependently(t *testing.T) {
 		t.Fatalf("%d dead letters, want %d", len(dead), n)
 	}
 	for _, d := range dead {
-		if d.Reason != "receiver answered AR" || d.ErrorClass != canonical.ErrorPermanent {
+		if d.Reason != "receiver answered AR" || d.ErrorClass != canonical.ErrorPermanent || !strings.HasPrefix(d.ControlID, "C0") || d.MessageID == "" {
 			t.Errorf("dead letter %+v", d)
 		}
 	}
