@@ -105,7 +105,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			backoff = l.Backoff
 			continue
 		}
-		l.Log.Warn("batch aborted; retrying", logattr.Stage(l.Stage), logattr.Backoff(backoff))
+		l.Log.Warn("batch aborted; retrying", logattr.Backoff(backoff))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -146,7 +146,7 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 			value, encErr := l.Serde.Encode(dl)
 			if encErr != nil {
 				// Without a dead letter the record would be lost: retry.
-				l.Log.Error("encoding dead letter", logattr.Stage(l.Stage), logattr.Error(encErr))
+				l.Log.Error("encoding dead letter", logattr.Error(encErr))
 				retry = true
 				return
 			}
@@ -174,7 +174,7 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 			delete(l.failures, recKey{rec.Topic, rec.Partition, rec.Offset})
 		})
 	} else if perr := promise.Err(); perr != nil {
-		l.Log.Warn("produce failed; transaction aborted", logattr.Stage(l.Stage), logattr.Error(perr))
+		l.Log.Warn("produce failed; transaction aborted", logattr.Error(perr))
 	}
 	return committed, nil
 }
@@ -195,7 +195,7 @@ func (l *Loop) span(ctx context.Context, rec *kgo.Record) (context.Context, trac
 func (l *Loop) failed(rec *kgo.Record, id Ident, err error) (*canonical.DeadLetter, bool) {
 	now := time.Now()
 	if IsPermanent(err) {
-		l.Log.Info("dead-lettering record", logattr.Stage(l.Stage), logattr.MessageID(id.MessageID),
+		l.Log.Info("dead-lettering record", logattr.MessageID(id.MessageID),
 			logattr.Topic(rec.Topic), logattr.Partition(rec.Partition), logattr.Offset(rec.Offset),
 			logattr.Reason(err.Error()))
 		return DeadLetter(l.Stage, id, rec, canonical.ErrorPermanent, err.Error(), 1, now, now), false
@@ -209,7 +209,7 @@ func (l *Loop) failed(rec *kgo.Record, id Ident, err error) (*canonical.DeadLett
 	f.attempts++
 	f.last, f.reason = now, err.Error()
 	if f.attempts < l.MaxAttempts {
-		l.Log.Warn("transient failure", logattr.Stage(l.Stage), logattr.MessageID(id.MessageID),
+		l.Log.Warn("transient failure", logattr.MessageID(id.MessageID),
 			logattr.Attempt(f.attempts), logattr.Error(err))
 		return nil, true
 	}

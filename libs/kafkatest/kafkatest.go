@@ -1,11 +1,21 @@
-// Package kafkatest runs an in-process Kafka (franz-go's kfake) and schema
-// registry (srfake) for tests, with a ready kafka.Config; both are closed by
-// t.Cleanup. There are no Kafka mocks in hl7bus: tests talk the real
-// protocol to these.
+// Package kafkatest gives tests a Kafka and a schema registry with a ready
+// kafka.Config, cleaned up by t.Cleanup. There are no Kafka mocks in
+// hl7bus: tests talk the real protocol.
+//
+// By default the broker is franz-go's in-process kfake and the registry
+// srfake. With HL7BUS_TEST_KAFKA_BROKERS (and optionally
+// HL7BUS_TEST_REGISTRY_URL) set, the same tests run against a real Kafka
+// cluster and registry instead, each test under its own topic prefix: this
+// is how `make test-interop` runs the end-to-end suite on Apache Kafka.
 package kafkatest
 
 import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -17,27 +27,49 @@ import (
 
 // Env is a running broker and registry.
 type Env struct {
-	Cluster  *kfake.Cluster
-	Registry *srfake.Registry
-	Kafka    kafka.Config
-	SR       *sr.Client
-	Serde    *canonical.Serde
+	// Cluster is the in-process broker, nil against an external cluster.
+	Cluster     *kfake.Cluster
+	Kafka       kafka.Config
+	RegistryURL string
+	SR          *sr.Client
+	Serde       *canonical.Serde
+	// External reports whether the broker is a real cluster.
+	External bool
 }
 
-// New starts a three-partition-per-topic broker and a registry.
+var seq atomic.Int64
+
+// New starts (or connects to) a broker with three partitions per topic and
+// a registry.
 func New(t testing.TB, opts ...kfake.Opt) *Env {
 	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(3)}, opts...)...)
-	if err != nil {
-		t.Fatalf("starting kfake: %v", err)
+	env := &Env{}
+	if brokers := os.Getenv("HL7BUS_TEST_KAFKA_BROKERS"); brokers != "" {
+		env.External = true
+		// A prefix per test keeps tests apart on a shared cluster; topics
+		// are left behind (cheap, and useful when a test fails).
+		prefix := fmt.Sprintf("t%d-%d.", time.Now().UnixNano()%1e9, seq.Add(1))
+		env.Kafka = kafka.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: prefix, Partitions: 3}.WithDefaults()
+	} else {
+		c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(3)}, opts...)...)
+		if err != nil {
+			t.Fatalf("starting kfake: %v", err)
+		}
+		t.Cleanup(c.Close)
+		env.Cluster = c
+		env.Kafka = kafka.Config{Brokers: c.ListenAddrs(), Partitions: 3}.WithDefaults()
 	}
-	t.Cleanup(c.Close)
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if u := os.Getenv("HL7BUS_TEST_REGISTRY_URL"); u != "" {
+		env.RegistryURL = u
+	} else {
+		reg := srfake.New()
+		t.Cleanup(reg.Close)
+		env.RegistryURL = reg.URL()
+	}
+	cl, err := sr.NewClient(sr.URLs(env.RegistryURL))
 	if err != nil {
 		t.Fatalf("registry client: %v", err)
 	}
-	cfg := kafka.Config{Brokers: c.ListenAddrs(), Partitions: 3}.WithDefaults()
-	return &Env{Cluster: c, Registry: reg, Kafka: cfg, SR: cl, Serde: canonical.NewSerde(cl)}
+	env.SR, env.Serde = cl, canonical.NewSerde(cl)
+	return env
 }

@@ -124,7 +124,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	sendMalformed(t, ctx, in.Addr("adt-in"))
 	checkDelivered(t, recv, sent, 90*time.Second)
 
-	checkTraces(t, spans, len(sent))
+	checkTraces(t, spans, env.Kafka, len(sent))
 	checkMetrics(t, tel, len(sent))
 
 	// The malformed message left a dead letter with the reason.

@@ -10,13 +10,14 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 )
 
 // checkTraces asserts that every delivered message has one trace from the
 // ingress receive span to the egress deliver span, through every stage,
 // and that no span attribute carries record keys (patient identifiers).
-func checkTraces(t *testing.T, rec *tracetest.SpanRecorder, messages int) {
+func checkTraces(t *testing.T, rec *tracetest.SpanRecorder, kc kafka.Config, messages int) {
 	t.Helper()
 	var byMessage map[string]map[string]trace.TraceID // message ID -> span name -> trace
 	deadline := time.Now().Add(10 * time.Second)
@@ -47,10 +48,11 @@ func checkTraces(t *testing.T, rec *tracetest.SpanRecorder, messages int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want := []string{"ingress receive", "hl7bus.raw process", "hl7bus.parsed process", "hl7bus.transformed process", "hl7bus.out.lis process"}
+	// kotel names process spans after the topic.
+	want := []string{"ingress receive", kc.Topic("raw") + " process", kc.Topic("parsed") + " process", kc.Topic("transformed") + " process", kc.OutTopic("lis") + " process"}
 	checked := 0
 	for id, spans := range byMessage {
-		if _, ok := spans["hl7bus.out.lis process"]; !ok {
+		if _, ok := spans[kc.OutTopic("lis")+" process"]; !ok {
 			continue // the malformed message stops at parse
 		}
 		checked++

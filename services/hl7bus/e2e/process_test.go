@@ -42,6 +42,7 @@ func TestStagesAsProcesses(t *testing.T) {
 	cfg := writeConfig(t, fmt.Sprintf(`log: {level: info, format: text}
 kafka:
   brokers: [%s]
+  topic_prefix: "%s"
   partitions: 3
 registry:
   url: %s
@@ -51,7 +52,7 @@ destinations:
   - {name: lis, protocol: mllp, address: "%s", retry: {initial_backoff: 50ms}}
 routes:
   - {name: all, destinations: [lis]}
-`, strings.Join(env.Kafka.Brokers, ", "), env.Registry.URL(), ingressAddr, recv.addr))
+`, strings.Join(env.Kafka.Brokers, ", "), env.Kafka.TopicPrefix, env.RegistryURL, ingressAddr, recv.addr))
 	var procs []*process
 	for _, stage := range []string{"ingress", "parse", "transform", "route", "egress"} {
 		procs = append(procs, startProcess(t, stage, stage, "--config", cfg, "--instance", "p0", "--http-address", "127.0.0.1:0"))

@@ -47,7 +47,7 @@ func TestTail(t *testing.T) {
 		}
 	}
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	body := fmt.Sprintf("kafka: {brokers: [%s]}\nregistry: {url: %s}\n", env.Kafka.Brokers[0], env.Registry.URL())
+	body := fmt.Sprintf("kafka: {brokers: [%s], topic_prefix: %q}\nregistry: {url: %s}\n", env.Kafka.Brokers[0], env.Kafka.TopicPrefix, env.RegistryURL)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
