@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The real-peer suite (make test-interop): installs Apache Kafka and Apicurio
+# Registry from Maven Central into .cache/interop (once; later runs reuse
+# them), starts them on loopback, runs the end-to-end suites against them,
+# and stops every process it started, whatever happens.
+#
+# Needs Java 17, Maven and Go; reaches only Maven Central and the Go proxy.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache="$top/.cache/interop"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+APICURIO_VERSION=3.0.9 # 3.1+ needs Java 21; the CI machine promises Java 17
+KAFKA_PORT=${KAFKA_PORT:-19092}
+CONTROLLER_PORT=${CONTROLLER_PORT:-19093}
+REGISTRY_PORT=${REGISTRY_PORT:-18081}
+start=$(date +%s)
+log() { echo "=== interop: $* ($(( $(date +%s) - start ))s)"; }
+
+install() {
+  mkdir -p "$cache"
+  if [ ! -f "$cache/kafka/.done" ]; then
+    log "installing Kafka from Maven Central"
+    rm -rf "$cache/kafka"
+    mvn -q -B -f "$top/interop/peers/pom.xml" dependency:copy-dependencies -DoutputDirectory="$cache/kafka/libs"
+    touch "$cache/kafka/.done"
+  fi
+  if [ ! -f "$cache/apicurio/.done" ]; then
+    log "installing Apicurio Registry $APICURIO_VERSION from Maven Central"
+    rm -rf "$cache/apicurio" && mkdir -p "$cache/apicurio"
+    mvn -q -B dependency:copy -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" -DoutputDirectory="$cache/apicurio"
+    tar xzf "$cache/apicurio/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$cache/apicurio"
+    rm "$cache/apicurio/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+    touch "$cache/apicurio/.done"
+  fi
+}
+
+wait_for() { # name, timeout seconds, command...
+  local name=$1 limit=$2
+  shift 2
+  local t0=$(date +%s)
+  until "$@" >/dev/null 2>&1; do
+    if [ $(( $(date +%s) - t0 )) -ge "$limit" ]; then
+      echo "$name did not come up within ${limit}s" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+start_kafka() {
+  local data="$work/kafka-data"
+  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" -e "s#@DATA@#$data#g" \
+    "$top/interop/peers/kafka.properties" > "$work/kafka.properties"
+  local cp="$cache/kafka/libs/*"
+  local cluster
+  cluster=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  java -cp "$cp" kafka.tools.StorageTool format --standalone -t "$cluster" -c "$work/kafka.properties" >/dev/null
+  local t0=$(date +%s%N)
+  java -Xmx512m -Dlog4j2.configurationFile="$top/interop/peers/log4j2.yaml" -cp "$cp" kafka.Kafka "$work/kafka.properties" \
+    > "$work/kafka.log" 2>&1 &
+  pids+=($!)
+  KAFKA_PID=$!
+  wait_for kafka 60 bash -c "echo > /dev/tcp/127.0.0.1/$KAFKA_PORT" || { tail -20 "$work/kafka.log"; exit 1; }
+  log "Kafka 4.1.1 listening on 127.0.0.1:$KAFKA_PORT after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+}
+
+start_registry() {
+  local t0=$(date +%s%N)
+  APICURIO_STORAGE_KIND=kafkasql APICURIO_KAFKASQL_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT" \
+    QUARKUS_HTTP_HOST=127.0.0.1 QUARKUS_HTTP_PORT="$REGISTRY_PORT" \
+    java -Xmx512m -jar "$cache/apicurio/apicurio-registry-app-$APICURIO_VERSION-runner.jar" > "$work/registry.log" 2>&1 &
+  pids+=($!)
+  wait_for registry 120 curl -sf "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects" || { tail -20 "$work/registry.log"; exit 1; }
+  log "Apicurio Registry $APICURIO_VERSION ready after $(( ($(date +%s%N) - t0) / 1000000 )) ms (schemas stored in Kafka)"
+}
+
+rss() { ps -o rss= -p "$1" 2>/dev/null | awk '{printf "%d MiB", $1/1024}'; }
+
+install
+start_kafka
+start_registry
+log "memory: Kafka $(rss "${pids[0]}"), Apicurio $(rss "${pids[1]}")"
+
+export HL7BUS_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+export HL7BUS_TEST_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
+
+log "end-to-end suites on Apache Kafka + Apicurio"
+(cd "$top" && go test -count=1 -race ./libs/kafka/... ./services/hl7bus/e2e/... ./services/hl7bus/internal/cli/...)
+log "done"
