@@ -32,6 +32,7 @@ test-short: ## run the fast tests only
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l libs services); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags interop $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 fmt: ## format the Go sources

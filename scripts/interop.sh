@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The real-peer suite (make test-interop): installs Apache Kafka and Apicurio
-# Registry from Maven Central into .cache/interop (once; later runs reuse
-# them), starts them on loopback, runs the end-to-end suites against them,
+# Registry from Maven Central and the analyst's Python consumer from PyPI into
+# .cache/interop (once; later runs reuse them), starts them on loopback, runs the end-to-end suites against them,
 # and stops every process it started, whatever happens.
 #
-# Needs Java 17, Maven and Go; reaches only Maven Central and the Go proxy.
+# Needs Java 17, Maven, Python 3 and Go; reaches only Maven Central, PyPI
+# and the Go proxy.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache="$top/.cache/interop"
@@ -31,6 +32,15 @@ install() {
     rm -rf "$cache/kafka"
     mvn -q -B -f "$top/interop/peers/pom.xml" dependency:copy-dependencies -DoutputDirectory="$cache/kafka/libs"
     touch "$cache/kafka/.done"
+  fi
+  local want
+  want=$(sha256sum "$top/interop/analyst/requirements.txt" | cut -c1-16)
+  if [ "$(cat "$cache/venv/.done" 2>/dev/null)" != "$want" ]; then
+    log "installing the analyst's consumer (confluent-kafka) from PyPI"
+    rm -rf "$cache/venv"
+    python3 -m venv "$cache/venv"
+    "$cache/venv/bin/pip" install -q --disable-pip-version-check -r "$top/interop/analyst/requirements.txt"
+    echo "$want" > "$cache/venv/.done"
   fi
   if [ ! -f "$cache/apicurio/.done" ]; then
     log "installing Apicurio Registry $APICURIO_VERSION from Maven Central"
@@ -91,7 +101,8 @@ log "memory: Kafka $(rss "${pids[0]}"), Apicurio $(rss "${pids[1]}")"
 
 export HL7BUS_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export HL7BUS_TEST_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
+export HL7BUS_TEST_ANALYST="$cache/venv/bin/python"
 
 log "end-to-end suites on Apache Kafka + Apicurio"
-(cd "$top" && go test -count=1 -race ./libs/kafka/... ./services/hl7bus/e2e/... ./services/hl7bus/internal/cli/...)
+(cd "$top" && go test -tags interop -count=1 -race ./libs/kafka/... ./services/hl7bus/e2e/... ./services/hl7bus/internal/cli/...)
 log "done"

@@ -1,0 +1,87 @@
+"""The surveillance analyst's consumer, as a third-party test peer.
+
+Reads hl7bus topics the way an analyst's tooling does: the Python
+confluent-kafka client with AvroDeserializer, schemas fetched from the
+registry by the ID each record carries. It is not part of hl7bus; it
+proves that hl7bus's records are ordinary Confluent-format Avro.
+
+Usage: consume.py --bootstrap HOST:PORT --registry URL --topic T [--topic T]
+                  --expect N --ids FILE
+Prints one JSON summary line and exits 0 only when every topic held N
+committed records that decoded, each with a message_id listed in FILE and
+the fields an analyst relies on.
+"""
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+REQUIRED = {
+    "parsed": ["message_id", "interface", "received_at", "header", "segments", "validation", "payload"],
+    "transformed": ["message_id", "interface", "received_at", "header", "message", "patient"],
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--registry", required=True)
+    ap.add_argument("--topic", action="append", required=True)
+    ap.add_argument("--expect", type=int, required=True)
+    ap.add_argument("--ids", required=True)
+    ap.add_argument("--timeout", type=float, default=60)
+    args = ap.parse_args()
+    with open(args.ids) as f:
+        ids = {line.strip() for line in f if line.strip()}
+
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": args.registry}))
+    summary, ok = {}, True
+    for topic in args.topic:
+        consumer = Consumer({
+            "bootstrap.servers": args.bootstrap,
+            "group.id": "analyst-" + uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        })
+        consumer.subscribe([topic])
+        kind = topic.rsplit(".", 1)[-1]
+        seen, errors = set(), []
+        deadline = time.time() + args.timeout
+        while len(seen) < args.expect and time.time() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    errors.append(str(msg.error()))
+                continue
+            try:
+                rec = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
+            except Exception as e:  # noqa: BLE001 - report every decode failure
+                errors.append(f"offset {msg.offset()}: {e}")
+                continue
+            missing = [f for f in REQUIRED.get(kind, ["message_id"]) if f not in rec]
+            if missing:
+                errors.append(f"offset {msg.offset()}: missing {missing}")
+            if rec.get("message_id") not in ids:
+                errors.append(f"offset {msg.offset()}: unexpected message_id")
+            if kind == "parsed" and not rec["payload"].startswith(b"MSH"):
+                errors.append(f"offset {msg.offset()}: payload is not the raw message")
+            seen.add(rec.get("message_id"))
+        consumer.close()
+        summary[topic] = {"records": len(seen), "errors": errors[:5]}
+        ok = ok and len(seen) == args.expect and not errors
+    print(json.dumps({"ok": ok, "topics": summary}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
