@@ -42,6 +42,15 @@ install() {
     "$cache/venv/bin/pip" install -q --disable-pip-version-check -r "$top/interop/analyst/requirements.txt"
     echo "$want" > "$cache/venv/.done"
   fi
+  local hapi_want
+  hapi_want=$(cat "$top/interop/hapi/pom.xml" "$top/interop/hapi/src/main/java/org/hl7bus/interop/HapiPeer.java" | sha256sum | cut -c1-16)
+  if [ "$(cat "$cache/hapi/.done" 2>/dev/null)" != "$hapi_want" ]; then
+    log "installing HAPI HL7v2 from Maven Central and building the HAPI peer"
+    rm -rf "$cache/hapi"
+    mvn -q -B -f "$top/interop/hapi/pom.xml" dependency:copy-dependencies -DoutputDirectory="$cache/hapi/libs"
+    javac -d "$cache/hapi/classes" -cp "$cache/hapi/libs/*" "$top/interop/hapi/src/main/java/org/hl7bus/interop/HapiPeer.java"
+    echo "$hapi_want" > "$cache/hapi/.done"
+  fi
   if [ ! -f "$cache/apicurio/.done" ]; then
     log "installing Apicurio Registry $APICURIO_VERSION from Maven Central"
     rm -rf "$cache/apicurio" && mkdir -p "$cache/apicurio"
@@ -102,7 +111,17 @@ log "memory: Kafka $(rss "${pids[0]}"), Apicurio $(rss "${pids[1]}")"
 export HL7BUS_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export HL7BUS_TEST_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 export HL7BUS_TEST_ANALYST="$cache/venv/bin/python"
+export HL7BUS_TEST_HAPI_CP="$cache/hapi/classes:$cache/hapi/libs/*"
+export HL7BUS_TEST_CROSSCHECK_REPORT="$cache/crosscheck.txt"
 
 log "end-to-end suites on Apache Kafka + Apicurio"
 (cd "$top" && go test -tags interop -count=1 -race ./libs/kafka/... ./services/hl7bus/e2e/... ./services/hl7bus/internal/cli/...)
+
+if [ -d "$top/../shared/corpus" ]; then
+  log "parser cross-check: HAPI HL7v2 and libs/hl7v2 on the shared corpus"
+  (cd "$top" && go test -tags interop -count=1 -run TestCrossCheckWithHAPI ./libs/hl7v2)
+  head -1 "$HL7BUS_TEST_CROSSCHECK_REPORT"
+else
+  log "no ../shared/corpus: the HAPI round trip and the parser cross-check need it"
+fi
 log "done"

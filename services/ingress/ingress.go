@@ -6,6 +6,7 @@
 package ingress
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -261,6 +262,14 @@ func (s *Service) handler(it Interface) mllp.Handler {
 			span.SetAttributes(attribute.String("hl7bus.message_type", msgType))
 		} else {
 			raw.OrderingKey = "interface:" + it.Name
+			// A later segment is broken but the MSH may be fine: then the
+			// AR answers the message (MSA-2 = its MSH-10), so the sender can
+			// match it, and the record says what the message was.
+			if msh := mshOnly(s.parser, frame); msh != nil {
+				raw.Header = canonical.HeaderOf(msh)
+				raw.OrderingKey = orderingKey(it, msh, id)
+				m = msh
+			}
 		}
 		stored := s.store(ctx, raw) == nil
 		if perr != nil {
@@ -269,6 +278,9 @@ func (s *Service) handler(it Interface) mllp.Handler {
 			log.Warn("message rejected", logattr.Stored(stored), logattr.Error(perr))
 			span.SetStatus(codes.Error, "unparseable")
 			ackSent = hl7v2.AckReject
+			if m != nil {
+				return rejectParsed(m, perr, id), nil
+			}
 			return rejectUnparseable(perr, id), nil
 		}
 		log = log.With(logattr.ControlID(m.ControlID()))
@@ -346,6 +358,39 @@ func orderingKey(it Interface, m *hl7v2.Message, id string) string {
 	}
 	cx := pid.Field(3).Rep(1)
 	return fac + "|" + strings.TrimSpace(cx.Comp(1).String()) + "^" + strings.TrimSpace(cx.Comp(4).Sub(1).String())
+}
+
+// mshOnly parses just the first segment of frame, for answering a message
+// whose MSH is sound when a later segment is not; nil when the MSH is not.
+func mshOnly(p *hl7v2.Parser, frame []byte) *hl7v2.Message {
+	end := bytes.IndexAny(frame, "\r\n")
+	if end < 0 {
+		end = len(frame)
+	}
+	m, err := p.Parse(frame[:end])
+	if err != nil || hl7v2.IsAck(m) {
+		return nil
+	}
+	return m
+}
+
+// rejectParsed builds the AR (CR in enhanced mode) of a message whose MSH
+// is usable, with the parse error in ERR.
+func rejectParsed(m *hl7v2.Message, perr error, id string) []byte {
+	code := hl7v2.AckReject
+	if hl7v2.PlanAck(m).Enhanced {
+		code = hl7v2.AckCommitReject
+	}
+	ec := hl7v2.CodeSegmentSequence
+	if errors.Is(perr, hl7v2.ErrDelimiters) {
+		ec = hl7v2.CodeDataType
+	}
+	ack, err := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: code, ControlID: id,
+		Issues: []hl7v2.Issue{{Severity: hl7v2.SeverityError, Code: ec, Rule: "parse", Text: perr.Error()}}})
+	if err != nil {
+		return rejectUnparseable(perr, id)
+	}
+	return ack.Bytes()
 }
 
 // rejectUnparseable builds an AR for a frame without a usable MSH. With no

@@ -72,3 +72,26 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRejectParsedAnswersTheMessage(t *testing.T) {
+	frame := []byte("MSH|^~\\&|HIS|GENHOSP|LIS|LAB|20240101||MDM^T01|CTL-9|P|2.5\rEVN|T01\rCON_|1|x\r")
+	_, perr := hl7v2.Parse(frame)
+	if perr == nil {
+		t.Fatal("CON_ is not a valid segment ID; the parser must reject it")
+	}
+	m := mshOnly(hl7v2.NewParser(), frame)
+	if m == nil {
+		t.Fatal("the MSH alone parses")
+	}
+	ack, err := hl7v2.ParseACK(rejectParsed(m, perr, "ID9"))
+	if err != nil || ack.Code != hl7v2.AckReject || !ack.Matches("CTL-9") || len(ack.Errors) != 1 {
+		t.Errorf("AR %+v %v", ack, err)
+	}
+	enhanced := mshOnly(hl7v2.NewParser(), []byte("MSH|^~\\&|A|B|C|D|1||ADT^A01|C2|P|2.5|||AL|NE\rbad segment"))
+	if ack, _ := hl7v2.ParseACK(rejectParsed(enhanced, perr, "X")); ack == nil || ack.Code != hl7v2.AckCommitReject || !ack.Matches("C2") {
+		t.Errorf("enhanced mode: %+v", ack)
+	}
+	if mshOnly(hl7v2.NewParser(), []byte("EVN|1\rMSH|^~\\&|A")) != nil {
+		t.Error("a frame not starting with MSH has no usable MSH")
+	}
+}
