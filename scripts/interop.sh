@@ -112,9 +112,11 @@ export HL7BUS_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export HL7BUS_TEST_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 export HL7BUS_TEST_ANALYST="$cache/venv/bin/python"
 export HL7BUS_TEST_HAPI_CP="$cache/hapi/classes:$cache/hapi/libs/*"
+# The fault test starts (and restarts) a broker of its own from these jars.
+export HL7BUS_TEST_KAFKA_LIBS="$cache/kafka/libs"
 export HL7BUS_TEST_CROSSCHECK_REPORT="$cache/crosscheck.txt"
 
-log "end-to-end suites on Apache Kafka + Apicurio"
+log "end-to-end suites, HAPI round trip, analyst's consumer and faults on Apache Kafka + Apicurio"
 (cd "$top" && go test -tags interop -count=1 -race ./libs/kafka/... ./services/hl7bus/e2e/... ./services/hl7bus/internal/cli/...)
 
 if [ -d "$top/../shared/corpus" ]; then

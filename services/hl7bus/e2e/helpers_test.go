@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -72,10 +73,12 @@ func waitListening(t *testing.T, addr string, within time.Duration) {
 }
 
 // process is a running hl7bus subprocess whose output goes to a log file
-// shown when the test fails.
+// shown when the test fails. One goroutine owns cmd.Wait and closes done.
 type process struct {
-	cmd *exec.Cmd
-	log string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
 }
 
 func startProcess(t *testing.T, name string, args ...string) *process {
@@ -90,13 +93,15 @@ func startProcess(t *testing.T, name string, args ...string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, log: logPath}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
+	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
 		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			lines := strings.Split(string(b), "\n")
@@ -112,12 +117,10 @@ func startProcess(t *testing.T, name string, args ...string) *process {
 func (p *process) stop(t *testing.T) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("process exited with %v", err)
+	case <-p.done:
+		if p.err != nil {
+			t.Errorf("process exited with %v", p.err)
 		}
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
@@ -127,7 +130,7 @@ func (p *process) stop(t *testing.T) {
 
 func (p *process) kill() {
 	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
+	<-p.done
 }
 
 // sendAll sends every message of the scenario from several connections
@@ -243,3 +246,5 @@ func deadLetters(t *testing.T, ctx context.Context, brokers []string, serde *can
 	}
 	return dead
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
