@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,3 +309,5 @@ routes:
 	t.Logf("all %d ACKed messages delivered; raw holds %d records (resends after AE during the Kafka restart are new messages); parse, transform and route wrote each exactly once; %d duplicates towards the receiver",
 		total, rawCount, egressDups)
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

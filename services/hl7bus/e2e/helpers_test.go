@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -246,5 +245,3 @@ func deadLetters(t *testing.T, ctx context.Context, brokers []string, serde *can
 	}
 	return dead
 }
-
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
