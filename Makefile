@@ -9,13 +9,14 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME ?= 10s
 BENCHTIME ?= 2s
 
-.PHONY: help build run test test-interop test-short lint fmt fuzz bench generate check-generated ci
+.PHONY: help build run test test-interop loadtest test-short lint fmt fuzz bench generate check-generated ci
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/hl7bus
+build: ## build bin/hl7bus and bin/hl7load
 	$(GO) build -o bin/hl7bus ./services/hl7bus
+	$(GO) build -o bin/hl7load ./loadtest/cmd/hl7load
 
 run: build ## start the whole exchange in one process (deploy/standalone/hl7bus.yaml)
 	bin/hl7bus standalone --config deploy/standalone/hl7bus.yaml
@@ -42,6 +43,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	cd libs && for t in FuzzParse FuzzParseBatch FuzzUnescape FuzzPath; do \
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./hl7v2 || exit 1; done
 	cd libs && $(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./mllp
+
+SCENARIO ?= loadtest/scenarios/smoke.yaml
+loadtest: build ## run a load scenario against hl7bus standalone (SCENARIO=loadtest/scenarios/steady.yaml)
+	scripts/loadtest.sh $(SCENARIO)
 
 bench: ## run the Go micro-benchmarks on one core (see docs/benchmarks.md)
 	cd libs && GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./hl7v2 ./mllp

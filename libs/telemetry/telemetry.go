@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -30,6 +31,9 @@ type Telemetry struct {
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
 	Health         *Health
+	// PProf adds Go's /debug/pprof endpoints to Handler. Off by default:
+	// profiles reveal internals and cost CPU while taken.
+	PProf bool
 }
 
 // New returns telemetry with a fresh registry (with Go and process
@@ -109,6 +113,13 @@ func (t *Telemetry) Handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	if t.PProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

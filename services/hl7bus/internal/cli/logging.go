@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
 
@@ -16,4 +17,9 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func withPProf(t *telemetry.Telemetry, on bool) *telemetry.Telemetry {
+	t.PProf = on
+	return t
 }

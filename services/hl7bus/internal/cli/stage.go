@@ -60,7 +60,7 @@ func runStage(name string) func([]string, Env) int {
 			return ExitUsage
 		}
 		serde := canonical.NewSerde(cl)
-		tel := telemetry.New(nil)
+		tel := withPProf(telemetry.New(nil), f.HTTP.PProf)
 		var st interface{ Run(context.Context) error }
 		switch name {
 		case "ingress":

@@ -49,7 +49,7 @@ func runStandalone(args []string, env Env) int {
 	defer emb.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := standalone.Stages(ctx, f, telemetry.New(nil), log); err != nil {
+	if err := standalone.Stages(ctx, f, withPProf(telemetry.New(nil), f.HTTP.PProf), log); err != nil {
 		log.Error("stopped with an error", logattr.Error(err))
 		return ExitInvalid
 	}

@@ -48,6 +48,8 @@ type HTTP struct {
 	// Address to listen on. Default 127.0.0.1:9464 (Prometheus exporters'
 	// customary range); empty after defaults only if set to "off".
 	Address string `yaml:"address"`
+	// PProf serves Go's /debug/pprof profiles there too. Default false.
+	PProf bool `yaml:"pprof"`
 }
 
 // Registry locates the Confluent-compatible schema registry.
@@ -108,7 +110,7 @@ func Load(path string, overrides ...string) (*File, error) {
 	// scalar ones so they work even when the file leaves them out.
 	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication",
 		"kafka.client_id", "kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password", "kafka.tls.enabled",
-		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
+		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "http.pprof", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
 		"standalone.sync_writes"} {
 		_ = v.BindEnv(k)
 	}
