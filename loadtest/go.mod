@@ -4,6 +4,8 @@ go 1.26.0
 
 require github.com/hl7bus/hl7bus/libs v0.0.0
 
+require golang.org/x/image v0.47.0
+
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	go.yaml.in/yaml/v3 v3.0.6

@@ -32,6 +32,8 @@ type scenario struct {
 	Corpus        string        `yaml:"corpus"`
 	Drain         time.Duration `yaml:"drain"`
 	ReceiverDelay time.Duration `yaml:"receiver_delay"`
+	// AttachmentKB adds a base64 PDF of this size to every message.
+	AttachmentKB int `yaml:"attachment_kb"`
 }
 
 func main() {
@@ -53,10 +55,10 @@ func main() {
 }
 
 type flags struct {
-	target, receiver, corpus, jsonOut, scenarioFile string
-	rate                                            float64
-	connections, patients                           int
-	duration, drain, receiverDelay                  time.Duration
+	target, receiver, corpus, jsonOut, scenarioFile, pngOut string
+	rate                                                    float64
+	connections, patients                                   int
+	duration, drain, receiverDelay                          time.Duration
 }
 
 func parse(name string, args []string, extra func(*flag.FlagSet)) (*flags, load.Config, error) {
@@ -72,6 +74,7 @@ func parse(name string, args []string, extra func(*flag.FlagSet)) (*flags, load.
 	fs.DurationVar(&f.drain, "drain", 0, "how long to wait for deliveries after sending (default 60s)")
 	fs.DurationVar(&f.receiverDelay, "receiver-delay", 0, "make the receiver this slow per message (a slow destination)")
 	fs.StringVar(&f.jsonOut, "json", "", "write the report as JSON to FILE")
+	fs.StringVar(&f.pngOut, "png", "", "write a plot of throughput and ACK latency over time to FILE (.png)")
 	fs.StringVar(&f.scenarioFile, "scenario", "", "a loadtest/scenarios/*.yaml file; flags override it")
 	if extra != nil {
 		extra(fs)
@@ -116,6 +119,7 @@ func parse(name string, args []string, extra func(*flag.FlagSet)) (*flags, load.
 	if err != nil {
 		return nil, load.Config{}, err
 	}
+	corpus.WithAttachment(sc.AttachmentKB)
 	return f, load.Config{Name: sc.Name, Target: f.target, Receiver: f.receiver, Rate: sc.Rate, Connections: sc.Connections,
 		Duration: sc.Duration, Patients: sc.Patients, Drain: sc.Drain, ReceiverDelay: sc.ReceiverDelay, Corpus: corpus}, nil
 }
@@ -135,6 +139,17 @@ func runCmd(ctx context.Context, args []string) int {
 	if err := writeJSON(f.jsonOut, r); err != nil {
 		fmt.Fprintf(os.Stderr, "hl7load: %v\n", err)
 		return 1
+	}
+	if f.pngOut != "" {
+		out, err := os.Create(f.pngOut)
+		if err == nil {
+			err = r.PNG(out)
+			out.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hl7load: --png: %v\n", err)
+			return 1
+		}
 	}
 	if r.Lost > 0 || r.OrderViolations > 0 {
 		return 1

@@ -5,6 +5,7 @@
 package load
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,24 @@ import (
 // Corpus holds the message templates load is made from.
 type Corpus struct {
 	templates []*hl7v2.Message
+	// attachment, when set, is an OBX carrying a base64 PDF (ED data
+	// type) added to every message: large lab reports are a real load.
+	attachment []byte
+}
+
+// WithAttachment makes every message carry a PDF of about kb kilobytes as
+// OBX-5 (ED, base64).
+func (c *Corpus) WithAttachment(kb int) {
+	if kb <= 0 {
+		c.attachment = nil
+		return
+	}
+	pdf := make([]byte, kb*1024)
+	copy(pdf, "%PDF-1.4\n% hl7load test attachment\n")
+	for i := 40; i < len(pdf); i++ {
+		pdf[i] = byte(i*7 + i/13) // deterministic, compresses poorly like a real PDF
+	}
+	c.attachment = []byte("OBX|99|ED|PDF^Report^L||^application^pdf^Base64^" + base64.StdEncoding.EncodeToString(pdf) + "||||||F")
 }
 
 // LoadCorpus reads every .hl7 file under dir (batches split). Messages that
@@ -95,5 +114,9 @@ func (c *Corpus) Make(i int, run string, patient, seq int) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return m.Bytes(), nil
+	out := m.Bytes()
+	if c.attachment != nil {
+		out = append(append(out, c.attachment...), '\r')
+	}
+	return out, nil
 }

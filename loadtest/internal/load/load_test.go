@@ -1,6 +1,9 @@
 package load
 
 import (
+	"bytes"
+	"image/png"
+	"strconv"
 	"testing"
 	"time"
 
@@ -38,6 +41,18 @@ func TestMake(t *testing.T) {
 	if m.ControlID() != "L9-5-3" || fac != "LOADFAC" || pid != "P5" || hl7v2.PlanAck(m).Enhanced {
 		t.Errorf("made %q", b)
 	}
+	c.WithAttachment(100)
+	big, err := c.Make(1, "L9", 5, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm, err := hl7v2.Parse(big)
+	if err != nil || len(big) < 130*1024 {
+		t.Fatalf("attachment: %d bytes, %v", len(big), err)
+	}
+	if v, _ := bm.Get("OBX[" + strconv.Itoa(bm.Count("OBX")) + "]-2"); v != "ED" {
+		t.Errorf("the last OBX is not the ED attachment: %q", v)
+	}
 	if _, err := LoadCorpus(t.TempDir()); err == nil {
 		t.Error("an empty corpus must be an error")
 	}
@@ -51,5 +66,17 @@ func TestHistogramPercentiles(t *testing.T) {
 	p := h.percentiles()
 	if p.Count != 1000 || p.P50 < 499 || p.P50 > 501 || p.P99 < 989 || p.P99 > 991 || p.Max < 999 || p.Max > 1001 {
 		t.Errorf("percentiles %+v", p)
+	}
+}
+
+func TestPNG(t *testing.T) {
+	r := &Report{Name: "t", TargetRate: 100, Connections: 2, Timeline: []Point{{0, 100, 100, 2}, {1, 100, 99, 5}, {2, 100, 100, 3}, {3, 10, 10, 1}}}
+	var b bytes.Buffer
+	if err := r.PNG(&b); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&b)
+	if err != nil || img.Bounds().Dx() != 900 {
+		t.Fatalf("%v %v", img, err)
 	}
 }
