@@ -108,6 +108,34 @@ start_kafka
 start_registry
 log "memory: Kafka $(rss "${pids[0]}"), Apicurio $(rss "${pids[1]}")"
 
+if [ "${1:-}" = "loadtest" ]; then
+  # scripts/interop.sh loadtest SCENARIO: the five stages as separate
+  # processes against this Kafka and registry, measured by hl7load.
+  scenario=${2:?usage: scripts/interop.sh loadtest SCENARIO.yaml}
+  (cd "$top" && make build >/dev/null)
+  cat > "$work/hl7bus.yaml" <<CFG
+log: {level: warn, format: text}
+http: {address: "off"}
+kafka: {brokers: ["127.0.0.1:$KAFKA_PORT"], partitions: 6}
+registry: {url: "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"}
+interfaces: [{name: hospital-in, protocol: mllp, address: "127.0.0.1:2575"}]
+destinations: [{name: lis, protocol: mllp, address: "127.0.0.1:2576", retry: {initial_backoff: 500ms, max_backoff: 1m}}]
+routes: [{name: everything-to-lis, destinations: [lis]}]
+CFG
+  for st in ingress parse transform route egress; do
+    "$top/bin/hl7bus" "$st" --config "$work/hl7bus.yaml" --instance lt0 > "$work/$st.log" 2>&1 &
+    pids+=($!)
+  done
+  wait_for ingress 60 bash -c "echo > /dev/tcp/127.0.0.1/2575"
+  sleep 5 # let every stage join its group before the clock starts
+  mkdir -p "$top/.cache/loadtest"
+  name=$(basename "$scenario" .yaml)
+  log "load: $scenario on Apache Kafka, each stage its own process"
+  "$top/bin/hl7load" run --scenario "$scenario" --corpus "$top/loadtest/corpus" --json "$top/.cache/loadtest/$name-kafka.json"
+  log "report: $top/.cache/loadtest/$name-kafka.json"
+  exit 0
+fi
+
 export HL7BUS_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export HL7BUS_TEST_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 export HL7BUS_TEST_ANALYST="$cache/venv/bin/python"

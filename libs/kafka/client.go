@@ -141,6 +141,13 @@ func NewTransactSession(c Config, log *slog.Logger, group, txnID string, topics 
 		// Transactions must finish well inside this window, or the broker
 		// aborts them; our batches are small.
 		kgo.TransactionTimeout(60*time.Second),
+		// Each fetch becomes one transaction, and a transaction costs
+		// several broker round trips whatever its size. Letting a fetch
+		// wait up to 10 ms for 64 KB turns many tiny transactions into
+		// fewer larger ones under load, for at most 10 ms of latency per
+		// stage when traffic is light.
+		kgo.FetchMinBytes(64<<10),
+		kgo.FetchMaxWait(10*time.Millisecond),
 	)
 	return kgo.NewGroupTransactSession(append(opts, extra...)...)
 }
