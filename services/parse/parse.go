@@ -6,7 +6,6 @@ package parse
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -73,16 +72,9 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Handle turns a raw record's value into a parsed record.
 func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, kafka.Ident, error) {
-	rec, err := s.serde.Decode(ctx, value)
+	raw, err := pipeline.Decode[*canonical.Raw](ctx, s.serde, value)
 	if err != nil {
-		if errors.Is(err, canonical.ErrWireFormat) {
-			return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("decoding raw record: %w", err))
-		}
-		return nil, kafka.Ident{}, fmt.Errorf("decoding raw record: %w", err)
-	}
-	raw, ok := rec.(*canonical.Raw)
-	if !ok {
-		return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("expected a raw record, got %s", rec.Schema()))
+		return nil, kafka.Ident{}, err
 	}
 	m, err := s.parser.Parse(raw.Payload)
 	if err != nil {

@@ -128,16 +128,9 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Handle returns the out records a transformed record's value yields.
 func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, kafka.Ident, error) {
-	rec, err := s.serde.Decode(ctx, value)
+	t, err := pipeline.Decode[*canonical.Transformed](ctx, s.serde, value)
 	if err != nil {
-		if errors.Is(err, canonical.ErrWireFormat) {
-			return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("decoding transformed record: %w", err))
-		}
-		return nil, kafka.Ident{}, fmt.Errorf("decoding transformed record: %w", err)
-	}
-	t, ok := rec.(*canonical.Transformed)
-	if !ok {
-		return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("expected a transformed record, got %s", rec.Schema()))
+		return nil, kafka.Ident{}, err
 	}
 	var outs []*canonical.Out
 	seen := map[string]bool{}

@@ -9,7 +9,6 @@ package transform
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -69,16 +68,9 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Handle turns a parsed record's value into a transformed record.
 func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transformed, kafka.Ident, error) {
-	rec, err := s.serde.Decode(ctx, value)
+	p, err := pipeline.Decode[*canonical.Parsed](ctx, s.serde, value)
 	if err != nil {
-		if errors.Is(err, canonical.ErrWireFormat) {
-			return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("decoding parsed record: %w", err))
-		}
-		return nil, kafka.Ident{}, fmt.Errorf("decoding parsed record: %w", err)
-	}
-	p, ok := rec.(*canonical.Parsed)
-	if !ok {
-		return nil, kafka.Ident{}, kafka.Permanent(fmt.Errorf("expected a parsed record, got %s", rec.Schema()))
+		return nil, kafka.Ident{}, err
 	}
 	m, err := s.parser.Parse(p.Payload)
 	if err != nil {

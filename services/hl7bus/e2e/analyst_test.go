@@ -4,12 +4,10 @@ package e2e
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +16,6 @@ import (
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/mllp"
-	"github.com/hl7bus/hl7bus/services/ingress"
-	"github.com/hl7bus/hl7bus/services/parse"
-	"github.com/hl7bus/hl7bus/services/transform"
 )
 
 // TestAnalystConsumer has an outside party's client, Python confluent-kafka
@@ -34,29 +29,9 @@ func TestAnalystConsumer(t *testing.T) {
 		t.Fatal("HL7BUS_TEST_ANALYST must name a Python with confluent-kafka (scripts/interop.sh sets it)")
 	}
 	env := kafkatest.New(t)
-	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	in := ingress.New(ingress.Config{Interfaces: []ingress.Interface{{Name: "in", Protocol: "mllp", Address: "127.0.0.1:0"}}}, env.Kafka, env.Serde, log)
-	if err := in.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer in.Stop(context.Background())
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, st := range []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		transform.New(transform.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := st.Run(runCtx); err != nil {
-				t.Errorf("stage: %v", err)
-			}
-		}()
-	}
-	defer func() { stop(); wg.Wait() }()
+	in := startPipeline(t, ctx, env, pipeline{Interface: "in"})
 
 	// Ingress answers with the message ID (its ULID) as the ACK's MSH-10.
 	const n = 30

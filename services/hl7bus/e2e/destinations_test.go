@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -17,10 +16,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/mllp"
 	"github.com/hl7bus/hl7bus/services/egress"
-	"github.com/hl7bus/hl7bus/services/ingress"
-	"github.com/hl7bus/hl7bus/services/parse"
 	"github.com/hl7bus/hl7bus/services/route"
-	"github.com/hl7bus/hl7bus/services/transform"
 )
 
 // scripted is a destination whose answer is chosen per message.
@@ -66,7 +62,6 @@ func TestDestinationsFailIndependently(t *testing.T) {
 		t.Skip("runs the whole pipeline")
 	}
 	env := kafkatest.New(t)
-	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 
@@ -100,28 +95,8 @@ func TestDestinationsFailIndependently(t *testing.T) {
 		{Name: "rejecting", Protocol: "mllp", Address: lnRejecting.Addr().String(), Retry: retry},
 		{Name: "late", Protocol: "mllp", Address: lateAddr, Retry: retry},
 	}
-	in := ingress.New(ingress.Config{Interfaces: []ingress.Interface{{Name: "in", Protocol: "mllp", Address: "127.0.0.1:0"}}}, env.Kafka, env.Serde, log)
-	if err := in.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer in.Stop(context.Background())
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, st := range []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		transform.New(transform.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		route.New(route.Config{Instance: "0", Rules: []route.Rule{{Name: "all", Destinations: []string{"healthy", "flaky", "rejecting", "late"}}}}, env.Kafka, env.Serde, log),
-		egress.New(egress.Config{Destinations: dests}, env.Kafka, env.Serde, log),
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := st.Run(runCtx); err != nil {
-				t.Errorf("stage: %v", err)
-			}
-		}()
-	}
-	defer func() { stop(); wg.Wait() }()
+	in := startPipeline(t, ctx, env, pipeline{Interface: "in", Destinations: dests,
+		Rules: []route.Rule{{Name: "all", Destinations: []string{"healthy", "flaky", "rejecting", "late"}}}})
 
 	const n = 30
 	sent := sendAll(t, ctx, in.Addr("in"), 3, 5, 2)

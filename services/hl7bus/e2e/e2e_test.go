@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -20,10 +19,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/mllp"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
-	"github.com/hl7bus/hl7bus/services/ingress"
-	"github.com/hl7bus/hl7bus/services/parse"
 	"github.com/hl7bus/hl7bus/services/route"
-	"github.com/hl7bus/hl7bus/services/transform"
 )
 
 // receiver is an MLLP destination that records what it gets and ACKs.
@@ -87,37 +83,16 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Skip("runs the whole pipeline")
 	}
 	env := kafkatest.New(t)
-	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	recv := startReceiver(t)
 	spans := tracetest.NewSpanRecorder()
 	tel := telemetry.New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
 
-	in := ingress.New(ingress.Config{Interfaces: []ingress.Interface{{Name: "adt-in", Protocol: "mllp", Address: "127.0.0.1:0"}}, Telemetry: tel}, env.Kafka, env.Serde, log)
-	if err := in.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer in.Stop(context.Background())
-	stages := []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "0", Telemetry: tel}, env.Kafka, env.Serde, log),
-		transform.New(transform.Config{Instance: "0", Telemetry: tel}, env.Kafka, env.Serde, log),
-		route.New(route.Config{Instance: "0", Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}}, Telemetry: tel}, env.Kafka, env.Serde, log),
-		egress.New(egress.Config{Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr,
-			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}, Telemetry: tel}, env.Kafka, env.Serde, log),
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, st := range stages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := st.Run(runCtx); err != nil {
-				t.Errorf("stage: %v", err)
-			}
-		}()
-	}
-	defer func() { stop(); wg.Wait() }()
+	in := startPipeline(t, ctx, env, pipeline{Interface: "adt-in", Telemetry: tel,
+		Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}},
+		Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr,
+			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}})
 
 	// Eight senders, each owning five patients, 240 messages of three types.
 	sent := sendAll(t, ctx, in.Addr("adt-in"), 8, 5, 6)

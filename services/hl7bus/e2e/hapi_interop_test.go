@@ -6,22 +6,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/services/egress"
-	"github.com/hl7bus/hl7bus/services/ingress"
-	"github.com/hl7bus/hl7bus/services/parse"
 	"github.com/hl7bus/hl7bus/services/route"
-	"github.com/hl7bus/hl7bus/services/transform"
 )
 
 // TestHAPIRoundTrip: HAPI HL7v2 sends every corpus message HAPI can parse
@@ -57,7 +52,6 @@ func TestHAPIRoundTrip(t *testing.T) {
 	}
 
 	env := kafkatest.New(t)
-	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
 	defer cancel()
 
@@ -73,29 +67,10 @@ func TestHAPIRoundTrip(t *testing.T) {
 	defer func() { _ = receiver.Process.Kill(); _ = receiver.Wait() }()
 	waitListening(t, recvAddr, 60*time.Second)
 
-	in := ingress.New(ingress.Config{Interfaces: []ingress.Interface{{Name: "hapi-in", Protocol: "mllp", Address: "127.0.0.1:0"}}}, env.Kafka, env.Serde, log)
-	if err := in.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer in.Stop(context.Background())
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, st := range []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		transform.New(transform.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		route.New(route.Config{Instance: "0", Rules: []route.Rule{{Name: "all", Destinations: []string{"hapi"}}}}, env.Kafka, env.Serde, log),
-		egress.New(egress.Config{Destinations: []egress.Destination{{Name: "hapi", Protocol: "mllp", Address: recvAddr,
-			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}}, env.Kafka, env.Serde, log),
-	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := st.Run(runCtx); err != nil {
-				t.Errorf("stage: %v", err)
-			}
-		}()
-	}
-	defer func() { stop(); wg.Wait() }()
+	in := startPipeline(t, ctx, env, pipeline{Interface: "hapi-in",
+		Rules: []route.Rule{{Name: "all", Destinations: []string{"hapi"}}},
+		Destinations: []egress.Destination{{Name: "hapi", Protocol: "mllp", Address: recvAddr,
+			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}})
 
 	// The HAPI sender.
 	out, err := exec.CommandContext(ctx, "java", append([]string{"-cp", cp, "org.hl7bus.interop.HapiPeer", "send", in.Addr("hapi-in"), sentDir}, send...)...).Output()
