@@ -52,6 +52,10 @@ type Interface struct {
 	Ordering string `yaml:"ordering"`
 	// MaxFrameSize bounds a message in bytes (default mllp.DefaultMaxFrameSize).
 	MaxFrameSize int `yaml:"max_frame_size"`
+	// Profile is the conformance profile (a YAML file) the parse stage
+	// validates this interface's messages against; empty for the standard
+	// only.
+	Profile string `yaml:"profile"`
 }
 
 // Config is the ingress stage's configuration.

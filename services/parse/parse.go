@@ -101,5 +101,5 @@ func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, 
 		p.Validation.Issues = append(p.Validation.Issues, canonical.Issue{Severity: string(is.Severity), Code: int(is.Code),
 			Location: is.Location.String(), Rule: is.Rule, Text: is.Text})
 	}
-	return p, kafka.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}, nil
+	return p, kafka.Ident{MessageID: raw.MessageID, ControlID: m.ControlID()}, nil
 }

@@ -66,7 +66,12 @@ func runStage(name string) func([]string, Env) int {
 		case "ingress":
 			st = ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
 		case "parse":
-			st = parse.New(parse.Config{Instance: *instance, Telemetry: tel}, f.Kafka, serde, log)
+			profiles, err := f.Profiles()
+			if err != nil {
+				fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
+				return ExitUsage
+			}
+			st = parse.New(parse.Config{Instance: *instance, Telemetry: tel, Profiles: profiles}, f.Kafka, serde, log)
 		case "transform":
 			st = transform.New(transform.Config{Instance: *instance, Telemetry: tel}, f.Kafka, serde, log)
 		case "route":

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	libconfig "github.com/hl7bus/hl7bus/libs/config"
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
 
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/services/egress"
@@ -160,6 +161,25 @@ func (f *File) defaults() {
 	f.Kafka = f.Kafka.WithDefaults()
 }
 
+// Profiles loads the conformance profile of every interface that names one,
+// keyed by interface name.
+func (f *File) Profiles() (map[string]*hl7v2.Profile, error) {
+	out := map[string]*hl7v2.Profile{}
+	var errs []error
+	for i, it := range f.Interfaces {
+		if it.Profile == "" {
+			continue
+		}
+		p, err := hl7v2.LoadProfile(it.Profile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("interfaces[%d].profile: %w", i, err))
+			continue
+		}
+		out[it.Name] = p
+	}
+	return out, errors.Join(errs...)
+}
+
 // ForStandalone points kafka.brokers and registry.url at the embedded
 // broker and registry.
 func (f *File) ForStandalone() {
@@ -187,6 +207,9 @@ func (f *File) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q is not json or text", f.Log.Format))
 	}
 	if err := (ingress.Config{Interfaces: f.Interfaces}).Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := f.Profiles(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := (egress.Config{Destinations: f.Destinations}).Validate(); err != nil {

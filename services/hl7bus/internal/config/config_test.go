@@ -115,3 +115,19 @@ func TestSecretsRedactedInPrint(t *testing.T) {
 		t.Errorf("printed configuration shows a secret:\n%s", out)
 	}
 }
+
+func TestProfiles(t *testing.T) {
+	f, err := Load("testdata/profile.bad.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.Validate()
+	if err == nil || !strings.Contains(err.Error(), "interfaces[1].profile") || strings.Contains(err.Error(), "interfaces[0].profile") {
+		t.Fatalf("validate: %v", err)
+	}
+	f.Interfaces = f.Interfaces[:1]
+	ps, err := f.Profiles()
+	if err != nil || ps["lab"] == nil || ps["lab"].Name != "natlab-results" {
+		t.Fatalf("profiles %v %v", ps, err)
+	}
+}

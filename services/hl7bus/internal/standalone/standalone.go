@@ -108,6 +108,10 @@ func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *
 		}
 		log.Info("serving /metrics, /healthz and /readyz", logattr.Address(addr))
 	}
+	profiles, err := f.Profiles()
+	if err != nil {
+		return err
+	}
 	in := ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
 	if err := in.Start(ctx); err != nil {
 		_ = in.Stop(context.Background())
@@ -117,7 +121,7 @@ func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *
 	// on every start, so a restart fences the transactions its killed
 	// predecessor left open.
 	others := []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "standalone", Telemetry: tel}, f.Kafka, serde, log),
+		parse.New(parse.Config{Instance: "standalone", Telemetry: tel, Profiles: profiles}, f.Kafka, serde, log),
 		transform.New(transform.Config{Instance: "standalone", Telemetry: tel}, f.Kafka, serde, log),
 		route.New(route.Config{Instance: "standalone", Rules: f.Routes, Telemetry: tel}, f.Kafka, serde, log),
 		egress.New(egress.Config{Destinations: f.Destinations, Telemetry: tel}, f.Kafka, serde, log),
