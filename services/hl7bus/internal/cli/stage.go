@@ -10,7 +10,6 @@ import (
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/logattr"
-	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/ingress"
@@ -60,7 +59,12 @@ func runStage(name string) func([]string, Env) int {
 			return ExitUsage
 		}
 		serde := canonical.NewSerde(cl)
-		tel := withPProf(telemetry.New(nil), f.HTTP.PProf)
+		tel, flush, err := newTelemetry(context.Background(), f, "hl7bus-"+name)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
+			return ExitUsage
+		}
+		defer flush()
 		var st interface{ Run(context.Context) error }
 		switch name {
 		case "ingress":

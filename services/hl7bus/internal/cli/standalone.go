@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"github.com/hl7bus/hl7bus/libs/logattr"
-	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
 )
@@ -49,7 +48,13 @@ func runStandalone(args []string, env Env) int {
 	defer emb.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := standalone.Stages(ctx, f, withPProf(telemetry.New(nil), f.HTTP.PProf), log); err != nil {
+	tel, flush, err := newTelemetry(ctx, f, "hl7bus-standalone")
+	if err != nil {
+		log.Error("cannot start", logattr.Error(err))
+		return ExitInvalid
+	}
+	defer flush()
+	if err := standalone.Stages(ctx, f, tel, log); err != nil {
 		log.Error("stopped with an error", logattr.Error(err))
 		return ExitInvalid
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/ingress"
 	"github.com/hl7bus/hl7bus/services/route"
@@ -26,14 +27,15 @@ import (
 
 // File is the whole configuration file.
 type File struct {
-	Log          Log                  `yaml:"log"`
-	HTTP         HTTP                 `yaml:"http"`
-	Kafka        kafka.Config         `yaml:"kafka"`
-	Registry     Registry             `yaml:"registry"`
-	Interfaces   []ingress.Interface  `yaml:"interfaces"`
-	Destinations []egress.Destination `yaml:"destinations"`
-	Routes       []route.Rule         `yaml:"routes"`
-	Standalone   Standalone           `yaml:"standalone"`
+	Log          Log                     `yaml:"log"`
+	HTTP         HTTP                    `yaml:"http"`
+	Tracing      telemetry.TracingConfig `yaml:"tracing"`
+	Kafka        kafka.Config            `yaml:"kafka"`
+	Registry     Registry                `yaml:"registry"`
+	Interfaces   []ingress.Interface     `yaml:"interfaces"`
+	Destinations []egress.Destination    `yaml:"destinations"`
+	Routes       []route.Rule            `yaml:"routes"`
+	Standalone   Standalone              `yaml:"standalone"`
 }
 
 // Log configures logging.
@@ -111,7 +113,8 @@ func Load(path string, overrides ...string) (*File, error) {
 	// scalar ones so they work even when the file leaves them out.
 	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication",
 		"kafka.client_id", "kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password", "kafka.tls.enabled",
-		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "http.pprof", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
+		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "http.pprof",
+		"tracing.otlp_endpoint", "tracing.sample_ratio", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
 		"standalone.sync_writes"} {
 		_ = v.BindEnv(k)
 	}
@@ -191,6 +194,9 @@ func (f *File) ForStandalone() {
 func (f *File) Validate() error {
 	var errs []error
 	if err := f.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := f.Tracing.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if f.Registry.URL == "" {
