@@ -29,6 +29,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/mllp"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
@@ -199,6 +200,9 @@ type worker struct {
 	log           *slog.Logger
 	client        *mllp.Client
 	tracer        *kotel.Tracer
+	// fatal is set when a record can be neither delivered nor
+	// dead-lettered: the worker stops rather than move past it.
+	fatal error
 }
 
 func (w *worker) run(ctx context.Context) error {
@@ -227,7 +231,7 @@ func (w *worker) run(ctx context.Context) error {
 		for !iter.Done() {
 			rec := iter.Next()
 			if !w.handle(ctx, rec) {
-				break // shutting down: this record and the rest are redelivered later
+				break // shutting down (or fatal): this record and the rest are redelivered later
 			}
 			done = append(done, rec)
 		}
@@ -235,6 +239,9 @@ func (w *worker) run(ctx context.Context) error {
 			if err := cl.CommitRecords(context.WithoutCancel(ctx), done...); err != nil {
 				w.log.Warn("committing offsets", logattr.Error(err))
 			}
+		}
+		if w.fatal != nil {
+			return fmt.Errorf("egress %s: %w", w.d.Name, w.fatal)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -251,11 +258,24 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 	defer span.End()
 	ctx = trace.ContextWithSpan(ctx, span)
 	span.SetAttributes(attribute.String("hl7bus.destination", w.d.Name))
-	r, err := w.s.serde.Decode(ctx, rec.Value)
-	out, ok := r.(*canonical.Out)
-	if err != nil || !ok {
-		reason := fmt.Sprintf("not an out record: %v", err)
-		return w.deadLetter(ctx, rec, kafka.Ident{}, canonical.ErrorPermanent, reason, 1, first)
+	// A record that can never decode is dead-lettered; one whose schema the
+	// registry cannot give right now is retried, holding this destination
+	// like a destination that is down (its position is already past it).
+	var out *canonical.Out
+	for wait := w.d.Retry.InitialBackoff; ; wait = min(2*wait, w.d.Retry.MaxBackoff) {
+		var err error
+		if out, err = pipeline.Decode[*canonical.Out](ctx, w.s.serde, rec.Value); err == nil {
+			break
+		}
+		if kafka.IsPermanent(err) {
+			return w.deadLetter(ctx, rec, kafka.Ident{}, canonical.ErrorPermanent, err.Error(), 1, first)
+		}
+		w.log.Warn("cannot decode record yet; retrying", logattr.Error(err), logattr.Backoff(wait))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
 	}
 	span.SetAttributes(attribute.String("hl7bus.message_id", out.MessageID))
 	log := w.log.With(logattr.MessageID(out.MessageID), logattr.ControlID(out.ControlID))
@@ -340,7 +360,9 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, id kafka.Ident
 	dl := kafka.DeadLetter("egress", id, rec, class, reason, attempts, first, time.Now())
 	v, err := w.s.serde.Encode(dl)
 	if err != nil {
-		w.log.Error("encoding dead letter; record left uncommitted", logattr.Error(err))
+		// Without its dead letter the record cannot be passed: stop, so
+		// it is processed again after a restart instead of being lost.
+		w.fatal = fmt.Errorf("encoding a dead letter: %w", err)
 		return false
 	}
 	for {
