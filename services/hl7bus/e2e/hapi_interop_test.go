@@ -61,6 +61,9 @@ func TestHAPIRoundTrip(t *testing.T) {
 	_, port, _ := strings.Cut(recvAddr, ":")
 	receiver := exec.Command("java", "-cp", cp, "org.hl7bus.interop.HapiPeer", "receive", port, recvDir)
 	receiver.Stderr = os.Stderr
+	// HAPI's default message-ID generator keeps its counter in ./id_file;
+	// a temp working directory keeps it out of the source tree.
+	receiver.Dir = t.TempDir()
 	if err := receiver.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,9 @@ func TestHAPIRoundTrip(t *testing.T) {
 			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}})
 
 	// The HAPI sender.
-	out, err := exec.CommandContext(ctx, "java", append([]string{"-cp", cp, "org.hl7bus.interop.HapiPeer", "send", in.Addr("hapi-in"), sentDir}, send...)...).Output()
+	sender := exec.CommandContext(ctx, "java", append([]string{"-cp", cp, "org.hl7bus.interop.HapiPeer", "send", in.Addr("hapi-in"), sentDir}, send...)...)
+	sender.Dir = t.TempDir()
+	out, err := sender.Output()
 	if err != nil {
 		t.Fatalf("HAPI sender: %v\n%s", err, out)
 	}
