@@ -48,7 +48,12 @@ func TestHAPIRoundTrip(t *testing.T) {
 				continue
 			}
 		}
-		send = append(send, f)
+		// Absolute: the peer runs in its own working directory.
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send = append(send, abs)
 	}
 
 	env := kafkatest.New(t)
