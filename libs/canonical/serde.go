@@ -104,41 +104,42 @@ func (s *Serde) Encode(rec Record) ([]byte, error) {
 // Decode returns the record b holds, fetching its writer schema from the
 // registry when this Serde has not seen its ID.
 func (s *Serde) Decode(ctx context.Context, b []byte) (Record, error) {
-	id, body, err := wire.DecodeID(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrWireFormat, err)
-	}
-	r, err := s.reader(ctx, id)
+	name, native, err := s.decode(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	native, rest, err := r.codec.NativeFromBinary(body)
-	if err != nil {
-		return nil, fmt.Errorf("decoding %s (schema %d): %w", r.name, id, err)
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("decoding %s (schema %d): %d trailing bytes", r.name, id, len(rest))
-	}
 	m, ok := native.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("decoding %s: not a record", r.name)
+		return nil, fmt.Errorf("decoding %s: not a record", name)
 	}
-	return fromNative[r.name](m), nil
+	return fromNative[name](m), nil
 }
 
 // DecodeNative returns the record b holds as goavro's native form, for tools
 // that print records without knowing their kind.
 func (s *Serde) DecodeNative(ctx context.Context, b []byte) (any, error) {
+	_, native, err := s.decode(ctx, b)
+	return native, err
+}
+
+// decode returns the kind of record b holds and its native form.
+func (s *Serde) decode(ctx context.Context, b []byte) (string, any, error) {
 	id, body, err := wire.DecodeID(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrWireFormat, err)
+		return "", nil, fmt.Errorf("%w: %v", ErrWireFormat, err)
 	}
 	r, err := s.reader(ctx, id)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	native, _, err := r.codec.NativeFromBinary(body)
-	return native, err
+	native, rest, err := r.codec.NativeFromBinary(body)
+	if err != nil {
+		return "", nil, fmt.Errorf("decoding %s (schema %d): %w", r.name, id, err)
+	}
+	if len(rest) != 0 {
+		return "", nil, fmt.Errorf("decoding %s (schema %d): %d trailing bytes", r.name, id, len(rest))
+	}
+	return r.name, native, nil
 }
 
 func (s *Serde) reader(ctx context.Context, id int) (reader, error) {
