@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/hl7bus/hl7bus/libs/logattr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
@@ -80,4 +81,21 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 	err = loop.Run(ctx)
 	log.Info("stage stopped")
 	return err
+}
+
+// OneToOne adapts a stage that turns each input value into one record,
+// written to topic out under its input's key (so per-patient order holds
+// downstream).
+func OneToOne[T canonical.Record](serde *canonical.Serde, out string, handle func(context.Context, []byte) (T, kafka.Ident, error)) kafka.Handler {
+	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+		r, id, err := handle(ctx, rec.Value)
+		if err != nil {
+			return nil, id, err
+		}
+		v, err := serde.Encode(r)
+		if err != nil {
+			return nil, id, kafka.Permanent(err)
+		}
+		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: v}}, id, nil
+	}
 }

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -56,17 +54,7 @@ func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "parse", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicRaw),
 		Outputs: map[string]string{out: schemas.Parsed},
-		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
-			p, id, err := s.Handle(ctx, rec.Value)
-			if err != nil {
-				return nil, id, err
-			}
-			v, err := s.serde.Encode(p)
-			if err != nil {
-				return nil, id, kafka.Permanent(err)
-			}
-			return []*kgo.Record{{Topic: out, Key: rec.Key, Value: v}}, id, nil
-		},
+		Handle:  pipeline.OneToOne(s.serde, out, s.Handle),
 	})
 }
 
