@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,9 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
-	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
-	"github.com/hl7bus/hl7bus/libs/mllp"
 )
 
 // realKafka is an Apache Kafka broker this test owns, so it can restart it.
@@ -171,85 +168,21 @@ routes:
 	waitListening(t, ingressAddr, 60*time.Second)
 
 	// Senders resend each message until it is ACKed, as real interfaces do.
-	var acked sync.Map
-	var nAcked atomic.Int64
-	const senders, patientsPer, perPatient = 4, 5, 20
-	total := senders * patientsPer * perPatient
-	var wg sync.WaitGroup
-	for s := 0; s < senders; s++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := mllp.NewClient(ingressAddr, mllp.WithAckTimeout(10*time.Second), mllp.WithBackoff(50*time.Millisecond, time.Second))
-			defer c.Close()
-			for n := 0; n < perPatient; n++ {
-				for p := s * patientsPer; p < (s+1)*patientsPer; p++ {
-					msg := message([]string{"ADT", "ORU", "VXU"}[(p+n)%3], p, n)
-					m, _ := hl7v2.Parse([]byte(msg))
-					for ctx.Err() == nil {
-						reply, err := c.Send(ctx, []byte(msg))
-						if err != nil {
-							continue
-						}
-						if ack, err := hl7v2.ParseACK(reply); err == nil && ack.Code == hl7v2.AckAccept {
-							acked.Store(m.ControlID(), true)
-							nAcked.Add(1)
-							break
-						}
-						time.Sleep(100 * time.Millisecond) // AE: Kafka is down; resend
-					}
-				}
-			}
-		}()
-	}
-	waitAcked := func(n int64) {
-		for nAcked.Load() < n && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	step := int64(total / 7)
-	waitAcked(step)
-	t.Logf("restarting Kafka after %d ACKed messages", nAcked.Load())
+	senders := startResenders(ctx, ingressAddr, 4, 5, 20, 10*time.Second)
+	total := senders.total
+	step := total / 7
+	senders.waitAcked(ctx, step)
+	t.Logf("restarting Kafka after %d ACKed messages", senders.nAcked.Load())
 	k.restart(2 * time.Second)
 	for i, st := range []string{"ingress", "parse", "transform", "route", "egress"} {
-		waitAcked(step * int64(i+2))
-		t.Logf("SIGKILL %s after %d ACKed messages", st, nAcked.Load())
+		senders.waitAcked(ctx, step*(i+2))
+		t.Logf("SIGKILL %s after %d ACKed messages", st, senders.nAcked.Load())
 		stages[st].kill()
 	}
-	wg.Wait()
-	if nAcked.Load() != int64(total) {
-		t.Fatalf("only %d of %d messages ACKed", nAcked.Load(), total)
-	}
+	senders.finish(t)
 
 	// Every ACKed message reaches the receiver.
-	deadline := time.Now().Add(3 * time.Minute)
-	var counts map[string]int
-	for {
-		counts = map[string]int{}
-		for _, f := range recv.messages() {
-			if m, err := hl7v2.Parse(f); err == nil {
-				counts[m.ControlID()]++
-			}
-		}
-		missing := 0
-		acked.Range(func(key, _ any) bool {
-			if counts[key.(string)] == 0 {
-				missing++
-			}
-			return true
-		})
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d ACKed messages never delivered", missing)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	egressDups := 0
-	for _, c := range counts {
-		egressDups += c - 1
-	}
+	egressDups := senders.waitDelivered(t, recv, 3*time.Minute)
 
 	// Exactly once through the transactional stages: every message ID of
 	// raw appears once in parsed, transformed and out.lis (read_committed).

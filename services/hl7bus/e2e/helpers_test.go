@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,4 +245,93 @@ func deadLetters(t *testing.T, ctx context.Context, brokers []string, serde *can
 		})
 	}
 	return dead
+}
+
+// resenders send messages as real interfaces do while things fail: a
+// message is resent until it is accepted, then the next one is sent. Each
+// sender owns its patients and sends their messages in order.
+type resenders struct {
+	total  int
+	acked  sync.Map // control IDs accepted
+	nAcked atomic.Int64
+	wg     sync.WaitGroup
+}
+
+func startResenders(ctx context.Context, addr string, senders, patientsPer, perPatient int, ackTimeout time.Duration) *resenders {
+	r := &resenders{total: senders * patientsPer * perPatient}
+	for s := 0; s < senders; s++ {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			c := mllp.NewClient(addr, mllp.WithAckTimeout(ackTimeout), mllp.WithBackoff(50*time.Millisecond, time.Second))
+			defer c.Close()
+			for n := 0; n < perPatient; n++ {
+				for p := s * patientsPer; p < (s+1)*patientsPer; p++ {
+					msg := message([]string{"ADT", "ORU", "VXU"}[(p+n)%3], p, n)
+					m, _ := hl7v2.Parse([]byte(msg))
+					for ctx.Err() == nil {
+						reply, err := c.Send(ctx, []byte(msg))
+						if err != nil {
+							continue // down: the client backs off before the resend
+						}
+						if ack, err := hl7v2.ParseACK(reply); err == nil && ack.Code == hl7v2.AckAccept {
+							r.acked.Store(m.ControlID(), true)
+							r.nAcked.Add(1)
+							break
+						}
+						time.Sleep(100 * time.Millisecond) // AE: not stored; resend
+					}
+				}
+			}
+		}()
+	}
+	return r
+}
+
+// waitAcked waits until n messages are accepted or ctx ends.
+func (r *resenders) waitAcked(ctx context.Context, n int) {
+	for r.nAcked.Load() < int64(n) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// finish waits for the senders and fails unless every message was accepted.
+func (r *resenders) finish(t *testing.T) {
+	t.Helper()
+	r.wg.Wait()
+	if n := r.nAcked.Load(); n != int64(r.total) {
+		t.Fatalf("only %d of %d messages were ACKed", n, r.total)
+	}
+}
+
+// waitDelivered fails unless every accepted message reaches recv within
+// the time given, and returns how many extra copies arrived.
+func (r *resenders) waitDelivered(t *testing.T, recv *receiver, within time.Duration) (duplicates int) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		counts := map[string]int{}
+		for _, f := range recv.messages() {
+			if m, err := hl7v2.Parse(f); err == nil {
+				counts[m.ControlID()]++
+			}
+		}
+		missing := 0
+		r.acked.Range(func(k, _ any) bool {
+			if counts[k.(string)] == 0 {
+				missing++
+			}
+			return true
+		})
+		if missing == 0 {
+			for _, c := range counts {
+				duplicates += c - 1
+			}
+			return duplicates
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ACKed messages were never delivered", missing)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -6,14 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
-	"github.com/hl7bus/hl7bus/libs/mllp"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -103,77 +99,17 @@ routes:
 
 	// Senders behave like real interfaces: a message is resent until it is
 	// ACKed, then the next one is sent.
-	const senders, patientsPer, perPatient = 4, 5, 10
-	total := senders * patientsPer * perPatient
-	var acked sync.Map // control ID -> message
-	var nAcked atomic.Int64
-	var wg sync.WaitGroup
-	for s := 0; s < senders; s++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := mllp.NewClient(ingressAddr, mllp.WithAckTimeout(5*time.Second), mllp.WithBackoff(50*time.Millisecond, 500*time.Millisecond))
-			defer c.Close()
-			for n := 0; n < perPatient; n++ {
-				for pt := s * patientsPer; pt < (s+1)*patientsPer; pt++ {
-					msg := message([]string{"ADT", "ORU", "VXU"}[(pt+n)%3], pt, n)
-					m, _ := hl7v2.Parse([]byte(msg))
-					for ctx.Err() == nil {
-						reply, err := c.Send(ctx, []byte(msg))
-						if err != nil {
-							continue // down: the client backs off, then resend
-						}
-						if ack, err := hl7v2.ParseACK(reply); err == nil && ack.Code == hl7v2.AckAccept {
-							acked.Store(m.ControlID(), msg)
-							nAcked.Add(1)
-							break
-						}
-					}
-				}
-			}
-		}()
-	}
+	senders := startResenders(ctx, ingressAddr, 4, 5, 10, 5*time.Second)
+	total := senders.total
 	// Kill the process once some messages are through, mid-flow.
-	for nAcked.Load() < int64(total/3) && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
+	senders.waitAcked(ctx, total/3)
 	p.kill()
-	t.Logf("killed after %d ACKed messages", nAcked.Load())
+	t.Logf("killed after %d ACKed messages", senders.nAcked.Load())
 	p = start()
-	wg.Wait()
-	if nAcked.Load() != int64(total) {
-		t.Fatalf("only %d of %d messages were ACKed", nAcked.Load(), total)
-	}
+	senders.finish(t)
 
 	// Every ACKed message must arrive; count duplicates.
-	deadline := time.Now().Add(120 * time.Second)
-	var counts map[string]int
-	for {
-		counts = map[string]int{}
-		for _, f := range recv.messages() {
-			if m, err := hl7v2.Parse(f); err == nil {
-				counts[m.ControlID()]++
-			}
-		}
-		missing := 0
-		acked.Range(func(k, _ any) bool {
-			if counts[k.(string)] == 0 {
-				missing++
-			}
-			return true
-		})
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d ACKed messages were never delivered", missing)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	dups := 0
-	for _, c := range counts {
-		dups += c - 1
-	}
+	dups := senders.waitDelivered(t, recv, 120*time.Second)
 	t.Logf("all %d ACKed messages delivered; %d duplicates towards the receiver", total, dups)
 	p.stop(t)
 }
