@@ -19,9 +19,6 @@ import (
 )
 
 func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a broker")
-	}
 	env := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -40,9 +40,13 @@ type Env struct {
 var seq atomic.Int64
 
 // New starts (or connects to) a broker with three partitions per topic and
-// a registry.
+// a registry. In -short mode (make test-short) it skips the test instead,
+// so every broker test is skipped there without its own check.
 func New(t testing.TB, opts ...kfake.Opt) *Env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a broker; skipped in -short mode")
+	}
 	env := &Env{}
 	if brokers := os.Getenv("HL7BUS_TEST_KAFKA_BROKERS"); brokers != "" {
 		env.External = true

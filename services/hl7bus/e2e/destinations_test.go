@@ -58,9 +58,6 @@ func (s *scripted) count() (distinct, total int) {
 }
 
 func TestDestinationsFailIndependently(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole pipeline")
-	}
 	env := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

@@ -79,9 +79,6 @@ func message(kind string, p, n int) string {
 }
 
 func TestPipelineEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole pipeline")
-	}
 	env := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()

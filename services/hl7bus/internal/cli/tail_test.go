@@ -19,9 +19,6 @@ import (
 )
 
 func TestTail(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a broker")
-	}
 	env := kafkatest.New(t)
 	ctx := context.Background()
 	topic := env.Kafka.Topic(kafka.TopicRaw)
