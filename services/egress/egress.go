@@ -271,10 +271,8 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 			return w.deadLetter(ctx, rec, kafka.Ident{}, canonical.ErrorPermanent, err.Error(), 1, first)
 		}
 		w.log.Warn("cannot decode record yet; retrying", logattr.Error(err), logattr.Backoff(wait))
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, wait) {
 			return false
-		case <-time.After(wait):
 		}
 	}
 	span.SetAttributes(attribute.String("hl7bus.message_id", out.MessageID))
@@ -329,10 +327,8 @@ func (w *worker) handle(ctx context.Context, rec *kgo.Record) bool {
 		d.Outcome = canonical.OutcomeRetry
 		w.receipt(d)
 		log.Info("delivery failed; will retry", logattr.Attempt(attempt), logattr.Reason(reason), logattr.Backoff(backoff))
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, backoff) {
 			return false
-		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, w.d.Retry.MaxBackoff)
 	}
@@ -372,10 +368,20 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, id kafka.Ident
 			return true
 		}
 		w.log.Error("writing dead letter; retrying", logattr.Error(err))
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, time.Second) {
 			return false
-		case <-time.After(time.Second):
 		}
+	}
+}
+
+// sleep waits d, or less when ctx ends; it reports whether to go on.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
