@@ -8,7 +8,9 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-cache="$top/.cache/hl7defs"
+# Outside the checkout: CI runs in a fresh clone, where a cache inside it is
+# always empty.
+cache="${HL7BUS_DEFS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hl7bus/hl7defs}"
 out="$top/libs/hl7v2/defs"
 mkdir -p "$cache"
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The real-peer suite (make test-interop): installs Apache Kafka and Apicurio
 # Registry from Maven Central and the analyst's Python consumer from PyPI into
-# .cache/interop (once; later runs reuse them), starts them on loopback, runs the end-to-end suites against them,
-# and stops every process it started, whatever happens.
+# $HL7BUS_INTEROP_CACHE (default ~/.cache/hl7bus/interop: outside the
+# checkout, because CI runs in a fresh clone and a cache inside it is always
+# empty there; later runs reuse it), starts them on loopback, runs the
+# end-to-end suites against them, and stops every process it started,
+# whatever happens.
 #
 # Needs Java 17, Maven, Python 3 and Go; reaches only Maven Central, PyPI
 # and the Go proxy.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cache="$top/.cache/interop"
+cache="${HL7BUS_INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hl7bus/interop}"
 work=$(mktemp -d)
 pids=()
 cleanup() {
