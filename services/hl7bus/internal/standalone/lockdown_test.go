@@ -385,3 +385,107 @@ func TestBrokerDataDirFromBeforeTheLockdown(t *testing.T) {
 		t.Fatalf("records %v", recs)
 	}
 }
+
+// TestUseEmbedded: a tool given the standalone's file gets the generated
+// credentials, unless the file names its own; a data directory without
+// them is an error naming where it looked, and nothing is created there.
+func TestUseEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	_, started := start(t, dir)
+	tests := []struct {
+		name                   string
+		dataDir                string
+		sasl                   libkafka.SASL
+		registryUser           string
+		wantKafkaUser, wantErr string
+		wantKafkaPass          string
+		wantRegistryPass       string
+	}{
+		{name: "the embedded default", dataDir: dir, wantKafkaUser: "hl7bus",
+			wantKafkaPass: started.Kafka.SASL.Password.Value(), wantRegistryPass: started.Registry.Password.Value()},
+		{name: "the file's kafka.sasl wins", dataDir: dir,
+			sasl:          libkafka.SASL{Mechanism: "SCRAM-SHA-256", Username: "ops", Password: "own"},
+			wantKafkaUser: "ops", wantKafkaPass: "own", wantRegistryPass: started.Registry.Password.Value()},
+		{name: "the file's registry user wins", dataDir: dir, registryUser: "reader",
+			wantKafkaUser: "hl7bus", wantKafkaPass: started.Kafka.SASL.Password.Value(), wantRegistryPass: ""},
+		{name: "never started there", dataDir: filepath.Join(dir, "other"), wantErr: filepath.Join(dir, "other", "secrets")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &config.File{Kafka: libkafka.Config{SASL: tt.sasl}.WithDefaults(), Registry: config.Registry{Username: tt.registryUser},
+				Standalone: config.Standalone{DataDir: tt.dataDir, KafkaAddress: "127.0.0.1:9092", RegistryAddress: "127.0.0.1:8081"}}
+			err := UseEmbedded(f)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tt.wantErr)
+				}
+				if _, err := os.Stat(tt.dataDir); err == nil {
+					t.Errorf("a client created %s", tt.dataDir)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Kafka.Brokers[0] != "127.0.0.1:9092" || f.Registry.URL != "http://127.0.0.1:8081" {
+				t.Errorf("not pointed at the embedded broker and registry: %v %s", f.Kafka.Brokers, f.Registry.URL)
+			}
+			if f.Kafka.SASL.Username != tt.wantKafkaUser || f.Kafka.SASL.Password.Value() != tt.wantKafkaPass {
+				t.Errorf("kafka.sasl user %q, not the expected credentials", f.Kafka.SASL.Username)
+			}
+			if f.Registry.Password.Value() != tt.wantRegistryPass {
+				t.Errorf("registry credentials are not the expected ones")
+			}
+			if err := f.Kafka.Validate(); err != nil {
+				t.Errorf("the resulting kafka section is invalid: %v", err)
+			}
+		})
+	}
+}
+
+// TestSecretsRefusedWhenOthersCanRead: a secrets file or directory another
+// user could read is refused at start, with the fix in the error.
+func TestSecretsRefusedWhenOthersCanRead(t *testing.T) {
+	for _, tt := range []struct{ name, path string }{
+		{"secrets directory", "secrets"}, {"broker credentials", "secrets/kafka-scram"}, {"registry credentials", "secrets/registry-basic"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			emb, _ := start(t, dir)
+			emb.Close()
+			p := filepath.Join(dir, tt.path)
+			if err := os.Chmod(p, 0o744); err != nil {
+				t.Fatal(err)
+			}
+			f := testFile(dir)
+			emb, err := StartEmbedded(f, quietLog())
+			if err == nil {
+				emb.Close()
+				t.Fatalf("started with %s readable by others", tt.path)
+			}
+			if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "chmod") {
+				t.Errorf("error %q should name %s and the fix", err, p)
+			}
+		})
+	}
+}
+
+// TestSecretsFileMalformed: a damaged credentials file is an error naming
+// the file and never quoting it.
+func TestSecretsFileMalformed(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "secrets", "kafka-scram")
+	if err := os.WriteFile(p, []byte("no-colon-secretvalue\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openSecrets(dir)
+	if err == nil || !strings.Contains(err.Error(), p) || strings.Contains(err.Error(), "secretvalue") {
+		t.Fatalf("error %v", err)
+	}
+	if _, err := ReadSecrets(dir); err == nil || strings.Contains(err.Error(), "secretvalue") {
+		t.Fatalf("ReadSecrets: %v", err)
+	}
+}
