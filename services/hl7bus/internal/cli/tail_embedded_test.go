@@ -167,6 +167,11 @@ func TestStandaloneRefusesNonLoopback(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 				t.Errorf("the data directory was created for a refused configuration")
 			}
+			// hl7bus config validate says the same of the standalone file.
+			code, _, errb = run(t, "", "config", "validate", cfg)
+			if code != ExitInvalid || !strings.Contains(errb, tt.key) {
+				t.Errorf("config validate: code %d, %s; want an error naming %s", code, errb, tt.key)
+			}
 		})
 	}
 }

@@ -489,3 +489,36 @@ func TestSecretsFileMalformed(t *testing.T) {
 		t.Fatalf("ReadSecrets: %v", err)
 	}
 }
+
+// TestOpenDataDirWarned: an existing data directory that other users may
+// enter is used as its owner set it, with a warning naming it.
+func TestOpenDataDirWarned(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		mode os.FileMode
+		warn bool
+	}{{"private", 0o700, false}, {"world-readable", 0o755, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			f := testFile(dir)
+			emb, err := StartEmbedded(f, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			emb.Close()
+			if got := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), dir); got != tt.warn {
+				t.Errorf("warned %v, want %v:\n%s", got, tt.warn, logs.String())
+			}
+			if st, _ := os.Stat(dir); st.Mode().Perm() != tt.mode {
+				t.Errorf("the data directory's mode changed to %o", st.Mode().Perm())
+			}
+		})
+	}
+}
