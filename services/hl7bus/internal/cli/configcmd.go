@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
 )
 
 func runConfig(args []string, env Env) int {
@@ -18,11 +20,13 @@ func runConfig(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "%v\n", err)
 		return ExitInvalid
 	}
+	var embedded error
 	if len(f.Kafka.Brokers) == 0 && f.Registry.URL == "" {
 		// A file for standalone mode names neither; validate it as such.
 		f.ForStandalone()
+		embedded = standalone.Validate(f)
 	}
-	if err := f.Validate(); err != nil {
+	if err := errors.Join(f.Validate(), embedded); err != nil {
 		fmt.Fprintf(env.Stderr, "%s is invalid:\n%v\n", args[1], err)
 		return ExitInvalid
 	}

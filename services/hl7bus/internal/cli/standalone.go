@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os/signal"
@@ -35,7 +36,7 @@ func runStandalone(args []string, env Env) int {
 		f.Standalone.DataDir = *dataDir
 	}
 	f.ForStandalone()
-	if err := f.Validate(); err != nil {
+	if err := errors.Join(f.Validate(), standalone.Validate(f)); err != nil {
 		fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
 		return ExitUsage
 	}

@@ -15,14 +15,19 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
 )
 
-const tailUsage = `usage: hl7bus tail [--config FILE] [--from-beginning] [--max N] TOPIC
+const tailUsage = `usage: hl7bus tail [--config FILE] [--data-dir DIR] [--from-beginning] [--max N] TOPIC
 
 Prints the records of TOPIC (raw, parsed, transformed, out.lis, dlq.parse,
 delivery...; the configured prefix is added when missing) as JSON lines,
 decoded with their schemas from the registry. Byte fields that are text
 (HL7 payloads) print as text, others as base64. It prints message content.
+
+With a standalone configuration (no kafka.brokers), it reads the embedded
+broker and registry with the credentials in the data directory's secrets/
+(standalone.data_dir, or --data-dir as given to hl7bus standalone).
 
 options:
 `
@@ -36,6 +41,7 @@ func runTail(args []string, env Env) int {
 	var sets stringList
 	fs.Var(&sets, "set", "override a key: `KEY=VALUE` (repeatable)")
 	committed := fs.Bool("committed", true, "read only records of committed transactions")
+	dataDir := fs.String("data-dir", "", "data directory of the standalone whose embedded broker to read (overrides standalone.data_dir)")
 	fs.Usage = func() { fmt.Fprint(env.Stderr, tailUsage); fs.PrintDefaults() }
 	rest, err := parseInterleaved(fs, args)
 	if err != nil || len(rest) != 1 {
@@ -49,8 +55,16 @@ func runTail(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "hl7bus tail: %v\n", err)
 		return ExitUsage
 	}
+	if *dataDir != "" {
+		f.Standalone.DataDir = *dataDir
+	}
 	if len(f.Kafka.Brokers) == 0 {
-		f.ForStandalone()
+		// The embedded default: its broker and registry, logged in to
+		// with the credentials the standalone generated.
+		if err := standalone.UseEmbedded(f); err != nil {
+			fmt.Fprintf(env.Stderr, "hl7bus tail: %v\n", err)
+			return ExitInvalid
+		}
 	}
 	topic := rest[0]
 	if !strings.HasPrefix(topic, f.Kafka.TopicPrefix) {

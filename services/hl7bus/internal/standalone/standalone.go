@@ -40,9 +40,23 @@ type Embedded struct {
 
 // StartEmbedded starts the broker and registry of f.Standalone.
 func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
+	if err := Validate(f); err != nil {
+		return nil, err
+	}
 	dir := f.Standalone.DataDir
+	if err := privateDataDir(dir, log); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "kafka"), 0o755); err != nil {
 		return nil, fmt.Errorf("standalone.data_dir: %w", err)
+	}
+	secrets, err := openSecrets(dir)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := brokerAuth(filepath.Join(dir, "kafka"), secrets.Kafka)
+	if err != nil {
+		return nil, err
 	}
 	_, portStr, err := net.SplitHostPort(f.Standalone.KafkaAddress)
 	if err != nil {
@@ -57,6 +71,7 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 	if f.Standalone.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
 	}
+	opts = append(opts, auth...)
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded broker: %w", err)
@@ -71,7 +86,7 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 		cluster.Close()
 		return nil, fmt.Errorf("standalone.registry_address: %w", err)
 	}
-	srv := &http.Server{Handler: reg.handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: requireBasicAuth(secrets.Registry, reg.handler()), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("embedded registry stopped", logattr.Error(err))
@@ -81,6 +96,9 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 	// broker and registry actually got.
 	f.Kafka.Brokers = cluster.ListenAddrs()
 	f.Registry.URL = "http://" + ln.Addr().String()
+	// The stages log in with the generated users: the embedded broker and
+	// registry know no others, whatever kafka.sasl and registry say.
+	useCredentials(f, secrets, true, true)
 	log.Info("embedded broker and registry running", logattr.URL("kafka", f.Kafka.Brokers[0]),
 		logattr.URL("registry", f.Registry.URL), logattr.DataDir(dir))
 	return &Embedded{Cluster: cluster, reg: reg, http: srv}, nil
