@@ -122,3 +122,16 @@ func triggerRequired(ver string) bool {
 	dt, ok := vd.DataType(msh.Fields[8].Type)
 	return ok && len(dt.Components) > 1 && dt.Components[1].Min > 0
 }
+
+// StrayMSA reports an MSA segment in a message that is not an
+// acknowledgement (see IsAck), as the error Issue (table 0357 code 100,
+// located at the first MSA) a receiver answers it with: such a message is
+// neither an ACK to leave unanswered nor a well-formed message of its type
+// (probe case 1.17b). It returns false when m has no MSA or is an ACK.
+func StrayMSA(m *Message) (Issue, bool) {
+	if IsAck(m) || m.Count("MSA") == 0 {
+		return Issue{}, false
+	}
+	return Issue{Severity: SeverityError, Code: CodeSegmentSequence, Location: Location{Segment: "MSA", Occurrence: 1},
+		Rule: RuleUnexpectedSegment, Text: "MSA belongs in acknowledgements; this message's MSH-9.1 is not ACK"}, true
+}

@@ -147,3 +147,22 @@ func TestRequiredHeaderIssues(t *testing.T) {
 		})
 	}
 }
+
+func TestStrayMSA(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     string // location, "" for none
+	}{
+		{"probe 1.17b: ADT^A01 with an MSA", "MSH|^~\\&|HIS|GENHOSP|LIS|NATLAB|20261201101500||ADT^A01^ADT_A01|MSA1|P|2.5\rEVN|A01|20261201\rMSA|AA|X\rPID|1||55555^^^GENHOSP^MR||DOE^JANE", "MSA[1]"},
+		{"an ACK has its MSA", "MSH|^~\\&|A|B|C|D|20240101||ACK^A01^ACK|1|P|2.5\rMSA|AA|X", ""},
+		{"no MSA", mshLine + "\rPID|1", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is, ok := StrayMSA(mustParse(t, []byte(tt.in)))
+			if ok != (tt.want != "") || ok && (is.Location.String() != tt.want || is.Code != CodeSegmentSequence || is.Severity != SeverityError || is.Text == "") {
+				t.Errorf("StrayMSA = %+v, %v; want location %q", is, ok, tt.want)
+			}
+		})
+	}
+}
