@@ -1,6 +1,9 @@
 package hl7v2
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Delimiters are the separators and escape character a message declares in
 // MSH-1 and MSH-2.
@@ -108,7 +111,8 @@ func (e *delimiterError) Error() string { return e.detail }
 func delimiterParseError(err error, name string, occ, seg, off int) *ParseError {
 	pe := &ParseError{Err: ErrDelimiters, Segment: seg, Offset: off, Detail: err.Error(),
 		Location: Location{Segment: name, Occurrence: occ, Field: 2}}
-	if de, ok := err.(*delimiterError); ok {
+	var de *delimiterError
+	if errors.As(err, &de) {
 		pe.Location.Field = de.field
 	}
 	return pe
