@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Acknowledgement codes (HL7 table 0008).
@@ -70,11 +71,15 @@ func want(cond string, ok bool) bool {
 	return true
 }
 
-// IsAck reports whether m is itself an acknowledgement (MSH-9.1 ACK, or an
-// MSA segment), which must never be acknowledged.
+// IsAck reports whether m is itself an acknowledgement, which must never be
+// acknowledged: MSH-9.1 is ACK (or MCF, v2.1's delayed acknowledgement).
+// The message type decides, not an MSA segment: a message of another type
+// that carries a stray MSA is a malformed message its sender waits to have
+// answered (probe case 1.17b), not an ACK to swallow. ParseACK, which reads
+// replies, still matches on MSA alone.
 func IsAck(m *Message) bool {
 	code, _, _ := m.Type()
-	return code == "ACK" || m.Count("MSA") > 0
+	return code == "ACK" || code == "MCF"
 }
 
 // AckSpec describes an ACK to build.
@@ -87,9 +92,14 @@ type AckSpec struct {
 	// Time is MSH-7; zero means now.
 	Time time.Time
 	// Text is a short human explanation, sent as MSA-3 before v2.5 and as
-	// ERR-8 from v2.5 on.
+	// ERR-8 from v2.5 on (when there are no Issues, whose own texts go to
+	// ERR-8 then). Before v2.5 an empty Text is filled from the Issues, since
+	// ERR has no text field there: MSA-3 carries the first error's text
+	// (with a count of the others), so an AR or AE explains itself.
 	Text string
-	// Issues become ERR segments (or ERR-1 repetitions before v2.5).
+	// Issues become ERR segments (or ERR-1 repetitions before v2.5, each
+	// segment ID ^ sequence ^ field position ^ code&text&HL70357 as the ELD
+	// type of 2.2-2.4 defines it).
 	Issues []Issue
 }
 
@@ -141,8 +151,13 @@ func BuildACK(in *Message, spec AckSpec) (*Message, error) {
 	w.seg("MSA")
 	w.fields([]byte(spec.Code), raw(10))
 	old := !versionAtLeast(ver, 2, 5)
-	if old && spec.Text != "" {
-		w.fields([]byte(escapeString(spec.Text, d)))
+	if text := spec.Text; old {
+		if text == "" {
+			text = issueSummary(spec.Issues)
+		}
+		if text != "" {
+			w.fields([]byte(escapeString(fitText(text, maxMSAText), d)))
+		}
 	}
 	w.end()
 
@@ -197,6 +212,48 @@ func BuildACK(in *Message, spec AckSpec) (*Message, error) {
 		}
 	}
 	return Parse(w.buf)
+}
+
+// maxMSAText is the length of MSA-3 (ST) in every version that uses it
+// (2.1-2.6, withdrawn in 2.7). A receiver may enforce it, so a longer text is
+// cut rather than risk an ACK that is itself rejected; parse errors put
+// their position first so the cut keeps it.
+const maxMSAText = 80
+
+// issueSummary is the MSA-3 text for issues before v2.5: the first error's
+// text (or the first issue's), and how many more ERR-1 lists.
+func issueSummary(issues []Issue) string {
+	if len(issues) == 0 {
+		return ""
+	}
+	first := issues[0]
+	for _, is := range issues {
+		if is.Severity == SeverityError || is.Severity == "" {
+			first = is
+			break
+		}
+	}
+	text := first.Text
+	if text == "" {
+		text = first.Code.Text()
+	}
+	if len(issues) > 1 {
+		text += fmt.Sprintf(" (%d more in ERR)", len(issues)-1)
+	}
+	return text
+}
+
+// fitText cuts s to at most n bytes, on a character boundary, marking the
+// cut with "...".
+func fitText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 type ackWriter struct {

@@ -162,3 +162,87 @@ func TestParseACKTolerance(t *testing.T) {
 		t.Errorf("garbage: %v", err)
 	}
 }
+
+func TestIsAckOnlyByMessageType(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"MSH|^~\\&|A|B|C|D|20240101||ACK^A01^ACK|1|P|2.5\rMSA|AA|X", true},
+		{"MSH|^~\\&|A|B|C|D|20240101||ACK|1|P|2.3\rMSA|AA|X", true},
+		{"MSH|^~\\&|A|B|C|D|20240101||ack|1|P|2.3\rMSA|AA|X", false},
+		// MCF is v2.1's delayed acknowledgement: an acknowledgement by type.
+		{"MSH|^~\\&|A|B|C|D|20240101||MCF|1|P|2.1\rMSA|AA|X", true},
+		// Probe 1.17b: an ADT^A01 with a stray MSA is a message to answer
+		// (with AR), not an acknowledgement to swallow.
+		{"MSH|^~\\&|HIS|GENHOSP|LIS|NATLAB|20261201101500||ADT^A01^ADT_A01|MSA1|P|2.5\rEVN|A01|20261201\rMSA|AA|X\rPID|1||55555^^^GENHOSP^MR||DOE^JANE", false},
+		{"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1", false},
+		{"MSH|^~\\&|A|B|C|D|20240101||^A01|1|P|2.5\rMSA|AA|X", false},
+	}
+	for _, tt := range tests {
+		m := mustParse(t, []byte(tt.in))
+		if got := IsAck(m); got != tt.want {
+			t.Errorf("IsAck(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+		if !tt.want {
+			if _, err := BuildACK(m, AckSpec{Code: AckReject, ControlID: "A1"}); err != nil {
+				t.Errorf("BuildACK(%q): %v", tt.in, err)
+			}
+		}
+	}
+}
+
+// Before v2.5 ERR has no text field, so an AR or AE built from issues alone
+// carries its explanation in MSA-3 (probe 1.22); from v2.5 on ERR-8 does.
+func TestPre25RejectExplainsItself(t *testing.T) {
+	data := []byte("MSH|^~\\&|HIS|GENHOSP|LIS|NATLAB|20240301||ADT^A01|MSG7|P|2.3\rEVN|A01|20240301\rpid|1||99887766\r")
+	_, perr := Parse(data)
+	if perr == nil {
+		t.Fatal("want a parse error")
+	}
+	msh := mustParse(t, data[:strings.IndexByte(string(data), '\r')])
+	header := Issue{Severity: SeverityError, Code: CodeRequiredFieldMissing, Location: Location{Segment: "MSH", Occurrence: 1, Field: 10}, Rule: RuleRequired, Text: "MSH-10 message control ID is required"}
+	tests := []struct {
+		name    string
+		version string
+		spec    AckSpec
+		want    []string
+	}{
+		{"2.3 parse error", "2.3", AckSpec{Code: AckReject, ControlID: "ACK7", Time: ackTime, Issues: []Issue{ParseIssue(perr)}},
+			[]string{"MSH|^~\\&|LIS|NATLAB|HIS|GENHOSP|20240301101500.000+0100||ACK^A01|ACK7|P|2.3",
+				"MSA|AR|MSG7|hl7v2: invalid segment name (segment 3, byte 78): a segment must start with a...",
+				"ERR|^^^100&Segment sequence error&HL70357"}},
+		{"2.3 two issues with locations", "2.3", AckSpec{Code: AckReject, ControlID: "ACK8", Time: ackTime, Issues: []Issue{header,
+			{Severity: SeverityError, Code: CodeDataType, Location: Location{Segment: "PID", Occurrence: 1, Field: 5, Repetition: 1, Component: 1}, Rule: RuleControlCharacter, Text: "PID[1]-5[1].1 holds a control character"}}},
+			[]string{"MSH|^~\\&|LIS|NATLAB|HIS|GENHOSP|20240301101500.000+0100||ACK^A01|ACK8|P|2.3",
+				"MSA|AR|MSG7|MSH-10 message control ID is required (1 more in ERR)",
+				"ERR|MSH^1^10^101&Required field missing&HL70357~PID^1^5^102&Data type error&HL70357"}},
+		{"2.4 text given wins", "2.4", AckSpec{Code: AckError, ControlID: "ACK9", Time: ackTime, Text: "see ERR", Issues: []Issue{header}},
+			[]string{"MSH|^~\\&|LIS|NATLAB|HIS|GENHOSP|20240301101500.000+0100||ACK^A01|ACK9|P|2.4",
+				"MSA|AE|MSG7|see ERR", "ERR|MSH^1^10^101&Required field missing&HL70357"}},
+		{"2.5 keeps ERR-2/3/4/8 and no MSA-3", "2.5", AckSpec{Code: AckReject, ControlID: "ACK10", Time: ackTime, Issues: []Issue{ParseIssue(perr), header}},
+			[]string{"MSH|^~\\&|LIS|NATLAB|HIS|GENHOSP|20240301101500.000+0100||ACK^A01^ACK|ACK10|P|2.5",
+				"MSA|AR|MSG7",
+				"ERR|||100^Segment sequence error^HL70357|E||||hl7v2: invalid segment name (segment 3, byte 78): a segment must start with a 3-character ID of upper-case letters and digits",
+				"ERR||MSH^1^10|101^Required field missing^HL70357|E||||MSH-10 message control ID is required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := mustParse(t, []byte(strings.Replace(string(msh.Bytes()), "|2.3", "|"+tt.version, 1)))
+			ack, err := BuildACK(in, tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := string(ack.Bytes()), strings.Join(tt.want, "\r")+"\r"; got != want {
+				t.Errorf("got\n%q\nwant\n%q", got, want)
+			}
+			parsed, err := ParseACK(ack.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if parsed.Text == "" || len(parsed.Errors) != len(tt.spec.Issues) {
+				t.Errorf("ParseACK: text %q errors %v", parsed.Text, parsed.Errors)
+			}
+		})
+	}
+}

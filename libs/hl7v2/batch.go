@@ -121,7 +121,7 @@ func (p *Parser) ParseBatch(data []byte) (*File, error) {
 			}
 			seg, err := headerSegment(raw)
 			if err != nil {
-				return nil, &ParseError{Err: ErrDelimiters, Segment: nseg, Offset: off, Detail: err.Error()}
+				return nil, delimiterParseError(err, name, 1, nseg, off)
 			}
 			f.Header = seg
 		case "FTS":
@@ -146,7 +146,7 @@ func (p *Parser) ParseBatch(data []byte) (*File, error) {
 			closeBatch()
 			seg, err := headerSegment(raw)
 			if err != nil {
-				return nil, &ParseError{Err: ErrDelimiters, Segment: nseg, Offset: off, Detail: err.Error()}
+				return nil, delimiterParseError(err, name, 1, nseg, off)
 			}
 			cur, explicit = &Batch{Header: seg}, true
 		case "BTS":
@@ -215,10 +215,11 @@ func checkCount(trailer Segment, n int, what, unit string) error {
 	}
 	want, err := strconv.Atoi(string(v.Raw()))
 	if err != nil {
-		return fmt.Errorf("%s %q is not a number", what, v.Raw())
+		// The trailer's value is not quoted: errors reach logs and ACKs.
+		return fmt.Errorf("%s is not a number (%d characters)", what, len(v.Raw()))
 	}
 	if want != n {
-		return fmt.Errorf("%s says %d but there are %d %s", what, want, n, unit)
+		return fmt.Errorf("%s does not match: there are %d %s", what, n, unit)
 	}
 	return nil
 }

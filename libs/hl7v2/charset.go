@@ -108,7 +108,9 @@ var charsets = map[string]encoding.Encoding{
 func LookupCharset(name string) (encoding.Encoding, error) {
 	e, ok := charsets[strings.ToUpper(strings.TrimSpace(name))]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrCharset, name)
+		// The name is not quoted: it usually comes from MSH-18, and errors
+		// of this package carry no message content.
+		return nil, fmt.Errorf("%w: a name of %d characters that is not in HL7 table 0211 or a known alias", ErrCharset, len(name))
 	}
 	return e, nil
 }

@@ -58,3 +58,11 @@ func TestLookupCharset(t *testing.T) {
 		t.Errorf("utf-16 must be refused: ER7 delimiters are single bytes")
 	}
 }
+
+func TestLookupCharsetErrorQuotesNoName(t *testing.T) {
+	_, err := LookupCharset("ZZTESTNAME99887766")
+	if !errors.Is(err, ErrCharset) {
+		t.Fatalf("err = %v", err)
+	}
+	assertNoSentinel(t, "LookupCharset error", err.Error())
+}

@@ -51,4 +51,22 @@
 // receiver must not lose content because a sender escaped badly, and the
 // validator reports it as a warning. On write, values set through the API
 // have every delimiter escaped.
+//
+// # Errors, issues and message content
+//
+// Parse errors ([ParseError]) and validation issues ([Issue]) name
+// positions, lengths, table numbers and definitions, never a byte of the
+// message: they reach logs, dead-letter reasons, span status and the ERR
+// and MSA-3 of ACKs, and a message's content is patient data. A test feeds
+// a sentinel name and MRN through every parse failure and every validation
+// rule to keep it so.
+//
+// # Answering what does not parse
+//
+// [ParseIssue] turns a parse error into the Issue an AR carries (code and,
+// where one can be named, location). [PeekHeader] reads MSH-9, MSH-10 and
+// MSH-12 of a frame whose MSH-2 is broken, by splitting on the field
+// separator alone, so the AR can still carry MSA-2. [RequiredHeaderIssues]
+// lists the missing header fields (MSH-9, MSH-10, MSH-12) a receiver should
+// reject a parsed message for. [IsAck] goes by MSH-9.1 only.
 package hl7v2

@@ -49,23 +49,59 @@ var (
 )
 
 // ParseError locates a parse failure in the input. It wraps one of the
-// sentinel errors above, so errors.Is works on it.
+// sentinel errors above, so errors.Is works on it. Its text names positions
+// and lengths only, never input bytes, so it may be logged, dead-lettered
+// and sent back in an ACK.
 type ParseError struct {
 	Err     error // the sentinel
 	Segment int   // 1-based index of the segment in the input, 0 if not known
 	Offset  int   // byte offset of the problem in the input
 	Detail  string
+	// Location is the header field or segment at fault where one can be
+	// named (MSH-1 or MSH-2 for ErrDelimiters, the second MSH for
+	// ErrBatch); zero when the segment at fault has no usable ID.
+	Location Location
 }
 
+// Error puts the position before the detail, so a reader (or an MSA-3 cut
+// to its 80 characters) sees where the problem is first.
 func (e *ParseError) Error() string {
-	loc := ""
+	msg := e.Err.Error()
 	if e.Segment > 0 {
-		loc = fmt.Sprintf(" (segment %d, byte %d)", e.Segment, e.Offset)
+		msg += fmt.Sprintf(" (segment %d, byte %d)", e.Segment, e.Offset)
 	}
-	if e.Detail == "" {
-		return e.Err.Error() + loc
+	if e.Detail != "" {
+		msg += ": " + e.Detail
 	}
-	return e.Err.Error() + ": " + e.Detail + loc
+	return msg
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }
+
+// RuleParse is the Issue.Rule of issues made by ParseIssue.
+const RuleParse = "parse"
+
+// ParseIssue turns an error from Parse or ParseBatch into the Issue an AR
+// carries in ERR: table 0357 code 102 (data type error) for unusable
+// delimiters, 100 (segment sequence error) for a missing MSH, a bad segment
+// ID or a second message, 207 for anything else; the location where the
+// error has one (see ParseError.Location); the error's text, which quotes no
+// content.
+func ParseIssue(err error) Issue {
+	is := Issue{Severity: SeverityError, Code: CodeInternalError, Rule: RuleParse}
+	if err == nil {
+		return is
+	}
+	is.Text = err.Error()
+	switch {
+	case errors.Is(err, ErrDelimiters):
+		is.Code = CodeDataType
+	case errors.Is(err, ErrNoMSH), errors.Is(err, ErrSegmentName), errors.Is(err, ErrBatch):
+		is.Code = CodeSegmentSequence
+	}
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		is.Location = pe.Location
+	}
+	return is
+}

@@ -139,7 +139,8 @@ func needsEscape(v []byte, d Delimiters) bool {
 
 // MalformedEscape reports the first escape sequence in v that Unescape keeps
 // verbatim because it is malformed, or "" when there is none. Formatting and
-// character-set escapes are well formed and not reported.
+// character-set escapes are well formed and not reported. The result is
+// message content: test it, never log it or put it in an error.
 func MalformedEscape(v []byte, d Delimiters) string {
 	esc := d.Escape
 	for {

@@ -18,16 +18,44 @@ func seedFuzz(f *testing.F) {
 	f.Add([]byte("MSH!@#$%!A\nZZZ!1\n"))
 }
 
-// FuzzParse checks that any input either fails with an error or parses to a
-// message that re-encodes and re-parses to the same bytes, and that reading
-// every value and validating never panics.
+// maxErrorText bounds what a parse error may say. Errors name positions
+// and lengths only; one that grows with the input is quoting it.
+const maxErrorText = 300
+
+// checkErrorText fails when a parse error could be carrying input: too long,
+// or not plain printable ASCII (every text the package writes is).
+func checkErrorText(t *testing.T, err error) {
+	t.Helper()
+	text := err.Error()
+	if len(text) > maxErrorText {
+		t.Fatalf("error text is %d bytes long: %q", len(text), text)
+	}
+	for i := 0; i < len(text); i++ {
+		if text[i] < 0x20 || text[i] > 0x7e {
+			t.Fatalf("error text holds byte 0x%02x: %q", text[i], text)
+		}
+	}
+	if is := ParseIssue(err); is.Text != text {
+		t.Fatalf("ParseIssue text %q differs from the error", is.Text)
+	}
+}
+
+// FuzzParse checks that any input either fails with an error that quotes
+// nothing of it or parses to a message that re-encodes and re-parses to the
+// same bytes, and that peeking, reading every value and validating never
+// panics.
 func FuzzParse(f *testing.F) {
 	seedFuzz(f)
+	f.Add([]byte("MSH#~\\&|HIS|GENHOSP|LIS|NATLAB|20261201||ADT^A01|PHI4|P|2.5\nPID|1||99887766^^^GENHOSP^MR||ZZTESTNAME^JOHN\r"))
+	f.Add([]byte("MSH|^^\\&|HIS|GENHOSP|LIS|NATLAB|20261201||ADT^A01|C3|P|2.3\rPID|1\x00\r"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = PeekHeader(data)
 		m, err := Parse(data)
 		if err != nil {
+			checkErrorText(t, err)
 			return
 		}
+		_ = RequiredHeaderIssues(m)
 		out := m.Bytes()
 		again, err := Parse(out)
 		if err != nil {
@@ -45,7 +73,13 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
-		_ = Validate(m)
+		for _, is := range Validate(m).Issues {
+			// Issue texts are built from positions, definitions and
+			// numbers; one that grows with the input is quoting it.
+			if len(is.Text) > maxErrorText {
+				t.Fatalf("issue text is %d bytes long: %q", len(is.Text), is.Text)
+			}
+		}
 		_ = m.View()
 	})
 }
@@ -56,6 +90,7 @@ func FuzzParseBatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := ParseBatch(data)
 		if err != nil {
+			checkErrorText(t, err)
 			return
 		}
 		if _, err := ParseBatch(file.Bytes()); err != nil {

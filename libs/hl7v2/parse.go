@@ -60,7 +60,7 @@ func (p *Parser) parse(data []byte, term byte) (*Message, error) {
 	sc.pos = start
 	d, _, err := delimitersFrom(first)
 	if err != nil {
-		return nil, &ParseError{Err: ErrDelimiters, Segment: 1, Offset: start, Detail: err.Error()}
+		return nil, delimiterParseError(err, "MSH", 1, 1, start)
 	}
 	c := &codec{d: d}
 	// Sizing both slices up front keeps a message at two allocations for
@@ -89,7 +89,7 @@ func (p *Parser) parse(data []byte, term byte) (*Message, error) {
 		}
 		if len(m.segs) > 0 && seg.Is("MSH") {
 			return nil, &ParseError{Err: ErrBatch, Segment: len(m.segs) + 1, Offset: segStart,
-				Detail: "a second MSH starts another message; parse it as a batch"}
+				Detail: "a second MSH starts another message; parse it as a batch", Location: Location{Segment: "MSH", Occurrence: 2}}
 		}
 		m.segs = append(m.segs, seg)
 	}

@@ -3,6 +3,7 @@ package hl7v2
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/hl7bus/hl7bus/libs/hl7v2/defs"
@@ -28,6 +29,8 @@ const (
 	RuleLength             = "length"                       // value longer than the version allows
 	RuleEscape             = "escape"                       // malformed escape sequence
 	RuleCharset            = "charset"                      // MSH-18 unknown, or bytes invalid for it
+	RuleControlCharacter   = "control-character"            // C0 control character (NUL, ESC, ...) inside a value
+	RuleControlLayout      = "control-character.layout"     // TAB or LF in a value whose type is not TX or FT
 	RuleProfileRequired    = "profile.required"             // profile: required path empty
 	RuleProfileValues      = "profile.values"               // profile: value not allowed
 	RuleProfileForbidden   = "profile.forbidden-segment"    // profile: segment not allowed
@@ -39,23 +42,33 @@ const (
 // what makes a message unusable or clearly wrong for its receiver; warnings
 // are what real senders commonly do and receivers cope with.
 var defaultSeverity = map[string]Severity{
-	RuleVersion:            SeverityError,
-	RuleMessageType:        SeverityError,
-	RuleEvent:              SeverityError,
-	RuleStructureUnknown:   SeverityWarning,
-	RuleStructureRequired:  SeverityError,
-	RuleStructureSequence:  SeverityError,
-	RuleUnexpectedSegment:  SeverityWarning,
-	RuleRequired:           SeverityError,
-	RuleRequiredComponent:  SeverityWarning,
-	RuleRepetition:         SeverityWarning,
-	RuleDataType:           SeverityError,
-	RuleTable:              SeverityError,
-	RuleTableCoded:         SeverityWarning,
-	RuleTableUserDefined:   severityIgnore,
-	RuleLength:             SeverityWarning,
-	RuleEscape:             SeverityWarning,
-	RuleCharset:            SeverityWarning,
+	RuleVersion:           SeverityError,
+	RuleMessageType:       SeverityError,
+	RuleEvent:             SeverityError,
+	RuleStructureUnknown:  SeverityWarning,
+	RuleStructureRequired: SeverityError,
+	RuleStructureSequence: SeverityError,
+	RuleUnexpectedSegment: SeverityWarning,
+	RuleRequired:          SeverityError,
+	RuleRequiredComponent: SeverityWarning,
+	RuleRepetition:        SeverityWarning,
+	RuleDataType:          SeverityError,
+	RuleTable:             SeverityError,
+	RuleTableCoded:        SeverityWarning,
+	RuleTableUserDefined:  severityIgnore,
+	RuleLength:            SeverityWarning,
+	RuleEscape:            SeverityWarning,
+	RuleCharset:           SeverityWarning,
+	// No HL7 data type admits C0 control characters (ST, TX and FT are
+	// printable characters), and they are not harmless in transit: XML 1.0
+	// cannot carry them at all (v2.xml, FHIR XML), NUL ends a C string and
+	// PostgreSQL refuses it in text. Hence an error, so a profile-checking
+	// interface can refuse the message before a destination chokes on it.
+	RuleControlCharacter: SeverityError,
+	// TAB and LF are text in TX and FT and survive XML and JSON; elsewhere
+	// they are layout leaking into a coded or short field, which receivers
+	// cope with.
+	RuleControlLayout:      SeverityWarning,
 	RuleProfileRequired:    SeverityError,
 	RuleProfileValues:      SeverityError,
 	RuleProfileForbidden:   SeverityError,
@@ -150,13 +163,18 @@ func (c *check) run() {
 	m := c.m
 	msh := Location{Segment: "MSH", Occurrence: 1}
 	ver := m.Version()
-	if ver == "" {
-		c.add(RuleRequired, CodeRequiredFieldMissing, withField(msh, 12), "MSH-12 version ID is required")
-	} else if vd, ok := defs.Lookup(ver); ok && versionAtLeast(ver, 2, 1) && !versionAtLeast(ver, 2, 9) {
+	// Missing MSH-9/MSH-10/MSH-12 are reported whatever else is known: a
+	// message without them cannot be acknowledged or interpreted.
+	headerRequired(m, func(loc Location, text string) { c.add(RuleRequired, CodeRequiredFieldMissing, loc, "%s", text) })
+	switch vd, ok := defs.Lookup(ver); {
+	case missing(m.MSH().Field(12)):
+		// Reported by headerRequired.
+	case ok && versionAtLeast(ver, 2, 1) && !versionAtLeast(ver, 2, 9):
 		c.ver = vd
 		c.r.Version = vd.ID
-	} else {
-		c.add(RuleVersion, CodeUnsupportedVersion, withField(msh, 12), "version %q is not one of 2.1 to 2.8.x", truncate(ver, 12))
+	default:
+		// The value is not quoted: whatever a sender put there is content.
+		c.add(RuleVersion, CodeUnsupportedVersion, withField(msh, 12), "MSH-12 version is not one of 2.1 to 2.8.x")
 	}
 	c.charset()
 	code, event, structure := m.Type()
@@ -165,6 +183,7 @@ func (c *check) run() {
 		c.fields()
 	}
 	c.escapes()
+	c.controls()
 	if c.p != nil {
 		c.profile(code, event)
 	}
@@ -172,19 +191,12 @@ func (c *check) run() {
 
 func withField(l Location, f int) Location { l.Field = f; return l }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
-}
-
 func (c *check) charset() {
 	cs := c.m.c.charset
 	loc := Location{Segment: "MSH", Occurrence: 1, Field: 18}
 	if cs.Declared != "" {
 		if _, err := LookupCharset(cs.Declared); err != nil {
-			c.add(RuleCharset, CodeDataType, loc, "character set %q is not supported; decoded as %s", truncate(cs.Declared, 20), cs.Used)
+			c.add(RuleCharset, CodeDataType, loc, "MSH-18 character set is not supported; decoded as %s", cs.Used)
 			return
 		}
 	}
@@ -195,7 +207,10 @@ func (c *check) charset() {
 				if cs.Declared == "" {
 					l = Location{Segment: s.Name(), Occurrence: c.occurrence(i)}
 				}
-				c.add(RuleCharset, CodeDataType, l, "bytes are not valid %s; decoded as %s", orDefault(cs.Declared, "UTF-8/ASCII"), orDefault(cs.fbName, "U+FFFD"))
+				// Declared is one of the charsets table names here (an
+				// unknown one returned above), so naming it quotes nothing.
+				c.add(RuleCharset, CodeDataType, l, "bytes are not valid %s; decoded as %s",
+					orDefault(strings.ToUpper(strings.TrimSpace(cs.Declared)), "UTF-8/ASCII"), orDefault(cs.fbName, "U+FFFD"))
 				return
 			}
 		}
@@ -214,7 +229,7 @@ func orDefault(s, d string) string {
 func (c *check) structure(code, event, structID string) {
 	loc := Location{Segment: "MSH", Occurrence: 1, Field: 9}
 	if code == "" {
-		c.add(RuleRequired, CodeRequiredFieldMissing, withField(loc, 9), "MSH-9 message type is required")
+		// Reported by headerRequired.
 		return
 	}
 	var st *defs.Structure
@@ -394,7 +409,8 @@ func (c *check) fields() {
 				raw = s.raw[s.b[e] : s.b[e+1]-1]
 			}
 			if len(raw) == 0 {
-				if fd.Min > 0 {
+				// An empty MSH-10 is reported by headerRequired.
+				if fd.Min > 0 && !(i == 0 && n == 10) {
 					c.add(RuleRequired, CodeRequiredFieldMissing, withField(loc(), n), "%s-%d (%s) is required", def.ID, n, fd.Name)
 				}
 				continue

@@ -168,3 +168,44 @@ func TestUserDefinedTableOnRequest(t *testing.T) {
 		t.Errorf("issues = %v", got)
 	}
 }
+
+func TestValidateControlCharacters(t *testing.T) {
+	obx := func(typ, value string) string { return "OBX|1|" + typ + "|8302-2^Height^LN||" + value + "||||||F" }
+	soh := func(seg string) string { return strings.ReplaceAll(seg, "|", "\x01") }
+	oru := strings.Replace(vMSH, "ADT^A01^ADT_A01", "ORU^R01^ORU_R01", 1)
+	tests := []struct {
+		name string
+		segs []string
+		want []string
+	}{
+		{"probe 1.6: NUL in PID-5", []string{vMSH, vEVN, "PID|1||123^^^GENHOSP^MR||DOE\x00\x00^JANE||19800101|F", vPV1},
+			[]string{"E control-character PID[1]-5[1].1 102"}},
+		{"NUL in a subcomponent", []string{vMSH, vEVN, "PID|1||123^^^GENHOSP&x\x00y^MR||DOE^JANE||19800101|F", vPV1},
+			[]string{"E control-character PID[1]-3[1].4.2 102"}},
+		{"escape character ESC in the second repetition", []string{vMSH, vEVN, "PID|1||123^^^H^MR~45\x1b6^^^H^MR||DOE^JANE||19800101|F", vPV1},
+			[]string{"E control-character PID[1]-3[2].1 102"}},
+		{"one issue per field", []string{vMSH, vEVN, "PID|1||123^^^H^MR||D\x01O\x02E^J\x03||19800101|F", vPV1},
+			[]string{"E control-character PID[1]-5[1].1 102"}},
+		{"Z-segment and unknown version too", []string{strings.Replace(vMSH, "|2.5", "|9.9", 1), "ZZ1|a\x00b"},
+			[]string{"E version MSH[1]-12 203", "E control-character ZZ1[1]-1[1].1 102"}},
+		{"SUB inside a field", []string{vMSH, vEVN, vPID, "PV1|1|I|W\x1aARD"},
+			[]string{"E control-character PV1[1]-3[1].1 102"}},
+		{"TAB and LF in TX are text", []string{oru, vPID, "OBR|1|||8302-2^Height^LN", obx("TX", "line one\nline\ttwo")}, nil},
+		{"TAB in FT is text", []string{oru, vPID, "OBR|1|||8302-2^Height^LN", "NTE|1||a\tb"}, nil},
+		{"TAB in a name is layout, not data", []string{vMSH, vEVN, "PID|1||123^^^H^MR||DOE\tX^JANE||19800101|F", vPV1},
+			[]string{"W control-character.layout PID[1]-5[1].1 102"}},
+		{"LF in ST OBX-5", []string{oru, vPID, "OBR|1|||8302-2^Height^LN", obx("ST", "a\nb")},
+			[]string{"W control-character.layout OBX[1]-5[1].1 102"}},
+		{"TAB in a Z-segment is not judged", []string{vMSH, vEVN, vPID, vPV1, "ZZ1|a\tb"}, nil},
+		{"control character as a delimiter is fine", []string{soh(vMSH), soh(vEVN), soh(vPID), soh(vPV1)}, nil},
+		{"DEL and bytes above 0x7F are not C0", []string{vMSH, vEVN, "PID|1||123^^^H^MR||DO\x7fE^JANE||19800101|F", vPV1}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := issueKeys(Validate(mustParse(t, msg(tt.segs...))))
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("issues:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}

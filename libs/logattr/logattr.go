@@ -4,20 +4,49 @@
 // none may be added that does. Message IDs are hl7bus's own ULIDs; control
 // IDs are the sender's MSH-10, which identifies a message, not a patient;
 // interface, destination, facility and stage names come from configuration.
+//
+// The control ID is a pseudo-identifier all the same: some senders build
+// MSH-10 from the patient's MRN and a sequence number. It stays loggable
+// because it is the operator's handle on a message (what the sender's
+// support quotes on the phone), but it is bounded: MSH-10 is ST of 20
+// characters (199 from v2.6), and a sender that puts 200 KB there must not
+// produce a 200 KB log line.
 // Errors must come from code that keeps content out of its messages (the
 // hl7v2 parser and validator quote no field values).
 package logattr
 
 import (
 	"log/slog"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // MessageID is hl7bus's ULID of a message.
 func MessageID(id string) slog.Attr { return slog.String("message_id", id) }
 
-// ControlID is the sender's MSH-10.
-func ControlID(id string) slog.Attr { return slog.String("control_id", id) }
+// ControlID is the sender's MSH-10, cut to maxControlID bytes (see the
+// package comment).
+func ControlID(id string) slog.Attr { return slog.String("control_id", bounded(id)) }
+
+// maxControlID is the most of a control ID a log line carries: room for
+// the 20 characters MSH-10 has before v2.6 and for the ULIDs and UUIDs
+// senders use, far below a log line's budget.
+const maxControlID = 64
+
+// bounded returns id when it fits in maxControlID bytes, or its first
+// maxControlID bytes (cut on a UTF-8 boundary) followed by
+// "...(N bytes)", so the line still tells how long the original was.
+func bounded(id string) string {
+	if len(id) <= maxControlID {
+		return id
+	}
+	cut := maxControlID
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return id[:cut] + "...(" + strconv.Itoa(len(id)) + " bytes)"
+}
 
 // Interface is the name of an inbound interface.
 func Interface(name string) slog.Attr { return slog.String("interface", name) }
@@ -61,8 +90,9 @@ func Ack(code string) slog.Attr { return slog.String("ack", code) }
 // Instance names a stage instance (a pod name).
 func Instance(name string) slog.Attr { return slog.String("instance", name) }
 
-// ControlIDInAck is MSA-2 of a received ACK, when it differs from what was sent.
-func ControlIDInAck(id string) slog.Attr { return slog.String("msa_2", id) }
+// ControlIDInAck is MSA-2 of a received ACK, when it differs from what was
+// sent; bounded like ControlID.
+func ControlIDInAck(id string) slog.Attr { return slog.String("msa_2", bounded(id)) }
 
 // Limit is a configured limit (frame size, connections).
 func Limit(n int) slog.Attr { return slog.Int("limit", n) }

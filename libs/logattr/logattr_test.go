@@ -1,6 +1,7 @@
 package logattr
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,4 +55,32 @@ func itoa(n int) string {
 		b = append([]byte{byte('0' + n%10)}, b...)
 	}
 	return string(b)
+}
+
+func TestControlIDIsBounded(t *testing.T) {
+	long := strings.Repeat("A", 200<<10)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"short is unchanged", "CTL-1", "CTL-1"},
+		{"exactly the limit is unchanged", strings.Repeat("B", maxControlID), strings.Repeat("B", maxControlID)},
+		{"probe 1.23: 200 KB", long, strings.Repeat("A", maxControlID) + "...(204800 bytes)"},
+		{"cut on a rune boundary", strings.Repeat("x", maxControlID-1) + "é" + "tail", strings.Repeat("x", maxControlID-1) + "...(69 bytes)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, a := range []struct {
+				key  string
+				attr func(string) slog.Attr
+			}{{"control_id", ControlID}, {"msa_2", ControlIDInAck}} {
+				got := a.attr(tt.in)
+				if got.Key != a.key || got.Value.String() != tt.want {
+					t.Errorf("%s(%d bytes) = %s=%q, want %q", a.key, len(tt.in), got.Key, got.Value.String(), tt.want)
+				}
+				if len(got.Value.String()) > maxControlID+32 {
+					t.Errorf("%s is %d bytes long", a.key, len(got.Value.String()))
+				}
+			}
+		})
+	}
 }
