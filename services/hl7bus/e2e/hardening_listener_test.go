@@ -11,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,10 +218,10 @@ func TestListenerOversizeAnswersARNamingTheLimit(t *testing.T) {
 		name, addr, msg string
 		ctl, limit      string
 	}{
-		{"over a small limit", small, big("BIG1", 70 << 10), "BIG1", "4096"},
+		{"over a small limit", small, big("BIG1", 70<<10), "BIG1", "4096"},
 		{"enhanced mode", small, strings.Replace(big("BIG2", 8<<10), "|P|2.5\r", "|P|2.5|||AL|NE\r", 1), "BIG2", "4096"},
 		{"no MSH", small, "EVN|A01|20240301\rPID|1||P1^^^GENHOSP^MR||DOE^PAT\rNTE|1||" + strings.Repeat("x", 70<<10) + "\r", "", "4096"},
-		{"no limit set", dflt, big("BIG3", 17 << 20), "BIG3", "16777216"},
+		{"no limit set", dflt, big("BIG3", 17<<20), "BIG3", "16777216"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,4 +271,215 @@ func readyz(t *testing.T, client *http.Client, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestListenerCapAndTimeouts: connections beyond max_connections are
+// closed at once and counted, the interface keeps serving (and stays
+// ready) through the burst and serves again when a slot frees; the idle
+// and frame read timeouts are the interface's own.
+func TestListenerCapAndTimeouts(t *testing.T) {
+	env := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tel := telemetry.Nop()
+	in := startIngress(t, ctx, env, tel,
+		ingress.Interface{Name: "capped-in", MaxConnections: 4},
+		ingress.Interface{Name: "quick-in", IdleTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond})
+	capped := in.Addr("capped-in")
+	web := httptest.NewServer(tel.Handler())
+	defer web.Close()
+
+	var idle []net.Conn
+	for range 4 {
+		nc, err := net.Dial("tcp", capped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		idle = append(idle, nc)
+	}
+	gauge := `hl7bus_ingress_connections{interface="capped-in"}`
+	for deadline := time.Now().Add(5 * time.Second); metricValue(t, tel, gauge) != 4; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want 4", gauge, metricValue(t, tel, gauge))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	const burst = 50
+	start := time.Now()
+	for i := range burst {
+		nc, err := net.Dial("tcp", capped)
+		if err != nil {
+			t.Fatalf("connection %d beyond the cap: %v", i, err)
+		}
+		closedWithin(t, nc, time.Second, "connection beyond the cap")
+		nc.Close()
+	}
+	t.Logf("%d connections beyond the cap closed in %v", burst, time.Since(start))
+	if code, body := readyz(t, web.Client(), web.URL); code != http.StatusOK {
+		t.Errorf("/readyz %d %q during a burst the cap refused", code, body)
+	}
+	if got := metricValue(t, tel, `hl7bus_ingress_rejected_connections_total{interface="capped-in",reason="max_connections"}`); got != burst {
+		t.Errorf("refused connections counted %v, want %d", got, burst)
+	}
+	if got := metricValue(t, tel, gauge); got != 4 {
+		t.Errorf("%s = %v after the burst, want 4", gauge, got)
+	}
+
+	idle[0].Close()
+	for deadline := time.Now().Add(5 * time.Second); metricValue(t, tel, gauge) != 3; {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection's slot never freed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ack := sendExpect(t, ctx, capped, message("ADT", 3, 1)); ack.Code != hl7v2.AckAccept {
+		t.Fatalf("a sender after the burst: %+v", ack)
+	}
+
+	quick := in.Addr("quick-in")
+	nc, err := net.Dial("tcp", quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	start = time.Now()
+	closedWithin(t, nc, 3*time.Second, "idle connection")
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("idle connection closed after %v, want about idle_timeout 300ms", d)
+	}
+	half, err := net.Dial("tcp", quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	if _, err := half.Write([]byte("\x0bMSH|^~\\&|slow")); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	closedWithin(t, half, 3*time.Second, "half-sent frame")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("half-sent frame held %v, want about read_timeout 300ms", d)
+	}
+}
+
+// TestListenerSurvivesDescriptorExhaustion (D3) runs ingress as a process
+// with few file descriptors and opens more idle connections than it has:
+// accept fails with EMFILE, /readyz says the listener is not ready (asked
+// on a connection opened before, since a new one could not be accepted
+// either), and once the connections close the same port is ready and
+// serves again. Before, the listener stopped for good while /readyz said
+// ready.
+func TestListenerSurvivesDescriptorExhaustion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	env := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	mllpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, fmt.Sprintf(`log: {level: info, format: text}
+kafka:
+  brokers: [%s]
+  topic_prefix: "%s"
+  partitions: 3
+registry:
+  url: %s
+interfaces:
+  - {name: adt-in, protocol: mllp, address: "%s"}
+`, strings.Join(env.Kafka.Brokers, ", "), env.Kafka.TopicPrefix, env.RegistryURL, mllpAddr))
+	// The shell lowers the limit for the process it execs, as `ulimit -n`
+	// does for an operator; the cap (1000 by default) is far above it, so
+	// accept itself fails.
+	const fds = 64
+	limited := startShell(t, "ingress-limited", fmt.Sprintf("ulimit -n %d && exec \"$0\" \"$@\"", fds),
+		hl7busBinary(t), "ingress", "--config", cfg, "--instance", "fd0", "--http-address", httpAddr)
+	waitListening(t, mllpAddr, 60*time.Second)
+	base := "http://" + httpAddr
+	// One keep-alive connection to /readyz, opened while descriptors are
+	// free and reused for every probe below.
+	probe := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}, Timeout: 5 * time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if code, _ := readyz(t, probe, base); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ingress never became ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ack := sendExpect(t, ctx, mllpAddr, message("ADT", 4, 1)); ack.Code != hl7v2.AckAccept {
+		t.Fatalf("before: %+v", ack)
+	}
+
+	// More connections than the process has descriptors: the kernel
+	// completes them into the backlog, accept fails for the ones beyond.
+	var held []net.Conn
+	for range 2 * fds {
+		nc, err := net.DialTimeout("tcp", mllpAddr, time.Second)
+		if err != nil {
+			break // the backlog is full as well
+		}
+		held = append(held, nc)
+	}
+	t.Logf("holding %d connections against %d descriptors", len(held), fds)
+	unready := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		code, body := readyz(t, probe, base)
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "ingress listener adt-in") {
+			unready = true
+			break
+		}
+	}
+	if !unready {
+		t.Error("/readyz stayed ready while the listener could not accept")
+	}
+	for _, nc := range held {
+		nc.Close()
+	}
+
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if code, _ := readyz(t, probe, base); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not recover after the connections closed")
+		}
+	}
+	if ack := sendExpect(t, ctx, mllpAddr, message("ADT", 4, 2)); ack.Code != hl7v2.AckAccept {
+		t.Fatalf("after: %+v", ack)
+	}
+	limited.stop(t)
+}
+
+// startShell runs script with sh -c, args as $0 $1 ..., as a process
+// whose output goes to a log shown when the test fails (the same
+// bookkeeping as startProcess, for a command that is not the binary).
+func startShell(t *testing.T, name, script string, args ...string) *process {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", append([]string{"-c", script}, args...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("--- %s log ---\n%s", name, b)
+		}
+	})
+	return p
 }
