@@ -241,7 +241,8 @@ func (s *Server) Serve(ln net.Listener) error {
 				return ErrClosed
 			}
 			if errors.Is(err, net.ErrClosed) {
-				st.fail(err, 0)
+				// Retrying cannot help; the deferred serving(false)
+				// reports the listener as no longer accepting.
 				return fmt.Errorf("mllp: listener closed outside Shutdown: %w", err)
 			}
 			delay = nextAcceptDelay(delay)
