@@ -84,8 +84,11 @@ const (
 	// DefaultMaxConnections is far above what the senders of one
 	// interface open, far below the descriptors a process has.
 	DefaultMaxConnections = 1000
-	DefaultIdleTimeout    = 10 * time.Minute
-	DefaultReadTimeout    = 30 * time.Second
+	// DefaultIdleTimeout: senders keep connections open between bursts,
+	// but one that vanished without a FIN must not hold a slot forever.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultReadTimeout is enough for 16 MiB over a slow WAN link.
+	DefaultReadTimeout = 30 * time.Second
 )
 
 // WithDefaults returns it with its listener settings resolved: the limits
@@ -111,8 +114,8 @@ func (it Interface) WithDefaults() Interface {
 	return it
 }
 
-// validateListener reports problems with it's listener settings, each
-// naming its key under prefix.
+// validateListener reports problems with the interface's listener
+// settings, each naming its key under key (interfaces[i]).
 func (it Interface) validateListener(key string) []error {
 	var errs []error
 	for _, f := range []struct {
@@ -253,7 +256,6 @@ func (s *Service) Start(ctx context.Context) error {
 		// socket is bound and queues connections), unready while accept
 		// fails (out of descriptors) and once it stops.
 		part := "ingress listener " + it.Name
-		s.tel.Health.Register(part)
 		s.tel.Health.Set(part, true)
 		open := conns.WithLabelValues(it.Name)
 		srv := mllp.NewServer(s.handler(it), mllp.WithMaxFrameSize(it.MaxMessageSize),
