@@ -87,7 +87,8 @@ const (
 	// DefaultIdleTimeout: senders keep connections open between bursts,
 	// but one that vanished without a FIN must not hold a slot forever.
 	DefaultIdleTimeout = 10 * time.Minute
-	// DefaultReadTimeout is enough for 16 MiB over a slow WAN link.
+	// DefaultReadTimeout carries 16 MiB at about 4.5 Mbit/s; slower
+	// links that send large messages need a larger read_timeout.
 	DefaultReadTimeout = 30 * time.Second
 )
 
