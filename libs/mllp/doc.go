@@ -3,12 +3,18 @@
 // (0x1C) and a carriage return (0x0D).
 //
 // The framer is lenient where senders are sloppy and strict where leniency
-// would be dangerous: bytes before a start block are skipped (and counted),
-// an end block without the trailing CR is accepted, but a frame larger than
-// the configured maximum is an error rather than an unbounded buffer.
+// would be dangerous: a few bytes before a start block are skipped (and
+// counted), an end block without the trailing CR is accepted, but a frame
+// larger than the configured maximum is an error rather than an unbounded
+// buffer, and a server connection that opens like TLS or HTTP, or sends
+// kilobytes without a start block, is closed at once.
 //
-// Server accepts many concurrent connections and hands each frame to a
-// Handler, writing back the reply (the ACK) it returns; Shutdown finishes
-// in-flight frames before closing. Client keeps one persistent connection to
+// Server accepts many concurrent connections (up to an optional cap) and
+// hands each frame to a Handler, writing back the reply (the ACK) it
+// returns; accept errors are retried with a backoff for as long as the
+// server runs, and reported so readiness can follow them; Shutdown
+// finishes in-flight frames before closing. The package knows nothing of
+// HL7: the reply to an oversize frame is the caller's (WithOversizeReply).
+// See DESIGN.md for the concurrency. Client keeps one persistent connection to
 // a receiver, waits for the ACK with a timeout and reconnects with backoff.
 package mllp

@@ -26,7 +26,39 @@ var (
 	// ErrClosed is returned by Client.Send after Close and by Server.Serve
 	// after Shutdown.
 	ErrClosed = errors.New("mllp: closed")
+
+	// ErrNotMLLP is returned (wrapped in a *NotMLLPError) by
+	// Reader.ReadFrame when the stream is evidently another protocol, or
+	// holds too much junk before a start block to be an MLLP sender's.
+	ErrNotMLLP = errors.New("mllp: stream is not MLLP")
 )
+
+// Reasons a connection is rejected at once, as passed to
+// ConnEvents.Rejected and carried by NotMLLPError. The set is closed, so a
+// metric may use them as label values.
+const (
+	// RejectTLS: the stream opens with a TLS record (a client that expects
+	// TLS on a plain MLLP port).
+	RejectTLS = "tls"
+	// RejectHTTP: the stream opens with an HTTP/1 request line or the
+	// HTTP/2 preface.
+	RejectHTTP = "http"
+	// RejectNoStartBlock: more junk than the server tolerates arrived
+	// without a start block.
+	RejectNoStartBlock = "no_start_block"
+	// RejectMaxConnections: the server was at its connection cap.
+	RejectMaxConnections = "max_connections"
+)
+
+// NotMLLPError says why a stream was taken for something other than MLLP.
+type NotMLLPError struct {
+	// Reason is RejectTLS, RejectHTTP or RejectNoStartBlock.
+	Reason string
+}
+
+func (e *NotMLLPError) Error() string { return fmt.Sprintf("%v (%s)", ErrNotMLLP, e.Reason) }
+
+func (e *NotMLLPError) Unwrap() error { return ErrNotMLLP }
 
 // FrameTooLargeError says how large a frame was allowed to be and keeps its
 // first bytes, so the receiver can still read the MSH to reject it properly.

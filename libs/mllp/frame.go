@@ -2,6 +2,7 @@ package mllp
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -35,6 +36,55 @@ type Reader struct {
 	// OnFrameStart, when set, is called as a start block is read; the
 	// server uses it to switch from the idle to the read timeout.
 	OnFrameStart func()
+	// RejectForeign makes ReadFrame fail with a *NotMLLPError (RejectTLS,
+	// RejectHTTP) when the stream opens with a TLS record or an HTTP
+	// request line instead of a start block. Default false: the client
+	// reading replies leaves it off.
+	RejectForeign bool
+	// MaxJunk, when positive, bounds the bytes skipped while waiting for a
+	// start block (at the start or between two frames): one more is a
+	// *NotMLLPError (RejectNoStartBlock). Zero: no bound.
+	MaxJunk int
+
+	// started is set by the first start block: the preamble check looks
+	// only at the bytes before it.
+	started bool
+}
+
+// foreignPreambles are how other protocols open a connection. A client of
+// one of them never sends a start block we could wait for (or, worse, its
+// binary handshake happens to contain 0x0B…0x1C and would be read as a
+// message), so the connection is closed as soon as one is recognised.
+var foreignPreambles = []struct {
+	prefix string
+	reason string
+}{
+	// A TLS record of type handshake (22) with protocol major version 3:
+	// every SSL 3.0 to TLS 1.3 ClientHello.
+	{"\x16\x03", RejectTLS},
+	{"GET ", RejectHTTP}, {"POST ", RejectHTTP}, {"PUT ", RejectHTTP}, {"HEAD ", RejectHTTP},
+	{"OPTIONS ", RejectHTTP}, {"DELETE ", RejectHTTP}, {"PATCH ", RejectHTTP}, {"CONNECT ", RejectHTTP},
+	{"TRACE ", RejectHTTP},
+	// The HTTP/2 connection preface (RFC 9113 section 3.4).
+	{"PRI * HTTP", RejectHTTP},
+}
+
+// maxPreamble is the longest entry of foreignPreambles.
+const maxPreamble = len("PRI * HTTP")
+
+// foreignPreamble reports which protocol head (the first bytes of a
+// stream, all junk so far) opens like, and whether more bytes could still
+// make it match one (more = false, reason = "": it is none of them).
+func foreignPreamble(head []byte) (reason string, more bool) {
+	for _, p := range foreignPreambles {
+		switch {
+		case len(head) >= len(p.prefix) && string(head[:len(p.prefix)]) == p.prefix:
+			return p.reason, false
+		case len(head) < len(p.prefix) && bytes.HasPrefix([]byte(p.prefix), head):
+			more = true
+		}
+	}
+	return "", more
 }
 
 // NewReader returns a Reader that refuses frames larger than maxSize bytes
@@ -52,9 +102,9 @@ func (r *Reader) Skipped() int64 { return r.skipped }
 
 // ReadFrame returns the payload of the next frame in a new slice. It returns
 // io.EOF when the stream ends between frames, ErrTruncated when it ends
-// inside one and a *FrameTooLargeError when the payload exceeds the limit;
-// after that error the stream is positioned inside the frame, so the caller
-// should close the connection.
+// inside one, a *FrameTooLargeError when the payload exceeds the limit and
+// a *NotMLLPError when RejectForeign or MaxJunk says the stream is not
+// MLLP; after the last two the caller should close the connection.
 func (r *Reader) ReadFrame() ([]byte, error) {
 	if err := r.skipToStart(); err != nil {
 		return nil, err
@@ -93,6 +143,11 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 }
 
 func (r *Reader) skipToStart() error {
+	// Only the bytes before the stream's first start block can be another
+	// protocol's preamble; head collects them while they still could.
+	sniff := r.RejectForeign && !r.started
+	var head [maxPreamble]byte
+	n, gap := 0, 0
 	for {
 		b, err := r.br.ReadByte()
 		if err != nil {
@@ -100,6 +155,7 @@ func (r *Reader) skipToStart() error {
 		}
 		if b == StartBlock {
 			r.crPending = false
+			r.started = true
 			if r.OnFrameStart != nil {
 				r.OnFrameStart()
 			}
@@ -111,6 +167,19 @@ func (r *Reader) skipToStart() error {
 		}
 		r.crPending = false
 		r.skipped++
+		gap++
+		if sniff {
+			head[n] = b
+			n++
+			reason, more := foreignPreamble(head[:n])
+			if reason != "" {
+				return &NotMLLPError{Reason: reason}
+			}
+			sniff = more && n < len(head)
+		}
+		if r.MaxJunk > 0 && gap > r.MaxJunk {
+			return &NotMLLPError{Reason: RejectNoStartBlock}
+		}
 	}
 }
 

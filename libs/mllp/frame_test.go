@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -127,4 +128,53 @@ func FuzzReadFrame(f *testing.F) {
 		}
 		t.Fatalf("more frames than input bytes")
 	})
+}
+
+func TestReadFrameRejectsForeignStreams(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     string
+		reason string // "" when the frame must be read
+	}{
+		{"TLS record", "\x16\x03\x01\x00\x10\x0bMSH\x1c\r", RejectTLS},
+		{"HTTP GET", "GET / HTTP/1.1\r\n", RejectHTTP},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n", RejectHTTP},
+		{"TRACE", "TRACE / HTTP/1.1\r\n", RejectHTTP},
+		{"too much junk", strings.Repeat("z", 33), RejectNoStartBlock},
+		{"junk at the bound", strings.Repeat("z", 32) + "\x0bA\x1c\r", ""},
+		{"0x16 not followed by 0x03", "\x16\x16\x0bA\x1c\r", ""},
+		{"GET without its space", "GETX\x0bA\x1c\r", ""},
+		{"lowercase get", "get \x0bA\x1c\r", ""},
+		{"NUL and 0xFF junk", "\x00\xff\x0bA\x1c\r", ""},
+		{"a preamble between frames is junk, not a protocol", "\x0bA\x1c\rGET \x0bB\x1c\r", ""},
+		{"too much junk between frames", "\x0bA\x1c\r" + strings.Repeat("z", 33) + "\x0bB\x1c\r", RejectNoStartBlock},
+	}
+	for _, tt := range tests {
+		for rname, wrap := range map[string]func(io.Reader) io.Reader{"whole": func(r io.Reader) io.Reader { return r }, "one byte": iotest.OneByteReader} {
+			t.Run(tt.name+"/"+rname, func(t *testing.T) {
+				r := NewReader(wrap(strings.NewReader(tt.in)), 0)
+				r.RejectForeign, r.MaxJunk = true, 32
+				var err error
+				for err == nil {
+					_, err = r.ReadFrame()
+				}
+				var ne *NotMLLPError
+				switch {
+				case tt.reason == "" && !errors.Is(err, io.EOF):
+					t.Errorf("err = %v, want the frames read to EOF", err)
+				case tt.reason != "" && (!errors.As(err, &ne) || ne.Reason != tt.reason || !errors.Is(err, ErrNotMLLP)):
+					t.Errorf("err = %v, want NotMLLPError %s", err, tt.reason)
+				}
+			})
+		}
+	}
+}
+
+// TestReadFrameLenientByDefault: without RejectForeign and MaxJunk (the
+// client's reader) nothing changes.
+func TestReadFrameLenientByDefault(t *testing.T) {
+	r := NewReader(strings.NewReader("GET "+strings.Repeat("z", 10000)+"\x0bA\x1c\r"), 0)
+	if f, err := r.ReadFrame(); err != nil || string(f) != "A" {
+		t.Fatalf("%q %v", f, err)
+	}
 }

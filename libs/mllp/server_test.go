@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hl7bus/hl7bus/libs/hl7v2"
 )
 
 // echoAck replies "ACK:" + the frame.
@@ -108,8 +105,10 @@ func TestServerReadTimeout(t *testing.T) {
 
 func TestServerOversizeReplyAndClose(t *testing.T) {
 	heads := make(chan []byte, 1)
-	_, addr := startServer(t, echoAck, WithMaxFrameSize(1024), WithOversizeReply(func(head []byte) []byte {
+	limits := make(chan int, 1)
+	_, addr := startServer(t, echoAck, WithMaxFrameSize(1024), WithOversizeReply(func(head []byte, limit int) []byte {
 		heads <- append([]byte(nil), head...)
+		limits <- limit
 		return []byte("AR")
 	}))
 	nc, err := net.Dial("tcp", addr)
@@ -129,6 +128,9 @@ func TestServerOversizeReplyAndClose(t *testing.T) {
 	}
 	if head := <-heads; !bytes.HasPrefix(head, []byte("MSH|big")) {
 		t.Errorf("oversize head %q", head[:10])
+	}
+	if limit := <-limits; limit != 1024 {
+		t.Errorf("oversize reply told limit %d, want 1024", limit)
 	}
 }
 
@@ -252,35 +254,5 @@ func TestTLS(t *testing.T) {
 	defer c.Close()
 	if r, err := c.Send(context.Background(), []byte("MSH|1")); err != nil || string(r) != "ok" {
 		t.Fatalf("%q %v", r, err)
-	}
-}
-
-func TestServerDefaultOversizeAR(t *testing.T) {
-	_, addr := startServer(t, echoAck, WithMaxFrameSize(2048))
-	big := "MSH|^~\\&|HIS|GENHOSP|LIS|NATLAB|20240301||ORU^R01|BIG1|P|2.5\rOBX|1|ED|PDF||" + strings.Repeat("A", 10000) + "\r"
-	c := NewClient(addr, WithAckTimeout(3*time.Second))
-	defer c.Close()
-	reply, err := c.Send(context.Background(), []byte(big))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ack, err := hl7v2.ParseACK(reply)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ack.Code != hl7v2.AckReject || !ack.Matches("BIG1") || !strings.Contains(ack.Text, "maximum size of 2048") {
-		t.Errorf("ack = %+v", ack)
-	}
-}
-
-func TestRejectOversize(t *testing.T) {
-	enhanced := RejectOversize([]byte("MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X9|P|2.5|||AL|NE\rPID|1|trunc"), 100)
-	if a, err := hl7v2.ParseACK(enhanced); err != nil || a.Code != hl7v2.AckCommitReject || !a.Matches("X9") {
-		t.Errorf("enhanced: %v %+v", err, a)
-	}
-	for _, head := range []string{"no msh here\r", "MSH|^~\\&|A|B|C", "MSH|^~\\&|A|B|C|D|1||ACK|1|P|2.5\rMSA|AA|1\r"} {
-		if r := RejectOversize([]byte(head), 100); r != nil {
-			t.Errorf("RejectOversize(%q) = %q, want nil", head, r)
-		}
 	}
 }

@@ -50,12 +50,101 @@ type Interface struct {
 	Protocol string `yaml:"protocol"` // mllp
 	Address  string `yaml:"address"`
 	Ordering string `yaml:"ordering"`
-	// MaxFrameSize bounds a message in bytes (default mllp.DefaultMaxFrameSize).
+	// MaxMessageSize bounds a message (one MLLP frame) in bytes. A larger
+	// one is answered AR naming the limit, at once, and is not stored.
+	// Default (0) DefaultMaxMessageSize.
+	MaxMessageSize int `yaml:"max_message_size"`
+	// MaxFrameSize is the former name of MaxMessageSize, still accepted;
+	// setting both to different values is an error. WithDefaults folds it
+	// into MaxMessageSize.
 	MaxFrameSize int `yaml:"max_frame_size"`
+	// MaxConnections caps the interface's open connections; one more is
+	// closed at once (and counted), so a flood of idle connections cannot
+	// exhaust the process's file descriptors. Default (0)
+	// DefaultMaxConnections.
+	MaxConnections int `yaml:"max_connections"`
+	// IdleTimeout closes a connection on which no frame starts for this
+	// long. Default (0) 10m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ReadTimeout bounds one frame, from its start block to its end block:
+	// raise it for slow links that send large messages. Default (0) 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// Profile is the conformance profile (a YAML file) the parse stage
 	// validates this interface's messages against; empty for the standard
 	// only.
 	Profile string `yaml:"profile"`
+}
+
+// Listener defaults of an interface.
+const (
+	// DefaultMaxMessageSize (16 MiB) is larger than any lab report with
+	// embedded PDFs we have seen; every topic is sized from the largest
+	// interface limit.
+	DefaultMaxMessageSize = mllp.DefaultMaxFrameSize
+	// DefaultMaxConnections is far above what the senders of one
+	// interface open, far below the descriptors a process has.
+	DefaultMaxConnections = 1000
+	// DefaultIdleTimeout: senders keep connections open between bursts,
+	// but one that vanished without a FIN must not hold a slot forever.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultReadTimeout carries 16 MiB at about 4.5 Mbit/s; slower
+	// links that send large messages need a larger read_timeout.
+	DefaultReadTimeout = 30 * time.Second
+)
+
+// WithDefaults returns it with its listener settings resolved: the limits
+// and timeouts a zero value leaves to the default, and max_frame_size
+// folded into max_message_size.
+func (it Interface) WithDefaults() Interface {
+	if it.MaxMessageSize == 0 {
+		it.MaxMessageSize = it.MaxFrameSize
+	}
+	it.MaxFrameSize = 0
+	if it.MaxMessageSize <= 0 {
+		it.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if it.MaxConnections <= 0 {
+		it.MaxConnections = DefaultMaxConnections
+	}
+	if it.IdleTimeout <= 0 {
+		it.IdleTimeout = DefaultIdleTimeout
+	}
+	if it.ReadTimeout <= 0 {
+		it.ReadTimeout = DefaultReadTimeout
+	}
+	return it
+}
+
+// validateListener reports problems with the interface's listener
+// settings, each naming its key under key (interfaces[i]).
+func (it Interface) validateListener(key string) []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"max_message_size", it.MaxMessageSize}, {"max_frame_size", it.MaxFrameSize}, {"max_connections", it.MaxConnections}} {
+		if f.n < 0 {
+			errs = append(errs, fmt.Errorf("%s.%s: must not be negative", key, f.name))
+		}
+	}
+	if it.MaxMessageSize > 0 && it.MaxFrameSize > 0 && it.MaxMessageSize != it.MaxFrameSize {
+		errs = append(errs, fmt.Errorf("%s.max_frame_size: is the former name of max_message_size, and the two differ (%d and %d); set only max_message_size",
+			key, it.MaxFrameSize, it.MaxMessageSize))
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"idle_timeout", it.IdleTimeout}, {"read_timeout", it.ReadTimeout}} {
+		switch {
+		case f.d < 0:
+			errs = append(errs, fmt.Errorf("%s.%s: must not be negative", key, f.name))
+		case f.d > 0 && f.d < time.Millisecond:
+			// A number without a unit decodes as nanoseconds: 30 would
+			// close every connection at once.
+			errs = append(errs, fmt.Errorf("%s.%s: %v is too short; a duration needs a unit (for example 30s)", key, f.name, f.d))
+		}
+	}
+	return errs
 }
 
 // Config is the ingress stage's configuration.
@@ -91,9 +180,7 @@ func (c Config) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s.ordering: %q is not patient, interface or none", key, it.Ordering))
 		}
-		if it.MaxFrameSize < 0 {
-			errs = append(errs, fmt.Errorf("%s.max_frame_size: must be positive", key))
-		}
+		errs = append(errs, it.validateListener(key)...)
 	}
 	return errors.Join(errs...)
 }
@@ -156,12 +243,28 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.done = make(chan struct{})
 	var wg sync.WaitGroup
+	conns := s.tel.GaugeVec(prometheus.GaugeOpts{Name: "hl7bus_ingress_connections",
+		Help: "Open MLLP connections, by interface."}, "interface")
+	rejected := s.tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_ingress_rejected_connections_total",
+		Help: "Connections closed at once, by interface and reason (max_connections, tls, http, no_start_block)."}, "interface", "reason")
 	for _, it := range s.cfg.Interfaces {
+		it = it.WithDefaults()
 		ln, err := net.Listen("tcp", it.Address)
 		if err != nil {
 			return fmt.Errorf("ingress: interfaces %s: listening on %s: %w", it.Name, it.Address, err)
 		}
-		srv := mllp.NewServer(s.handler(it), mllp.WithMaxFrameSize(it.MaxFrameSize),
+		// Each listener is a part of readiness: ready from here (the
+		// socket is bound and queues connections), unready while accept
+		// fails (out of descriptors) and once it stops.
+		part := "ingress listener " + it.Name
+		s.tel.Health.Set(part, true)
+		open := conns.WithLabelValues(it.Name)
+		srv := mllp.NewServer(s.handler(it), mllp.WithMaxFrameSize(it.MaxMessageSize),
+			mllp.WithMaxConnections(it.MaxConnections), mllp.WithIdleTimeout(it.IdleTimeout), mllp.WithReadTimeout(it.ReadTimeout),
+			mllp.WithOversizeReply(s.oversizeReply(it)),
+			mllp.WithAcceptState(func(ok bool) { s.tel.Health.Set(part, ok) }),
+			mllp.WithConnEvents(mllp.ConnEvents{Opened: open.Inc, Closed: open.Dec,
+				Rejected: func(reason string) { rejected.WithLabelValues(it.Name, reason).Inc() }}),
 			mllp.WithLogger(s.log.With(logattr.Interface(it.Name))))
 		s.mu.Lock()
 		s.servers = append(s.servers, srv)
