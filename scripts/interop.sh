@@ -107,6 +107,11 @@ start_registry() {
 rss() { ps -o rss= -p "$1" 2>/dev/null | awk '{printf "%d MiB", $1/1024}'; }
 
 install
+if [ "${1:-}" = "install" ]; then
+  # scripts/interop.sh install: fill the cache only (e.g. ahead of a run).
+  log "peers installed in $cache"
+  exit 0
+fi
 start_kafka
 start_registry
 log "memory: Kafka $(rss "${pids[0]}"), Apicurio $(rss "${pids[1]}")"
