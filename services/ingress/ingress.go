@@ -260,4 +260,3 @@ func (s *Service) newID(t time.Time) string {
 	defer s.mu.Unlock()
 	return ulid.MustNew(ulid.Timestamp(t), s.entropy).String()
 }
-

@@ -25,4 +25,3 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
-
