@@ -79,7 +79,9 @@ def main():
                 errors.append(f"offset {msg.offset()}: missing {missing}")
             if rec.get("message_id") not in ids:
                 errors.append(f"offset {msg.offset()}: unexpected message_id")
-            if kind == "parsed" and not rec["payload"].startswith(b"MSH"):
+            # The payload is the message exactly as received: a byte-order
+            # mark or blank lines before its MSH are the sender's.
+            if kind == "parsed" and not rec["payload"].lstrip(b"\xef\xbb\xbf\r\n \t").startswith(b"MSH"):
                 errors.append(f"offset {msg.offset()}: payload is not the raw message")
             if kind == "parsed" and rec.get("parent_message_id") and not rec["message_id"].startswith(rec["parent_message_id"] + "-"):
                 errors.append(f"offset {msg.offset()}: message_id does not derive from parent_message_id")

@@ -71,7 +71,7 @@ func TestAnalystConsumer(t *testing.T) {
 		names = append(names, f)
 	}
 	sort.Strings(names)
-	c := mllp.NewClient(in.Addr("in"), mllp.WithAckTimeout(2*time.Second))
+	c := mllp.NewClient(in.Addr("in"), mllp.WithAckTimeout(time.Second))
 	defer c.Close()
 	for _, f := range names {
 		// Acknowledgements in the corpus get no answer: a timeout is the
