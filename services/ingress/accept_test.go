@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func msg(ctl, ack string, extra ...string) string {
 	if ack != "" {
 		msh += "|||" + ack
 	}
-	return msh + "\rEVN|A01|20261201101500\r" + strings.Join(extra, "") + "PID|1||123^^^GENHOSP^MR||DOE^JANE\rPV1|1|I\r"
+	return msh + "\rEVN|A01|20261201101500\r" + strings.Join(extra, "") + "PID|1||99887766^^^GENHOSP^MR||ZZTESTNAME^JANE\rPV1|1|I\r"
 }
 
 // failProduces makes the broker refuse the next produce request with a
@@ -56,7 +57,10 @@ func TestAcceptAckMatrix(t *testing.T) {
 	env := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	log := slog.New(slog.DiscardHandler)
+	// Every failure path logs; none of it may carry the patient's name or
+	// identifier (PID-5, PID-3), whatever the level.
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	profile, err := hl7v2.ParseProfile([]byte("name: strict\nrequired: [PV1-3]\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +108,8 @@ func TestAcceptAckMatrix(t *testing.T) {
 		{name: "CR: a stray MSA, enhanced", frame: msg("C9", "AL|AL", "MSA|AA|X\r"), want: "CR", msa2: "C9", errCode: 100, stored: true, verdict: canonical.RejectUnexpectedMSA},
 		{name: "none: an acknowledgement", frame: "MSH|^~\\&|LIS|NATLAB|HIS|GENHOSP|20261201||ACK^A01^ACK|A1|P|2.5\rMSA|AA|C1\r", want: "", stored: true, verdict: canonical.RejectAcknowledgement},
 		{name: "AR: no MSH", frame: "hello\r", want: "AR", msa2: "", errCode: 100, text: "does not start with MSH", stored: true, verdict: canonical.RejectUnparseable},
+		{name: "AR: MSH-2 holding content (probe D8)", frame: "MSH|^~\\&ZZTESTNAME99887766|HIS|GENHOSP|||20261201||ADT^A01|P10|P|2.5\r", want: "AR", errCode: 102, stored: true, verdict: canonical.RejectUnparseable},
+		{name: "AR: MSH-1 not the field separator (probe D8)", frame: "MSH#~\\&|HIS|GENHOSP|LIS|NATLAB|20261201||ADT^A01|PHI4|P|2.5\nPID|1||99887766^^^GENHOSP^MR||ZZTESTNAME^JOHN\r", want: "AR", errCode: 102, stored: true, verdict: canonical.RejectUnparseable},
 		{name: "AR: a bad segment after a sound MSH", frame: msg("C10", "", "CON_|1\r"), want: "AR", msa2: "C10", errCode: 100, stored: true, verdict: canonical.RejectUnparseable},
 		{name: "AR: two messages without an envelope", frame: msg("C11", "") + msg("C12", ""), want: "AR", msa2: "C11", text: "without a batch envelope", stored: true, verdict: canonical.RejectSeveralMessages},
 		{name: "AR: too large for a record, never AE", frame: big, tinyLimit: true, want: "AR", msa2: "BIG", errCode: 207, text: "8192 bytes", stored: true, verdict: canonical.RejectTooLarge},
@@ -130,6 +136,9 @@ func TestAcceptAckMatrix(t *testing.T) {
 		}
 		if stored != tt.stored {
 			t.Errorf("%s: stored = %v, want %v", tt.name, stored, tt.stored)
+		}
+		if bytes.Contains(reply, []byte("ZZTESTNAME")) || bytes.Contains(reply, []byte("99887766")) {
+			t.Errorf("%s: the reply quotes the patient: %q", tt.name, reply)
 		}
 		if tt.want == "" {
 			if reply != nil {
@@ -186,7 +195,7 @@ func TestAcceptAckMatrix(t *testing.T) {
 			got := ""
 			if raw.Rejected != nil {
 				got = raw.Rejected.Code
-				if raw.Rejected.Reason == "" || strings.Contains(raw.Rejected.Reason, "DOE") {
+				if raw.Rejected.Reason == "" || strings.Contains(raw.Rejected.Reason, "ZZTESTNAME") {
 					t.Errorf("%s: reason %q", tt.name, raw.Rejected.Reason)
 				}
 			}
@@ -204,6 +213,32 @@ func TestAcceptAckMatrix(t *testing.T) {
 	if seen != len(ids) {
 		t.Errorf("found %d of %d stored records", seen, len(ids))
 	}
+	for _, phi := range []string{"ZZTESTNAME", "99887766"} {
+		if strings.Contains(logs.String(), phi) {
+			t.Errorf("the logs carry %q", phi)
+		}
+	}
+	if !strings.Contains(logs.String(), "message rejected") {
+		t.Errorf("nothing was logged: %q", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestExamineBatch(t *testing.T) {
