@@ -110,6 +110,7 @@ func TestAcceptAckMatrix(t *testing.T) {
 		{name: "AR: no MSH", frame: "hello\r", want: "AR", msa2: "", errCode: 100, text: "does not start with MSH", stored: true, verdict: canonical.RejectUnparseable},
 		{name: "AR: MSH-2 holding content (probe D8)", frame: "MSH|^~\\&ZZTESTNAME99887766|HIS|GENHOSP|||20261201||ADT^A01|P10|P|2.5\r", want: "AR", errCode: 102, stored: true, verdict: canonical.RejectUnparseable},
 		{name: "AR: MSH-1 not the field separator (probe D8)", frame: "MSH#~\\&|HIS|GENHOSP|LIS|NATLAB|20261201||ADT^A01|PHI4|P|2.5\nPID|1||99887766^^^GENHOSP^MR||ZZTESTNAME^JOHN\r", want: "AR", errCode: 102, stored: true, verdict: canonical.RejectUnparseable},
+		{name: "AR: no MSH first, one later", frame: "EVN|A01\r" + msg("C17", ""), want: "AR", msa2: "", errCode: 100, stored: true, verdict: canonical.RejectUnparseable},
 		{name: "AR: a bad segment after a sound MSH", frame: msg("C10", "", "CON_|1\r"), want: "AR", msa2: "C10", errCode: 100, stored: true, verdict: canonical.RejectUnparseable},
 		{name: "AR: two messages without an envelope", frame: msg("C11", "") + msg("C12", ""), want: "AR", msa2: "C11", text: "without a batch envelope", stored: true, verdict: canonical.RejectSeveralMessages},
 		{name: "AR: too large for a record, never AE", frame: big, tinyLimit: true, want: "AR", msa2: "BIG", errCode: 207, text: "8192 bytes", stored: true, verdict: canonical.RejectTooLarge},

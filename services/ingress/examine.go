@@ -50,10 +50,14 @@ func (ex *examined) reject(code, reason string, ec hl7v2.ErrorCode, loc hl7v2.Lo
 // examine decides what a frame is and what it is owed. Texts name
 // positions and limits only: they reach logs, raw.rejected and dlq.parse.
 func (s *Service) examine(it Interface, frame []byte) *examined {
-	ex := &examined{head: firstHeader(s.parser, frame)}
-	if first := firstSegmentName(frame); first == "FHS" || first == "BHS" {
+	ex := &examined{}
+	switch firstSegmentName(frame) {
+	case "FHS", "BHS":
+		ex.head = firstHeader(s.parser, frame)
 		s.examineBatch(it, frame, ex)
 		return ex
+	case "MSH":
+		ex.head = firstHeader(s.parser, frame)
 	}
 	m, err := s.parser.Parse(frame)
 	switch {
@@ -198,7 +202,8 @@ func countMSH(frame []byte) int {
 	return n
 }
 
-// firstHeader parses the frame's first MSH segment alone, for answering a
+// firstHeader parses the frame's first MSH segment alone (the frame's first
+// segment, or the first after a batch header), for answering a
 // message whose MSH is sound when the rest is not (or holds an MSA, which
 // would make hl7v2.BuildACK refuse the whole message); nil when there is
 // no usable MSH.
