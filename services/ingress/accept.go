@@ -80,12 +80,12 @@ func (s *Service) accept(ctx context.Context, rc Receipt) (reply []byte, stored 
 	raw.OrderingKey = canonical.OrderingKey(mode, it.Name, summary, id)
 
 	err := s.store(ctx, raw)
-	if limit, ok := s.tooLarge(ctx, err, len(rc.Payload)); ok {
+	if limit, ok := s.tooLarge(ctx, err); ok {
 		// The record can never be written: keep the receipt without the
 		// payload, so the refusal is on record, and answer AR. Only a
 		// misconfiguration gets here (the interface limit is below the
 		// record limit), but it must never be an AE resent forever.
-		reason := fmt.Sprintf("message too large: %d bytes, more than the %d bytes a record can hold", len(rc.Payload), limit)
+		reason := fmt.Sprintf("message too large: %d bytes; with its receipt it exceeds the %d bytes a record can hold", len(rc.Payload), limit)
 		log.Error("message too large for the raw topic", logattr.Reason(reason), logattr.Error(err))
 		receipt := *raw
 		receipt.Payload = nil
@@ -143,22 +143,18 @@ func (s *Service) store(ctx context.Context, raw *canonical.Raw) error {
 // tooLarge reports whether err says the record is larger than the client
 // or the broker takes (franz-go's client-side check and the broker both
 // answer MESSAGE_TOO_LARGE; a broker may say RECORD_LIST_TOO_LARGE), and
-// the limit to name: the producer's batch limit, or the payload size when
-// the broker's own limit is lower and unknown here.
-func (s *Service) tooLarge(ctx context.Context, err error, size int) (int, bool) {
+// the limit to name: the lower of the producer's batch limit and the raw
+// topic's max.message.bytes.
+func (s *Service) tooLarge(ctx context.Context, err error) (int, bool) {
 	if err == nil || !errors.Is(err, kerr.MessageTooLarge) && !errors.Is(err, kerr.RecordListTooLarge) {
 		return 0, false
 	}
 	limit, _ := s.producer.OptValue(kgo.ProducerBatchMaxBytes).(int32)
-	if int(limit) >= size || limit <= 0 {
-		// The broker refused what the client would have sent: its topic
-		// limit is lower than the producer's.
-		if n := s.topicLimit(ctx); n > 0 {
-			return n, true
-		}
-		return size - 1, true
+	n := int(limit)
+	if t := s.topicLimit(ctx); t > 0 && (n <= 0 || t < n) {
+		n = t
 	}
-	return int(limit), true
+	return n, true
 }
 
 // topicLimit reads the raw topic's max.message.bytes, 0 when it cannot.

@@ -402,7 +402,7 @@ func TestIngressTooLargeForTheTopicIsAR(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, msa2, id, issues := replyIssues(t, reply)
-	if code != "AR" || msa2 != "BIG1" || len(issues) == 0 || !strings.Contains(issues[0].text, "too large") || !strings.Contains(issues[0].text, "bytes") {
+	if code != "AR" || msa2 != "BIG1" || len(issues) == 0 || !strings.Contains(issues[0].text, "too large") || !strings.Contains(issues[0].text, "65536 bytes") {
 		t.Fatalf("answered %s %q %+v; want AR saying too large and naming the limit", code, msa2, issues)
 	}
 	if _, err := sendOne(ctx, in.Addr("in"), []byte(adt(sentinelCtl)), 5*time.Second); err != nil {
