@@ -115,7 +115,7 @@ func (s *Service) accept(ctx context.Context, rc Receipt) (reply []byte, stored 
 	if !stored {
 		span.SetStatus(codes.Error, "not stored")
 	} else if ex.answer == answerProfileError {
-		log.Info("message fails its conformance profile; answered AE", logattr.Reason(ex.rejection.Reason))
+		log.Info("message fails its conformance profile; stored, not routed", logattr.Reason(ex.rejection.Reason))
 		span.SetStatus(codes.Error, ex.rejection.Code)
 	} else {
 		log.Debug("message accepted")
