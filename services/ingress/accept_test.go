@@ -103,6 +103,7 @@ func TestAcceptAckMatrix(t *testing.T) {
 		{name: "AR original mode: MSH-10 missing", frame: msg("", ""), want: "AR", msa2: "", errCode: 101, stored: true, verdict: canonical.RejectMissingHeaderField},
 		{name: "CR enhanced: MSH-10 missing", frame: msg("", "AL|NE"), want: "CR", msa2: "", errCode: 101, stored: true, verdict: canonical.RejectMissingHeaderField},
 		{name: "AR even when not stored", frame: msg("", ""), failStore: true, want: "AR", errCode: 101, stored: false},
+		{name: "AR before v2.5: the reason in MSA-3", frame: strings.Replace(msg("", ""), "|P|2.5", "|P|2.3", 1), want: "AR", errCode: 101, text: "MSA|AR||required field missing: MSH-10", stored: true, verdict: canonical.RejectMissingHeaderField},
 		{name: "AR: MSH-9, MSH-10, MSH-12 missing", frame: "MSH|^~\\&|A\r", want: "AR", errCode: 101, text: "MSH-12", stored: true, verdict: canonical.RejectMissingHeaderField},
 		{name: "AR: a stray MSA", frame: msg("C8", "", "MSA|AA|X\r"), want: "AR", msa2: "C8", errCode: 100, text: "MSA", stored: true, verdict: canonical.RejectUnexpectedMSA},
 		{name: "CR: a stray MSA, enhanced", frame: msg("C9", "AL|AL", "MSA|AA|X\r"), want: "CR", msa2: "C9", errCode: 100, stored: true, verdict: canonical.RejectUnexpectedMSA},
