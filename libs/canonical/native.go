@@ -24,25 +24,22 @@ func (*Delivery) Schema() string    { return schemas.Delivery }
 // fromNative builds the record of a schema from goavro's native form.
 var fromNative = map[string]func(map[string]any) Record{
 	schemas.Raw: func(m map[string]any) Record {
-		return &Raw{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
+		r := &Raw{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
 			Protocol: str(m, "protocol"), Peer: str(m, "peer"), TLSIdentity: optStr(m, "tls_identity"),
-			OrderingKey: str(m, "ordering_key"), Header: headerFrom(m["header"]), Payload: byt(m, "payload")}
+			OrderingKey: str(m, "ordering_key"), Header: headerFrom(m["header"]), Payload: byt(m, "payload"),
+			Ordering: str(m, "ordering")}
+		if rm, ok := unionValue(m["rejected"]).(map[string]any); ok {
+			r.Rejected = &Rejection{Code: str(rm, "code"), Reason: str(rm, "reason")}
+		}
+		return r
 	},
 	schemas.Parsed: func(m map[string]any) Record {
 		p := &Parsed{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
 			OrderingKey: str(m, "ordering_key"), Header: headerFrom(m["header"]), Delimiters: str(m, "delimiters"),
-			Payload: byt(m, "payload")}
-		for _, s := range list(m, "segments") {
-			sm, _ := s.(map[string]any)
-			seg := Segment{Name: str(sm, "name")}
-			for _, f := range list(sm, "fields") {
-				fs, _ := f.(string)
-				seg.Fields = append(seg.Fields, fs)
-			}
-			p.Segments = append(p.Segments, seg)
-		}
+			Payload: byt(m, "payload"), ParentMessageID: optStr(m, "parent_message_id")}
 		vm, _ := m["validation"].(map[string]any)
-		p.Validation = Validation{Version: str(vm, "version"), Structure: str(vm, "structure"), Valid: boolean(vm, "valid")}
+		p.Validation = Validation{Version: str(vm, "version"), Structure: str(vm, "structure"), Valid: boolean(vm, "valid"),
+			IssuesTruncated: int(num(vm, "issues_truncated"))}
 		for _, i := range list(vm, "issues") {
 			im, _ := i.(map[string]any)
 			p.Validation.Issues = append(p.Validation.Issues, Issue{Severity: str(im, "severity"), Code: int(num(im, "code")),
@@ -112,29 +109,25 @@ func headerFrom(v any) Header {
 }
 
 func (r *Raw) toNative() map[string]any {
+	var rejected any
+	if r.Rejected != nil {
+		rejected = map[string]any{"org.hl7bus.v1.Rejection": map[string]any{"code": r.Rejected.Code, "reason": r.Rejected.Reason}}
+	}
 	return map[string]any{"message_id": r.MessageID, "interface": r.Interface, "received_at": r.ReceivedAt.UTC(),
 		"protocol": r.Protocol, "peer": r.Peer, "tls_identity": unionStr(r.TLSIdentity), "ordering_key": r.OrderingKey,
-		"header": r.Header.toNative(), "payload": nonNil(r.Payload)}
+		"header": r.Header.toNative(), "payload": nonNil(r.Payload), "ordering": r.Ordering, "rejected": rejected}
 }
 
 func (p *Parsed) toNative() map[string]any {
-	segs := make([]any, len(p.Segments))
-	for i, s := range p.Segments {
-		fields := make([]any, len(s.Fields))
-		for j, f := range s.Fields {
-			fields[j] = f
-		}
-		segs[i] = map[string]any{"name": s.Name, "fields": fields}
-	}
 	issues := make([]any, len(p.Validation.Issues))
 	for i, is := range p.Validation.Issues {
 		issues[i] = map[string]any{"severity": is.Severity, "code": int32(is.Code), "location": is.Location, "rule": is.Rule, "text": is.Text}
 	}
 	return map[string]any{"message_id": p.MessageID, "interface": p.Interface, "received_at": p.ReceivedAt.UTC(),
-		"ordering_key": p.OrderingKey, "header": p.Header.toNative(), "delimiters": p.Delimiters, "segments": segs,
+		"ordering_key": p.OrderingKey, "header": p.Header.toNative(), "delimiters": p.Delimiters,
 		"validation": map[string]any{"version": p.Validation.Version, "structure": p.Validation.Structure,
-			"valid": p.Validation.Valid, "issues": issues},
-		"payload": nonNil(p.Payload)}
+			"valid": p.Validation.Valid, "issues": issues, "issues_truncated": int32(p.Validation.IssuesTruncated)},
+		"payload": nonNil(p.Payload), "parent_message_id": unionStr(p.ParentMessageID)}
 }
 
 func (t *Transformed) toNative() map[string]any {

@@ -27,14 +27,36 @@ type Raw struct {
 	TLSIdentity string // "" when none
 	OrderingKey string
 	Header      Header
-	Payload     []byte
+	// Payload is the frame as received: one message or one batch.
+	Payload []byte
+	// Ordering is the interface's ordering mode OrderingKey was computed
+	// by ("" in records written before it, read as OrderPatient).
+	Ordering string
+	// Rejected is the ingress verdict, nil when the message was accepted.
+	Rejected *Rejection
 }
 
-// Segment is one segment of the lossless tree: its fields in wire form.
-type Segment struct {
-	Name   string
-	Fields []string
+// Rejection is why ingress refused a frame it stored: the record is never
+// routed, parse dead-letters it with ErrorRejectedAtIngress.
+type Rejection struct {
+	// Code is one of the Reject* classes.
+	Code string
+	// Reason names positions and limits, never message content.
+	Reason string
 }
+
+// Codes of a Rejection.
+const (
+	RejectUnparseable        = "unparseable"          // no usable MSH, or a segment that cannot be read
+	RejectMissingHeaderField = "missing_header_field" // MSH-9, MSH-10 or MSH-12 empty
+	RejectUnexpectedMSA      = "unexpected_msa"       // an MSA in a message whose MSH-9 is not ACK
+	RejectAcknowledgement    = "acknowledgement"      // an ACK sent to an inbound interface (not answered)
+	RejectSeveralMessages    = "several_messages"     // several MSH in one frame without FHS/BHS
+	RejectBatchCount         = "batch_count"          // BTS-1 or FTS-1 disagrees with the content
+	RejectBatchStructure     = "batch_structure"      // batch headers and trailers that do not nest
+	RejectProfileError       = "profile_error"        // fails the interface's profile (ack.on_profile_error: error)
+	RejectTooLarge           = "too_large"            // larger than a record can be
+)
 
 // Issue is one validation finding.
 type Issue struct {
@@ -50,8 +72,15 @@ type Validation struct {
 	Version   string
 	Structure string
 	Valid     bool
-	Issues    []Issue
+	// Issues holds at most MaxIssues findings; IssuesTruncated counts the
+	// rest.
+	Issues          []Issue
+	IssuesTruncated int
 }
+
+// MaxIssues bounds a validation report: a message with 10,000 bad OBX must
+// not make a record ten times its own size.
+const MaxIssues = 100
 
 // Parsed is a parsed and validated message (topic parsed).
 type Parsed struct {
@@ -61,9 +90,11 @@ type Parsed struct {
 	OrderingKey string
 	Header      Header
 	Delimiters  string
-	Segments    []Segment
 	Validation  Validation
 	Payload     []byte
+	// ParentMessageID is the raw record's message ID for a message split
+	// from a batch, "" otherwise.
+	ParentMessageID string
 }
 
 // Identifier is one patient identifier (PID-3 repetition).
@@ -118,6 +149,9 @@ type Out struct {
 const (
 	ErrorPermanent = "permanent"
 	ErrorTransient = "transient" // retries exhausted
+	// ErrorRejectedAtIngress is a raw record ingress stored with a verdict
+	// (Raw.Rejected): parse dead-letters it without trying to parse it.
+	ErrorRejectedAtIngress = "rejected_at_ingress"
 )
 
 // DeadLetter is a record a stage could not handle (topic dlq.<stage>).

@@ -9,8 +9,12 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 )
 
-// permanentError marks an error that retrying cannot fix.
-type permanentError struct{ err error }
+// permanentError marks an error that retrying cannot fix; class is the
+// dead letter's error class ("" for canonical.ErrorPermanent).
+type permanentError struct {
+	err   error
+	class string
+}
 
 func (e permanentError) Error() string { return e.err.Error() }
 func (e permanentError) Unwrap() error { return e.err }
@@ -21,7 +25,27 @@ func Permanent(err error) error {
 	if err == nil {
 		return nil
 	}
-	return permanentError{err}
+	return permanentError{err: err}
+}
+
+// PermanentClass is Permanent with the dead letter's error class, for
+// inputs whose failure has a class of its own (parse dead-letters what
+// ingress rejected as canonical.ErrorRejectedAtIngress).
+func PermanentClass(class string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err: err, class: class}
+}
+
+// ErrorClass returns the dead-letter error class of a permanent error:
+// its PermanentClass, or canonical.ErrorPermanent.
+func ErrorClass(err error) string {
+	var p permanentError
+	if errors.As(err, &p) && p.class != "" {
+		return p.class
+	}
+	return canonical.ErrorPermanent
 }
 
 // IsPermanent reports whether err was marked with Permanent.

@@ -198,7 +198,7 @@ func (l *Loop) failed(rec *kgo.Record, id Ident, err error) (*canonical.DeadLett
 		l.Log.Info("dead-lettering record", logattr.MessageID(id.MessageID),
 			logattr.Topic(rec.Topic), logattr.Partition(rec.Partition), logattr.Offset(rec.Offset),
 			logattr.Reason(err.Error()))
-		return DeadLetter(l.Stage, id, rec, canonical.ErrorPermanent, err.Error(), 1, now, now), false
+		return DeadLetter(l.Stage, id, rec, ErrorClass(err), err.Error(), 1, now, now), false
 	}
 	k := recKey{rec.Topic, rec.Partition, rec.Offset}
 	f := l.failures[k]

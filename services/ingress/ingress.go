@@ -1,12 +1,14 @@
 // Package ingress is the ingress stage: MLLP listeners that write every
 // frame they receive to the raw topic and acknowledge the sender only once
-// Kafka has the record (acks=all, idempotent producer). A frame with no
-// usable MSH is written too (parse dead-letters it, so nothing is lost) and
-// answered with AR.
+// Kafka has the record (acks=all, idempotent producer). What ingress
+// refuses (no usable MSH, a required MSH field missing, a stray MSA, bad
+// batch counts, an acknowledgement sent as input...) is written too, with
+// the verdict in raw.rejected, so parse dead-letters it and nothing
+// received is lost; the sender gets AR (or nothing, for an ACK). The ACK
+// policy is protocol-neutral (accept.go); the listeners are adapters.
 package ingress
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -14,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,13 +24,10 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
-	"github.com/hl7bus/hl7bus/libs/hl7v2/defs"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/mllp"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
@@ -37,12 +35,29 @@ import (
 )
 
 // Ordering modes of an interface: what the Kafka key is, and so what order
-// is kept.
+// is kept (see canonical.OrderingKey).
 const (
-	OrderPatient   = "patient"   // sending facility + first PID-3 with its authority (default)
-	OrderInterface = "interface" // one key per interface: strict FIFO
-	OrderNone      = "none"      // the message ID: no order, most parallelism
+	OrderPatient   = canonical.OrderPatient   // sending facility + first PID-3 with its authority (default)
+	OrderInterface = canonical.OrderInterface // one key per interface: strict FIFO
+	OrderNone      = canonical.OrderNone      // the message ID: no order, most parallelism
 )
+
+// Values of ack.on_profile_error.
+const (
+	// OnProfileErrorAccept acknowledges a message whatever its profile
+	// says; parse records the report in parsed.validation (default).
+	OnProfileErrorAccept = "accept"
+	// OnProfileErrorError validates at ingress and answers AE with ERR
+	// segments for a message that fails the interface's profile; it is
+	// stored with the verdict profile_error and never routed.
+	OnProfileErrorError = "error"
+)
+
+// AckPolicy is an interface's acknowledgement options (key ack).
+type AckPolicy struct {
+	// OnProfileError is accept (default) or error.
+	OnProfileError string `yaml:"on_profile_error"`
+}
 
 // Interface is one inbound listener.
 type Interface struct {
@@ -73,6 +88,8 @@ type Interface struct {
 	// validates this interface's messages against; empty for the standard
 	// only.
 	Profile string `yaml:"profile"`
+	// Ack is the acknowledgement policy.
+	Ack AckPolicy `yaml:"ack"`
 }
 
 // Listener defaults of an interface.
@@ -181,6 +198,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.ordering: %q is not patient, interface or none", key, it.Ordering))
 		}
 		errs = append(errs, it.validateListener(key)...)
+		switch it.Ack.OnProfileError {
+		case "", OnProfileErrorAccept, OnProfileErrorError:
+		default:
+			errs = append(errs, fmt.Errorf("%s.ack.on_profile_error: %q is not accept or error", key, it.Ack.OnProfileError))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -199,6 +221,10 @@ type Service struct {
 	tracer   trace.Tracer
 	messages *prometheus.CounterVec
 	ackTime  *prometheus.HistogramVec
+
+	// validators holds the validator of each interface whose
+	// ack.on_profile_error is error, by interface name (set by Start).
+	validators map[string]*hl7v2.Validator
 
 	mu      sync.Mutex
 	entropy io.Reader
@@ -230,6 +256,9 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 // once they accept connections.
 func (s *Service) Start(ctx context.Context) error {
 	s.tel.Health.Register("ingress")
+	if err := s.loadValidators(); err != nil {
+		return err
+	}
 	p, err := kafka.NewProducer(s.kc, s.log, kafka.Instrument(s.tel, "ingress").Opts()...)
 	if err != nil {
 		return fmt.Errorf("ingress: producer: %w", err)
@@ -259,7 +288,7 @@ func (s *Service) Start(ctx context.Context) error {
 		part := "ingress listener " + it.Name
 		s.tel.Health.Set(part, true)
 		open := conns.WithLabelValues(it.Name)
-		srv := mllp.NewServer(s.handler(it), mllp.WithMaxFrameSize(it.MaxMessageSize),
+		srv := mllp.NewServer(s.mllpHandler(it), mllp.WithMaxFrameSize(it.MaxMessageSize),
 			mllp.WithMaxConnections(it.MaxConnections), mllp.WithIdleTimeout(it.IdleTimeout), mllp.WithReadTimeout(it.ReadTimeout),
 			mllp.WithOversizeReply(s.oversizeReply(it)),
 			mllp.WithAcceptState(func(ok bool) { s.tel.Health.Set(part, ok) }),
@@ -333,193 +362,4 @@ func (s *Service) newID(t time.Time) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return ulid.MustNew(ulid.Timestamp(t), s.entropy).String()
-}
-
-func (s *Service) handler(it Interface) mllp.Handler {
-	return mllp.HandlerFunc(func(ctx context.Context, conn mllp.ConnInfo, frame []byte) ([]byte, error) {
-		received := time.Now()
-		id := s.newID(received)
-		log := s.log.With(logattr.Interface(it.Name), logattr.MessageID(id))
-		// The root span of the message's trace. Attributes are routing
-		// metadata only, never content.
-		ctx, span := s.tracer.Start(ctx, "ingress receive", trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("hl7bus.interface", it.Name), attribute.String("hl7bus.message_id", id)))
-		defer span.End()
-		ackSent := "none"
-		msgType := "unknown"
-		defer func() {
-			s.messages.WithLabelValues(it.Name, msgType, ackSent).Inc()
-			s.ackTime.WithLabelValues(it.Name).Observe(time.Since(received).Seconds())
-		}()
-		raw := &canonical.Raw{MessageID: id, Interface: it.Name, ReceivedAt: received, Protocol: "mllp",
-			Peer: conn.RemoteAddr.String(), Payload: frame}
-		if conn.TLS != nil && len(conn.TLS.PeerCertificates) > 0 {
-			raw.TLSIdentity = conn.TLS.PeerCertificates[0].Subject.String()
-		}
-		m, perr := s.parser.Parse(frame)
-		if perr == nil && hl7v2.IsAck(m) {
-			// Never acknowledge an acknowledgement; nothing to store either.
-			log.Warn("sender sent an acknowledgement to an inbound interface; ignored")
-			return nil, nil
-		}
-		if perr == nil {
-			raw.Header = canonical.HeaderOf(m)
-			raw.OrderingKey = orderingKey(it, m, id)
-			msgType = metricType(raw.Header.MessageCode, raw.Header.TriggerEvent)
-			span.SetAttributes(attribute.String("hl7bus.message_type", msgType))
-		} else {
-			raw.OrderingKey = "interface:" + it.Name
-			// A later segment is broken but the MSH may be fine: then the
-			// AR answers the message (MSA-2 = its MSH-10), so the sender can
-			// match it, and the record says what the message was.
-			if msh := mshOnly(s.parser, frame); msh != nil {
-				raw.Header = canonical.HeaderOf(msh)
-				raw.OrderingKey = orderingKey(it, msh, id)
-				m = msh
-			}
-		}
-		stored := s.store(ctx, raw) == nil
-		if perr != nil {
-			// Unparseable: AR whether or not the store worked, since
-			// resending the same bytes cannot help.
-			log.Warn("message rejected", logattr.Stored(stored), logattr.Error(perr))
-			span.SetStatus(codes.Error, "unparseable")
-			ackSent = hl7v2.AckReject
-			if m != nil {
-				return rejectParsed(m, perr, id), nil
-			}
-			return rejectUnparseable(perr, id), nil
-		}
-		log = log.With(logattr.ControlID(m.ControlID()))
-		plan := hl7v2.PlanAck(m)
-		code, text := hl7v2.AckAccept, ""
-		if plan.Enhanced {
-			code = hl7v2.AckCommitAccept
-		}
-		if !stored {
-			code, text = hl7v2.AckError, "message could not be stored; resend it"
-			if plan.Enhanced {
-				code = hl7v2.AckCommitError
-			}
-		}
-		if plan.Enhanced && !plan.WantAccept(stored) {
-			return nil, nil
-		}
-		ackSent = code
-		if !stored {
-			span.SetStatus(codes.Error, "not stored")
-		}
-		ack, err := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: code, ControlID: id, Time: received, Text: text})
-		if err != nil {
-			return nil, fmt.Errorf("building ACK: %w", err)
-		}
-		if stored {
-			log.Debug("message accepted")
-		}
-		return ack.Bytes(), nil
-	})
-}
-
-// store writes the raw record and waits until Kafka has it.
-func (s *Service) store(ctx context.Context, raw *canonical.Raw) error {
-	v, err := s.serde.Encode(raw)
-	if err != nil {
-		s.log.Error("encoding raw record", logattr.MessageID(raw.MessageID), logattr.Error(err))
-		return err
-	}
-	// The record carries ctx, so the publish hook injects the trace context
-	// into its headers.
-	err = s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.topic, Key: []byte(raw.OrderingKey), Value: v, Context: ctx}).FirstErr()
-	if err != nil {
-		s.log.Error("storing raw record", logattr.MessageID(raw.MessageID), logattr.Error(err))
-	}
-	return err
-}
-
-// metricType is CODE^EVENT for a metric label, CODE when the event is not
-// an HL7 one, or "other".
-func metricType(code, event string) string {
-	// Only codes HL7 defines (tables 0076 and 0003) become labels: a label
-	// set must stay bounded whatever senders send.
-	if t, ok := defs.LookupTable(76); !ok || !t.Has(code) {
-		return "other"
-	}
-	if t, ok := defs.LookupTable(3); !ok || !t.Has(event) {
-		return code
-	}
-	return code + "^" + event
-}
-
-// orderingKey computes the Kafka key by the interface's ordering mode.
-func orderingKey(it Interface, m *hl7v2.Message, id string) string {
-	switch it.Ordering {
-	case OrderInterface:
-		return "interface:" + it.Name
-	case OrderNone:
-		return id
-	}
-	fac := strings.TrimSpace(m.MSH().Field(4).Comp(1).String())
-	pid, ok := m.Segment("PID", 1)
-	if !ok {
-		return fac + "|"
-	}
-	cx := pid.Field(3).Rep(1)
-	return fac + "|" + strings.TrimSpace(cx.Comp(1).String()) + "^" + strings.TrimSpace(cx.Comp(4).Sub(1).String())
-}
-
-// mshOnly parses just the first segment of frame, for answering a message
-// whose MSH is sound when a later segment is not; nil when the MSH is not.
-func mshOnly(p *hl7v2.Parser, frame []byte) *hl7v2.Message {
-	end := bytes.IndexAny(frame, "\r\n")
-	if end < 0 {
-		end = len(frame)
-	}
-	m, err := p.Parse(frame[:end])
-	if err != nil || hl7v2.IsAck(m) {
-		return nil
-	}
-	return m
-}
-
-// rejectParsed builds the AR (CR in enhanced mode) of a message whose MSH
-// is usable, with the parse error in ERR.
-func rejectParsed(m *hl7v2.Message, perr error, id string) []byte {
-	code := hl7v2.AckReject
-	if hl7v2.PlanAck(m).Enhanced {
-		code = hl7v2.AckCommitReject
-	}
-	ec := hl7v2.CodeSegmentSequence
-	if errors.Is(perr, hl7v2.ErrDelimiters) {
-		ec = hl7v2.CodeDataType
-	}
-	ack, err := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: code, ControlID: id,
-		Issues: []hl7v2.Issue{{Severity: hl7v2.SeverityError, Code: ec, Rule: "parse", Text: perr.Error()}}})
-	if err != nil {
-		return rejectUnparseable(perr, id)
-	}
-	return ack.Bytes()
-}
-
-// rejectUnparseable builds an AR for a frame without a usable MSH. With no
-// MSH to answer, it uses the default delimiters, v2.5, and an empty MSA-2.
-func rejectUnparseable(err error, id string) []byte {
-	code := hl7v2.CodeSegmentSequence
-	if errors.Is(err, hl7v2.ErrDelimiters) {
-		code = hl7v2.CodeDataType
-	}
-	stub := "MSH|^~\\&|||||" + time.Now().Format("20060102150405") + "||XXX^X00|" + id + "|P|2.5\r"
-	m, perr := hl7v2.Parse([]byte(stub))
-	if perr != nil {
-		return nil
-	}
-	ack, aerr := hl7v2.BuildACK(m, hl7v2.AckSpec{Code: hl7v2.AckReject, ControlID: id,
-		Issues: []hl7v2.Issue{{Severity: hl7v2.SeverityError, Code: code, Rule: "parse", Text: err.Error()}}})
-	if aerr != nil {
-		return nil
-	}
-	// The stub's control ID is ours, not the sender's: clear MSA-2 and
-	// MSH-9's placeholder event.
-	_ = ack.Set("MSA-2", "")
-	_ = ack.Set("MSH-9", "ACK")
-	return ack.Bytes()
 }

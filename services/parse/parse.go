@@ -1,13 +1,22 @@
 // Package parse is the parse stage: it reads raw records, parses and
-// validates each message, and writes parsed records (lossless tree,
-// validation report, original bytes). A message that cannot be parsed is
-// dead-lettered to dlq.parse with the reason.
+// validates each message, and writes parsed records (header, bounded
+// validation report, original bytes). A raw record holding an FHS/BHS
+// batch yields one parsed record per message, each with a derived message
+// ID (<parent>-<n>) and parent_message_id. What ingress refused (a raw
+// record with a verdict) is dead-lettered to dlq.parse with class
+// rejected_at_ingress and never parsed; a message that cannot be parsed is
+// dead-lettered with the reason.
 package parse
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
@@ -54,40 +63,133 @@ func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "parse", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicRaw),
 		Outputs: map[string]string{out: schemas.Parsed},
-		Handle:  pipeline.OneToOne(s.serde, out, s.Handle),
+		Handle:  s.handler(out),
 	})
 }
 
-// Handle turns a raw record's value into a parsed record.
-func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, kafka.Ident, error) {
+// handler writes the records Handle returns to topic out: a single message
+// under its input's key, the messages of a batch each under its own
+// ordering key (so a batch of several patients keeps per-patient order
+// downstream, like messages sent one by one).
+func (s *Service) handler(out string) kafka.Handler {
+	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+		ps, id, err := s.Handle(ctx, rec.Value)
+		if err != nil {
+			return nil, id, err
+		}
+		outs := make([]*kgo.Record, 0, len(ps))
+		for _, p := range ps {
+			v, err := s.serde.Encode(p)
+			if err != nil {
+				return nil, id, kafka.Permanent(err)
+			}
+			key := rec.Key
+			if p.ParentMessageID != "" {
+				key = []byte(p.OrderingKey)
+			}
+			outs = append(outs, &kgo.Record{Topic: out, Key: key, Value: v})
+		}
+		return outs, id, nil
+	}
+}
+
+// Handle turns a raw record's value into parsed records: one for a
+// message, one per message for a batch (none for an empty batch).
+func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Parsed, kafka.Ident, error) {
 	raw, err := pipeline.Decode[*canonical.Raw](ctx, s.serde, value)
 	if err != nil {
 		return nil, kafka.Ident{}, err
 	}
+	id := kafka.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}
+	if r := raw.Rejected; r != nil {
+		// The sender was told AR (or AE, or nothing for an ACK): the
+		// record is the evidence, never a message to route.
+		return nil, id, kafka.PermanentClass(canonical.ErrorRejectedAtIngress,
+			fmt.Errorf("rejected at ingress: %s: %s", r.Code, r.Reason))
+	}
+	if isBatch(raw.Payload) {
+		return s.batch(raw, id)
+	}
 	m, err := s.parser.Parse(raw.Payload)
 	if err != nil {
-		return nil, kafka.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}, kafka.Permanent(fmt.Errorf("parsing message: %w", err))
+		return nil, id, kafka.Permanent(fmt.Errorf("parsing message: %w", err))
 	}
+	p := s.parsed(raw, m, raw.MessageID, raw.OrderingKey)
+	p.Payload = raw.Payload
+	return []*canonical.Parsed{p}, kafka.Ident{MessageID: raw.MessageID, ControlID: m.ControlID()}, nil
+}
+
+// batch splits a batch frame into its messages. Ingress checked its counts
+// and every message before accepting it; a batch that still fails here
+// (written by an older ingress, or replayed) is dead-lettered whole.
+func (s *Service) batch(raw *canonical.Raw, id kafka.Ident) ([]*canonical.Parsed, kafka.Ident, error) {
+	f, err := s.parser.ParseBatch(raw.Payload)
+	if err != nil {
+		return nil, id, kafka.Permanent(fmt.Errorf("parsing batch: %w", err))
+	}
+	var out []*canonical.Parsed
+	for n, m := range f.Messages() {
+		child := raw.MessageID + "-" + strconv.Itoa(n+1)
+		key := raw.OrderingKey
+		switch raw.Ordering {
+		case canonical.OrderNone:
+			key = child
+		case canonical.OrderInterface:
+		default:
+			key = canonical.OrderingKey(canonical.OrderPatient, raw.Interface, m, child)
+		}
+		p := s.parsed(raw, m, child, key)
+		p.ParentMessageID = raw.MessageID
+		p.Payload = m.Bytes()
+		out = append(out, p)
+	}
+	return out, id, nil
+}
+
+// parsed builds the parsed record of m. Every string is valid UTF-8: the
+// header is decoded with the message's character set by hl7v2, and what
+// could still carry stray bytes (the delimiters, issue texts naming a
+// declared character set) is decoded or replaced here.
+func (s *Service) parsed(raw *canonical.Raw, m *hl7v2.Message, id, key string) *canonical.Parsed {
 	v := s.validators[raw.Interface]
 	if v == nil {
 		v = s.plain
 	}
 	report := v.Validate(m)
 	p := &canonical.Parsed{
-		MessageID: raw.MessageID, Interface: raw.Interface, ReceivedAt: raw.ReceivedAt, OrderingKey: raw.OrderingKey,
-		Header: canonical.HeaderOf(m), Delimiters: m.Delimiters().String(), Payload: raw.Payload,
+		MessageID: id, Interface: raw.Interface, ReceivedAt: raw.ReceivedAt, OrderingKey: key,
+		Header: canonical.HeaderOf(m), Delimiters: decodeText(m, m.Delimiters().String()),
 		Validation: canonical.Validation{Version: report.Version, Structure: report.Structure, Valid: report.Valid()},
 	}
-	for _, seg := range m.Segments() {
-		cs := canonical.Segment{Name: seg.Name(), Fields: make([]string, seg.NumFields())}
-		for i := range cs.Fields {
-			cs.Fields[i] = string(seg.Field(i + 1).Raw())
-		}
-		p.Segments = append(p.Segments, cs)
+	issues := report.Issues
+	if len(issues) > canonical.MaxIssues {
+		p.Validation.IssuesTruncated = len(issues) - canonical.MaxIssues
+		issues = issues[:canonical.MaxIssues]
 	}
-	for _, is := range report.Issues {
+	for _, is := range issues {
 		p.Validation.Issues = append(p.Validation.Issues, canonical.Issue{Severity: string(is.Severity), Code: int(is.Code),
-			Location: is.Location.String(), Rule: is.Rule, Text: is.Text})
+			Location: is.Location.String(), Rule: is.Rule, Text: validText(is.Text)})
 	}
-	return p, kafka.Ident{MessageID: raw.MessageID, ControlID: m.ControlID()}, nil
+	return p
+}
+
+// decodeText decodes s, bytes of m, with m's character set into valid
+// UTF-8.
+func decodeText(m *hl7v2.Message, s string) string {
+	if enc := m.Charset().Encoding(); enc != nil {
+		if b, err := enc.NewDecoder().String(s); err == nil {
+			s = b
+		}
+	}
+	return validText(s)
+}
+
+// validText replaces any byte sequence that is not UTF-8: an Avro string
+// must be, or the analysts' readers (fastavro, Java) fail on the record.
+func validText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+// isBatch reports whether a frame starts with FHS or BHS.
+func isBatch(payload []byte) bool {
+	payload = bytes.TrimLeft(bytes.TrimPrefix(payload, []byte{0xEF, 0xBB, 0xBF}), "\r\n \t")
+	return bytes.HasPrefix(payload, []byte("FHS")) || bytes.HasPrefix(payload, []byte("BHS"))
 }

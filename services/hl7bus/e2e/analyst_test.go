@@ -4,73 +4,135 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/mllp"
 )
 
+// corpusFrames returns every sample message the project and the shared
+// corpus hold (the library's testdata, latin1 and cp1252 among them;
+// python-hl7's samples and batches; the FHIR converter's v2 messages), by
+// file name. The shared corpus is read by path and left out when absent.
+func corpusFrames(t *testing.T) map[string][]byte {
+	t.Helper()
+	var files []string
+	for _, pattern := range []string{
+		filepath.Join("..", "..", "..", "libs", "hl7v2", "testdata", "*.hl7"),
+		filepath.Join("..", "..", "..", "..", "shared", "corpus", "*", "*.hl7"),
+		filepath.Join("..", "..", "..", "..", "shared", "corpus", "*", "hl7v2", "*"),
+	} {
+		m, _ := filepath.Glob(pattern)
+		files = append(files, m...)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = b
+	}
+	return out
+}
+
 // TestAnalystConsumer has an outside party's client, Python confluent-kafka
 // with AvroDeserializer (interop/analyst/consume.py), read every record of
-// parsed and transformed through the schema registry. It is built only with
-// -tags interop (make test-interop), which also provides the Python, so it
-// is never silently skipped.
+// raw, parsed, transformed and dlq.parse through the schema registry, for
+// every message of the shared corpus (latin1 and cp1252 included: every
+// string field must be UTF-8 for fastavro to decode it). It is built only
+// with -tags interop (make test-interop), which also provides the Python,
+// so it is never silently skipped.
 func TestAnalystConsumer(t *testing.T) {
 	python := os.Getenv("HL7BUS_TEST_ANALYST")
 	if python == "" {
 		t.Fatal("HL7BUS_TEST_ANALYST must name a Python with confluent-kafka (scripts/interop.sh sets it)")
 	}
 	env := kafkatest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	in := startPipeline(t, ctx, env, pipeline{Interface: "in"})
 
-	// Ingress answers with the message ID (its ULID) as the ACK's MSH-10.
-	const n = 30
-	var ids []string
-	c := mllp.NewClient(in.Addr("in"))
-	defer c.Close()
-	for i := 0; i < n; i++ {
-		reply, err := c.Send(ctx, []byte(message([]string{"ADT", "ORU", "VXU"}[i%3], i%7, i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ack, err := hl7v2.Parse(reply)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, ack.ControlID())
+	frames := corpusFrames(t)
+	if len(frames) < 20 {
+		t.Fatalf("only %d corpus files found", len(frames))
 	}
-	// Wait until both topics hold every record, committed.
-	topics := []string{env.Kafka.Topic("parsed"), env.Kafka.Topic("transformed")}
+	names := make([]string, 0, len(frames))
+	for f := range frames {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	c := mllp.NewClient(in.Addr("in"), mllp.WithAckTimeout(time.Second))
+	defer c.Close()
+	for _, f := range names {
+		// Acknowledgements in the corpus get no answer: a timeout is the
+		// expected reply to those, and they are stored all the same.
+		_, _ = c.Send(ctx, frames[f])
+	}
+
+	// Read what the pipeline made of them until every stage is done: raw
+	// holds every frame, and parsed + dlq.parse and transformed stop
+	// growing.
+	topics := []string{env.Kafka.Topic("raw"), env.Kafka.Topic("parsed"), env.Kafka.Topic("transformed"), env.Kafka.DLQTopic("parse")}
 	reader, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.ConsumeTopics(topics...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ids := map[string]bool{}
 	counts := map[string]int{}
-	for (counts[topics[0]] < n || counts[topics[1]] < n) && ctx.Err() == nil {
-		reader.PollFetches(ctx).EachRecord(func(r *kgo.Record) { counts[r.Topic]++ })
+	stable := time.Now()
+	for ctx.Err() == nil {
+		pollCtx, pcancel := context.WithTimeout(ctx, time.Second)
+		fetches := reader.PollFetches(pollCtx)
+		pcancel()
+		grew := false
+		fetches.EachRecord(func(r *kgo.Record) {
+			v, err := env.Serde.DecodeNative(ctx, r.Value)
+			if err != nil {
+				t.Fatalf("%s offset %d: %v", r.Topic, r.Offset, err)
+			}
+			if m, ok := v.(map[string]any); ok {
+				if id, _ := m["message_id"].(string); id != "" {
+					ids[id] = true
+				}
+			}
+			counts[r.Topic]++
+			grew = true
+		})
+		if grew {
+			stable = time.Now()
+		}
+		if counts[topics[0]] >= len(frames) && time.Since(stable) > 5*time.Second {
+			break
+		}
 	}
 	reader.Close()
+	if counts[topics[0]] != len(frames) || counts[topics[1]] == 0 || counts[topics[2]] == 0 {
+		t.Fatalf("records per topic %v for %d frames", counts, len(frames))
+	}
 
+	idList := make([]string, 0, len(ids))
+	for id := range ids {
+		idList = append(idList, id)
+	}
 	idFile := filepath.Join(t.TempDir(), "ids")
-	if err := os.WriteFile(idFile, []byte(strings.Join(ids, "\n")), 0o644); err != nil {
+	if err := os.WriteFile(idFile, []byte(strings.Join(idList, "\n")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{filepath.Join("..", "..", "..", "interop", "analyst", "consume.py"),
-		"--bootstrap", strings.Join(env.Kafka.Brokers, ","), "--registry", env.RegistryURL,
-		"--expect", "30", "--ids", idFile}
+		"--bootstrap", strings.Join(env.Kafka.Brokers, ","), "--registry", env.RegistryURL, "--ids", idFile}
 	for _, tp := range topics {
-		args = append(args, "--topic", tp)
+		args = append(args, "--topic", fmt.Sprintf("%s=%d", tp, counts[tp]))
 	}
 	out, err := exec.CommandContext(ctx, python, args...).CombinedOutput()
 	t.Logf("analyst's consumer: %s", strings.TrimSpace(string(out)))
