@@ -63,7 +63,11 @@ func (s *Service) rejectReply(ex *examined, id string, at time.Time) ([]byte, st
 			s.log.Error("building AR; answering from a stub header", logattr.Error(err))
 		}
 	}
-	return rejectUnparseable(ex.issues, reason, id, ex.batchID, at), code
+	msa2 := ex.batchID
+	if msa2 == "" {
+		msa2 = ex.peekedID
+	}
+	return rejectUnparseable(ex.issues, reason, id, msa2, at), code
 }
 
 // acceptReply builds the answer to a frame that was not refused: AA/CA

@@ -66,7 +66,7 @@ func (s *Service) examineBatch(it Interface, frame []byte, ex *examined) {
 	msgs := f.Messages()
 	acks := 0
 	for _, m := range msgs {
-		if isAcknowledgement(m) {
+		if hl7v2.IsAck(m) {
 			acks++
 		}
 	}
@@ -82,7 +82,7 @@ func (s *Service) examineBatch(it Interface, frame []byte, ex *examined) {
 		for mi, m := range b.Messages {
 			n++
 			where := fmt.Sprintf("batch rejected: message %d of batch %d: ", mi+1, bi+1)
-			if isAcknowledgement(m) {
+			if hl7v2.IsAck(m) {
 				ex.reject(canonical.RejectBatchStructure, where+"an acknowledgement (MSH-9 ACK) among other messages",
 					hl7v2.CodeSegmentSequence, hl7v2.Location{Segment: "MSH", Occurrence: n})
 				return

@@ -38,6 +38,10 @@ type examined struct {
 	// batch is rejected.
 	batch   bool
 	batchID string
+	// peekedID is MSH-10 read by splitting on MSH-1 alone, for answering
+	// a message whose MSH-2 is broken (then head is nil): the sender can
+	// still match the AR.
+	peekedID string
 }
 
 // reject sets the verdict and the reply's single ERR.
@@ -58,6 +62,11 @@ func (s *Service) examine(it Interface, frame []byte) *examined {
 		return ex
 	case "MSH":
 		ex.head = firstHeader(s.parser, frame)
+		if ex.head == nil {
+			if p, ok := hl7v2.PeekHeader(frame); ok {
+				ex.peekedID = p.ControlID
+			}
+		}
 	}
 	m, err := s.parser.Parse(frame)
 	switch {
@@ -86,23 +95,25 @@ func (s *Service) examine(it Interface, frame []byte) *examined {
 // examineMessage applies the per-message checks; where prefixes the texts
 // ("message 2 of batch 1: ") for a message of a batch.
 func (s *Service) examineMessage(it Interface, m *hl7v2.Message, ex *examined, where string) {
-	if isAcknowledgement(m) {
+	if hl7v2.IsAck(m) {
 		ex.answer = answerNone
 		ex.rejection = &canonical.Rejection{Code: canonical.RejectAcknowledgement,
 			Reason: where + "an acknowledgement (MSH-9 ACK) sent to an inbound interface; acknowledgements are never acknowledged"}
 		return
 	}
-	if m.Count("MSA") > 0 {
+	if is, ok := hl7v2.StrayMSA(m); ok {
 		ex.reject(canonical.RejectUnexpectedMSA,
 			where+"MSA segment not allowed: MSH-9 is not ACK, so the message is not an acknowledgement",
-			hl7v2.CodeSegmentSequence, hl7v2.Location{Segment: "MSA", Occurrence: 1})
+			is.Code, is.Location)
 		return
 	}
-	// TODO(merge): use hl7v2.RequiredHeaderIssues
-	if issues := requiredHeaderIssues(m); len(issues) > 0 {
+	if issues := hl7v2.RequiredHeaderIssues(m); len(issues) > 0 {
 		names := make([]string, len(issues))
 		for i, is := range issues {
 			names[i] = fmt.Sprintf("MSH-%d", is.Location.Field)
+			if is.Location.Component > 0 {
+				names[i] += fmt.Sprintf(".%d", is.Location.Component)
+			}
 		}
 		ex.answer = answerReject
 		ex.rejection = &canonical.Rejection{Code: canonical.RejectMissingHeaderField,
@@ -124,39 +135,6 @@ func (s *Service) examineMessage(it Interface, m *hl7v2.Message, ex *examined, w
 			ex.issues = errs
 		}
 	}
-}
-
-// isAcknowledgement reports whether m is an acknowledgement: only a
-// message whose MSH-9.1 is ACK is one; an MSA in anything else is an
-// error of the message, not a reason to stay silent.
-// TODO(merge): hl7v2.IsAck says the same once it no longer counts MSA.
-func isAcknowledgement(m *hl7v2.Message) bool {
-	code, _, _ := m.Type()
-	return strings.EqualFold(strings.TrimSpace(code), "ACK")
-}
-
-// requiredHeaderIssues reports MSH-9 (its message code), MSH-10 and MSH-12
-// (its version ID) when empty: without them a message cannot be routed,
-// answered so the sender can match the ACK, or read by its version.
-func requiredHeaderIssues(m *hl7v2.Message) []hl7v2.Issue {
-	code, _, _ := m.Type()
-	var out []hl7v2.Issue
-	for _, f := range []struct {
-		n     int
-		name  string
-		empty bool
-	}{
-		{9, "message type", strings.TrimSpace(code) == ""},
-		{10, "message control ID", strings.TrimSpace(m.ControlID()) == ""},
-		{12, "version ID", strings.TrimSpace(m.Version()) == ""},
-	} {
-		if f.empty {
-			out = append(out, hl7v2.Issue{Severity: hl7v2.SeverityError, Code: hl7v2.CodeRequiredFieldMissing,
-				Location: hl7v2.Location{Segment: "MSH", Occurrence: 1, Field: f.n}, Rule: "required",
-				Text: fmt.Sprintf("MSH-%d %s is required", f.n, f.name)})
-		}
-	}
-	return out
 }
 
 // parseReason describes a parse error by its kind and position only: the
