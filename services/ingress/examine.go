@@ -80,11 +80,9 @@ func (s *Service) examine(it Interface, frame []byte) *examined {
 			hl7v2.CodeSegmentSequence, hl7v2.Location{Segment: "MSH", Occurrence: 2})
 		return ex
 	case err != nil:
-		ec := hl7v2.CodeSegmentSequence
-		if errors.Is(err, hl7v2.ErrDelimiters) {
-			ec = hl7v2.CodeDataType
-		}
-		ex.reject(canonical.RejectUnparseable, parseReason(err), ec, hl7v2.Location{})
+		// ParseIssue gives the table 0357 code and where (MSH-1, MSH-2).
+		is := hl7v2.ParseIssue(err)
+		ex.reject(canonical.RejectUnparseable, parseReason(err), is.Code, is.Location)
 		return ex
 	}
 	ex.msg = m

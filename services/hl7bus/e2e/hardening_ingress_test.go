@@ -227,6 +227,12 @@ func TestIngressVerdictsEndToEnd(t *testing.T) {
 			ack: "AR", msa2: "TWO1", textHas: "without a batch envelope"},
 		{name: "D10 batch whose BTS-1 is wrong (probe 1.15)", frame: badBatch, verdict: "batch_count",
 			ack: "AR", msa2: "BATCH7", textHas: "BTS-1"},
+		{name: "D16 duplicate delimiters in MSH-2: MSA-2 still names the message (probe 1.3)",
+			frame: strings.Replace(adt("DELIM1"), "MSH|^~\\&|", "MSH|^^\\&|", 1), verdict: "unparseable",
+			ack: "AR", msa2: "DELIM1", issues: []errIssue{{code: 102, loc: "MSH-2"}}},
+		{name: "D8 corrupt MSH-1 must not quote the PID (probe 5.5)",
+			frame: strings.Replace(strings.ReplaceAll(adt("PHI4"), "\r", "\n"), "MSH|", "MSH#", 1), verdict: "unparseable",
+			ack: "AR", textHas: "MSH"},
 		{name: "D4 a real ACK as input (probe 1.17)", frame: "MSH|^~\\&|LIS|NATLAB|HIS|GENHOSP|20261201101500||ACK^A01^ACK|REALACK|P|2.5\rMSA|AA|X123\r",
 			verdict: "acknowledgement", noAnswer: true},
 	}
@@ -245,6 +251,9 @@ func TestIngressVerdictsEndToEnd(t *testing.T) {
 		}
 		code, msa2, id, issues := replyIssues(t, reply)
 		ids[tt.name] = id
+		if bytes.Contains(reply, []byte("ZZTESTNAME")) || bytes.Contains(reply, []byte("99887766")) {
+			t.Errorf("%s: the reply quotes the patient: %q", tt.name, reply)
+		}
 		if code != tt.ack || msa2 != tt.msa2 {
 			t.Errorf("%s: answered %s with MSA-2 %q, want %s %q: %q", tt.name, code, msa2, tt.ack, tt.msa2, reply)
 		}

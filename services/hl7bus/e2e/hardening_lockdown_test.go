@@ -129,7 +129,7 @@ func runTool(t *testing.T, dir string, within time.Duration, args ...string) (st
 }
 
 // sendOne sends one message and requires AA.
-func sendOne(t *testing.T, ctx context.Context, addr, msg string) {
+func sendAcked(t *testing.T, ctx context.Context, addr, msg string) {
 	t.Helper()
 	c := mllp.NewClient(addr, mllp.WithAckTimeout(20*time.Second))
 	defer c.Close()
@@ -226,7 +226,7 @@ routes:
 	if again := secretFiles(t, dataDir); again["kafka-scram"] != first["kafka-scram"] || again["registry-basic"] != first["registry-basic"] {
 		t.Errorf("the credentials changed across a restart")
 	}
-	sendOne(t, ctx, ingressAddr, message("ADT", 90, 1))
+	sendAcked(t, ctx, ingressAddr, message("ADT", 90, 1))
 	if out, err := runTool(t, "", 60*time.Second, "tail", "--config", cfg, "--from-beginning", "--max", fmt.Sprint(len(sent)+1), "raw"); err != nil || !strings.Contains(out, "C090-0001") {
 		t.Errorf("tail after a restart: %v\n%s", err, out)
 	}
@@ -241,7 +241,7 @@ routes:
 	if fresh := secretFiles(t, dataDir); fresh["kafka-scram"] == first["kafka-scram"] || fresh["registry-basic"] == first["registry-basic"] {
 		t.Errorf("a new data directory reused the old credentials")
 	}
-	sendOne(t, ctx, ingressAddr, message("ADT", 91, 1))
+	sendAcked(t, ctx, ingressAddr, message("ADT", 91, 1))
 	if out, err := runTool(t, "", 60*time.Second, "tail", "--config", cfg, "--from-beginning", "--max", "1", "raw"); err != nil || !strings.Contains(out, "C091-0001") {
 		t.Errorf("tail on the new data directory: %v\n%s", err, out)
 	}
