@@ -10,5 +10,6 @@
 // Server accepts many concurrent connections and hands each frame to a
 // Handler, writing back the reply (the ACK) it returns; Shutdown finishes
 // in-flight frames before closing. Client keeps one persistent connection to
-// a receiver, waits for the ACK with a timeout and reconnects with backoff.
+// a receiver, redials when the peer has closed it, waits for the ACK with a
+// timeout and says when a message never left (ErrNotSent).
 package mllp
