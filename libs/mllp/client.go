@@ -87,27 +87,44 @@ func NewClient(addr string, opts ...ClientOption) *Client {
 	return c
 }
 
-// Send delivers msg and returns the receiver's reply payload.
+// Send delivers msg and returns the receiver's reply payload; it is
+// Exchange without the timing.
+func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
+	ex, err := c.Exchange(ctx, msg)
+	return ex.Reply, err
+}
+
+// Exchange is the outcome of one Client.Exchange.
+type Exchange struct {
+	// Reply is the receiver's reply payload.
+	Reply []byte
+	// RoundTrip is the time from writing the message to the end of its
+	// reply (or the failure) on the connection that carried it: no dial
+	// and no backoff are in it.
+	RoundTrip time.Duration
+}
+
+// Exchange delivers msg and returns the receiver's reply.
 //
 // It connects when there is no connection. Before reusing a pooled
 // connection it checks, without blocking, that the peer has not closed or
 // reset it (receivers that close after each ACK, or were restarted, are
 // common) and redials if it has. When the peer closes a reused connection
 // right after the write without a byte of reply, the connection was stale
-// after all (it closed while we wrote): Send resends once, at once, on a
-// fresh connection. Apart from that one case Send never resends, since
-// whether a resend is safe is the caller's decision.
+// after all (it closed while we wrote): the message is sent once more, at
+// once, on a fresh connection. Apart from that one case Exchange never
+// resends, since whether a resend is safe is the caller's decision.
 //
 // When nothing of msg reached the peer (the dial failed, or a stale
 // connection could not be replaced) the error satisfies
 // errors.Is(err, ErrNotSent): the receiver is unreachable, and resending is
 // always safe. Any other transport error or an ACK timeout (ErrAckTimeout)
 // means msg may have arrived; the connection is closed either way.
-func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
+func (c *Client) Exchange(ctx context.Context, msg []byte) (Exchange, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, ErrClosed
+		return Exchange{}, ErrClosed
 	}
 	reused := false
 	if c.conn != nil {
@@ -119,10 +136,10 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	}
 	if c.conn == nil {
 		if err := c.connect(ctx); err != nil {
-			return nil, err
+			return Exchange{}, err
 		}
 	}
-	reply, silent, err := c.exchange(ctx, msg, reused)
+	ex, silent, err := c.exchange(ctx, msg, reused)
 	if err != nil && reused && silent && ctx.Err() == nil {
 		// The peer closed the pooled connection as the message went out:
 		// it never saw it. Not a failure of this message, so no backoff
@@ -130,18 +147,28 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 		c.drop()
 		c.nextDial = time.Time{}
 		if err := c.connect(ctx); err != nil {
-			return nil, err
+			return Exchange{}, err
 		}
-		reply, _, err = c.exchange(ctx, msg, false)
+		ex, _, err = c.exchange(ctx, msg, false)
 	}
-	return reply, err
+	return ex, err
+}
+
+// Reset closes the connection, if any, so that the next message goes on a
+// new one: for callers that find a reply out of step with the message sent
+// (an ACK naming another message), after which the stream cannot be
+// trusted.
+func (c *Client) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drop()
 }
 
 // exchange writes msg on the current connection and reads the reply.
 // silent reports that the failure left the peer's side empty: the write
 // failed before a byte went out, or the peer closed without a byte of
 // reply.
-func (c *Client) exchange(ctx context.Context, msg []byte, reused bool) (reply []byte, silent bool, err error) {
+func (c *Client) exchange(ctx context.Context, msg []byte, reused bool) (ex Exchange, silent bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Now()) })
 	defer stop()
 
@@ -150,35 +177,32 @@ func (c *Client) exchange(ctx context.Context, msg []byte, reused bool) (reply [
 		deadline = d
 	}
 	if err := c.conn.SetDeadline(deadline); err != nil {
-		return nil, false, c.fail(fmt.Errorf("mllp: setting deadline: %w", err))
+		return ex, false, c.fail(fmt.Errorf("mllp: setting deadline: %w", err))
 	}
 	c.read = 0
+	start := time.Now()
+	defer func() { ex.RoundTrip = time.Since(start) }()
 	if n, err := c.conn.Write(AppendFrame(make([]byte, 0, len(msg)+3), msg)); err != nil {
 		err = c.ctxErr(ctx, fmt.Errorf("mllp: writing to %s: %w", c.addr, err))
 		if n == 0 && !reused {
 			// A fresh connection the peer dropped at once: nothing sent.
 			err = fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
-		return nil, n == 0, c.fail(err)
+		return ex, n == 0, c.fail(err)
 	}
-	reply, err = c.reader.ReadFrame()
+	ex.Reply, err = c.reader.ReadFrame()
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
-			return nil, false, c.fail(ErrAckTimeout)
+			return ex, false, c.fail(ErrAckTimeout)
 		}
-		return nil, c.read == 0, c.fail(c.ctxErr(ctx, fmt.Errorf("mllp: reading reply from %s: %w", c.addr, err)))
+		return ex, c.read == 0, c.fail(c.ctxErr(ctx, fmt.Errorf("mllp: reading reply from %s: %w", c.addr, err)))
 	}
 	c.backoff = 0
-	if c.release2 && len(reply) == 1 {
-		switch reply[0] {
-		case ACKByte:
-			return reply, false, nil
-		case NAKByte:
-			return reply, false, ErrNAK
-		}
+	if c.release2 && len(ex.Reply) == 1 && ex.Reply[0] == NAKByte {
+		return ex, false, ErrNAK
 	}
-	return reply, false, nil
+	return ex, false, nil
 }
 
 func (c *Client) ctxErr(ctx context.Context, err error) error {
