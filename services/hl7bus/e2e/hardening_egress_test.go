@@ -29,9 +29,10 @@ import (
 
 // sinkReply is what a faulty sink does with one message.
 type sinkReply struct {
-	code  string // MSA-1; "" with garbage or none
-	msa2  string // MSA-2 when it must not be the message's MSH-10
-	close bool   // close the connection after the reply
+	code   string // MSA-1; "" with garbage or none
+	msa2   string // MSA-2 when it must not be the message's MSH-10
+	close  bool   // close the connection after the reply
+	silent bool   // no reply at all (the sender's ACK timeout passes)
 }
 
 // faultySink is an MLLP receiver written for these tests: it answers each
@@ -108,6 +109,9 @@ func (s *faultySink) serve(c net.Conn) {
 		n := s.nth[ctl]
 		s.mu.Unlock()
 		rep := s.answer(ctl, n)
+		if rep.silent {
+			continue
+		}
 		var out []byte
 		switch {
 		case rep.code == "":
@@ -522,5 +526,52 @@ func TestEgressOutageNeverDeadLetters(t *testing.T) {
 	}
 	if v, _ := metricValue(t, tel, "hl7bus_destination_up", "destination", "lab"); v != 1 {
 		t.Errorf("hl7bus_destination_up{destination=lab} = %v after the destination came back", v)
+	}
+}
+
+// D17 and destination_up: latency_ms is the time of one exchange, never a
+// reconnect backoff (the MLLP client's own backoff outlived a message's
+// attempts and was counted in the next message's first one); a
+// destination that answers, even garbage, is up.
+func TestEgressLatencyAndUpPerAttempt(t *testing.T) {
+	env := kafkatest.New(t)
+	env.Kafka.Partitions = 1 // the two messages in the order sent
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tel := telemetry.New(nil)
+	// The first message is never answered; the second gets garbage.
+	silent := "C030-0000"
+	sink := startFaultySink(t, "", func(ctl string, _ int) sinkReply {
+		if ctl == silent {
+			return sinkReply{silent: true}
+		}
+		return sinkReply{}
+	})
+	const ackTimeout, backoff = 300 * time.Millisecond, 700 * time.Millisecond
+	in := startPipeline(t, ctx, env, pipeline{Interface: "in", Telemetry: tel,
+		Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}},
+		Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: sink.addr(), AckTimeout: ackTimeout,
+			Retry: egress.Retry{MaxAttempts: 2, InitialBackoff: backoff, MaxBackoff: backoff}}}})
+	sendEach(t, ctx, in.Addr("in"), message("ADT", 30, 0), message("ADT", 31, 0))
+	recs := readDeliveries(t, ctx, env, "lis", 4)
+	if len(recs) != 4 {
+		t.Fatalf("%d delivery records, want 4: %+v", len(recs), recs)
+	}
+	for _, d := range recs {
+		t.Logf("%s attempt %d %s latency_ms %.1f", d.ControlID, d.Attempt, d.Outcome, d.LatencyMS)
+		if d.LatencyMS >= float64(backoff.Milliseconds()) {
+			t.Errorf("%s attempt %d: latency_ms %v includes a wait (ack timeout %v, backoff %v)", d.ControlID, d.Attempt, d.LatencyMS, ackTimeout, backoff)
+		}
+		if d.Attempt == 2 && d.Outcome != canonical.OutcomeDeadLettered {
+			t.Errorf("%s: last attempt %+v, want dead-lettered", d.ControlID, d)
+		}
+	}
+	deadLetters(t, ctx, env.Kafka.Brokers, env.Serde, env.Kafka.DLQTopic("egress"), 2)
+	// The last answer was garbage: still reachable.
+	if v, ok := metricValue(t, tel, "hl7bus_destination_up", "destination", "lis"); !ok || v != 1 {
+		t.Errorf("hl7bus_destination_up{destination=lis} = %v (%v) after garbage answers, want 1: up means reachable", v, ok)
+	}
+	if n := len(sink.log()); n != 4 {
+		t.Errorf("the sink got %d copies, want 4", n)
 	}
 }
