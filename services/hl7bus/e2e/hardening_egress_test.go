@@ -403,8 +403,16 @@ func deadLettersWithin(t *testing.T, ctx context.Context, env *kafkatest.Env, d 
 // holds back only the later messages of its own patient. Other patients on
 // the same partition are delivered meanwhile; the poison message
 // dead-letters after its attempts, and then its patient's next message is
-// delivered, in order.
+// delivered, in order. It holds with one connection (the default: the
+// held message waits on its timer while the connection serves other
+// patients) and with several.
 func TestEgressPoisonMessageHoldsOnlyItsKey(t *testing.T) {
+	for _, conns := range []int{0, 3} {
+		t.Run(fmt.Sprintf("connections=%d", conns), func(t *testing.T) { poisonHoldsOnlyItsKey(t, conns) })
+	}
+}
+
+func poisonHoldsOnlyItsKey(t *testing.T, conns int) {
 	env := kafkatest.New(t)
 	env.Kafka.Partitions = 1 // every patient on one partition
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -419,7 +427,7 @@ func TestEgressPoisonMessageHoldsOnlyItsKey(t *testing.T) {
 	const attempts = 4
 	in := startPipeline(t, ctx, env, pipeline{Interface: "in",
 		Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}},
-		Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: sink.addr(),
+		Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: sink.addr(), Connections: conns,
 			Retry: egress.Retry{MaxAttempts: attempts, InitialBackoff: 300 * time.Millisecond, MaxBackoff: 600 * time.Millisecond}}}})
 
 	sendEach(t, ctx, in.Addr("in"), message("ADT", 1, 0), message("ADT", 2, 0), message("ADT", 2, 1),
@@ -573,5 +581,41 @@ func TestEgressLatencyAndUpPerAttempt(t *testing.T) {
 	}
 	if n := len(sink.log()); n != 4 {
 		t.Errorf("the sink got %d copies, want 4", n)
+	}
+}
+
+// Probe 3.8: a receiver restarted between messages. The pooled connection
+// is dead; with max_attempts 1 the next message is still delivered at its
+// first attempt, and the messages sent while it was down follow when it is
+// back.
+func TestEgressReceiverRestartedBetweenMessages(t *testing.T) {
+	env := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	accept := func(string, int) sinkReply { return sinkReply{code: hl7v2.AckAccept} }
+	sink := startFaultySink(t, "", accept)
+	addr := sink.addr()
+	in := startPipeline(t, ctx, env, pipeline{Interface: "in",
+		Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}},
+		Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: addr, AckTimeout: 3 * time.Second,
+			Retry: egress.Retry{MaxAttempts: 1}}}})
+	first := sendEach(t, ctx, in.Addr("in"), message("ADT", 40, 0))
+	sink.waitArrived(t, 30*time.Second, "the first message", func(l []string) bool { return len(l) == 1 })
+	sink.stop()
+	later := sendEach(t, ctx, in.Addr("in"), message("ADT", 40, 1), message("ADT", 41, 0))
+	time.Sleep(1500 * time.Millisecond) // egress finds the destination gone meanwhile
+	sink2 := startFaultySink(t, addr, accept)
+	sink2.waitArrived(t, 30*time.Second, "the messages sent while it was down", func(l []string) bool { return len(distinct(l)) == len(later) })
+	recs := readDeliveries(t, ctx, env, "lis", len(first)+len(later))
+	for _, d := range recs {
+		if d.Outcome != canonical.OutcomeDelivered || d.Attempt != 1 {
+			t.Errorf("delivery record %+v, want delivered at attempt 1", d)
+		}
+	}
+	if len(recs) != len(first)+len(later) {
+		t.Errorf("%d delivery records, want %d", len(recs), len(first)+len(later))
+	}
+	if dead := deadLettersWithin(t, ctx, env, time.Second); len(dead) != 0 {
+		t.Errorf("%d dead letters after a receiver restart", len(dead))
 	}
 }
