@@ -360,3 +360,65 @@ func TestClientErrNotSent(t *testing.T) {
 		}
 	})
 }
+
+// Under TLS the peer's close comes as a close_notify record before the
+// FIN: the client still sees the pooled connection is closed and redials,
+// and a session ticket waiting on a live connection does not count as a
+// close.
+func TestClientRedialsClosedTLSConnection(t *testing.T) {
+	cert := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	var received atomic.Int32
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				r := NewReader(c, 0)
+				for {
+					f, err := r.ReadFrame()
+					if err != nil {
+						return
+					}
+					received.Add(1)
+					if err := WriteFrame(c, append([]byte("ACK:"), f...)); err != nil {
+						return
+					}
+					if n == 1 {
+						return // the first connection closes after its ACK
+					}
+				}
+			}()
+		}
+	}()
+	defer func() {
+		ln.Close()
+		wg.Wait()
+	}()
+	c := NewClient(ln.Addr().String(), WithAckTimeout(2*time.Second),
+		WithClientTLS(&tls.Config{InsecureSkipVerify: true})) //nolint:gosec // test against a self-signed cert
+	defer c.Close()
+	for i := 0; i < 4; i++ {
+		time.Sleep(20 * time.Millisecond)
+		msg := []byte{'t', byte('0' + i)}
+		if r, err := c.Send(context.Background(), msg); err != nil || string(r) != "ACK:"+string(msg) {
+			t.Fatalf("message %d: %q %v", i, r, err)
+		}
+	}
+	if received.Load() != 4 || conns.Load() != 2 {
+		t.Errorf("%d frames on %d connections, want 4 on 2 (one redial after the close, then reuse)", received.Load(), conns.Load())
+	}
+}
