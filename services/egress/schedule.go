@@ -69,7 +69,10 @@ type partState struct {
 	dirty bool
 	// last is the highest offset added, to drop a record fetched twice.
 	last int64
-	gone bool // revoked: results of its jobs are ignored
+	// revoking: the group is taking the partition away; nothing more of it
+	// is sent, and the jobs in flight finish before it is forgotten.
+	revoking bool
+	gone     bool // revoked: results of its jobs are ignored
 }
 
 func newScheduler() *scheduler { return &scheduler{parts: map[int32]*partState{}} }
@@ -107,7 +110,7 @@ func (s *scheduler) next() *job {
 		j := s.ready[0]
 		s.ready[0] = nil
 		s.ready = s.ready[1:]
-		if j.part.gone || j.state != ready {
+		if j.part.gone || j.part.revoking || j.state != ready {
 			continue
 		}
 		j.state = inFlight
@@ -118,7 +121,7 @@ func (s *scheduler) next() *job {
 
 // hasReady reports whether next would return a job.
 func (s *scheduler) hasReady() bool {
-	for len(s.ready) > 0 && (s.ready[0].part.gone || s.ready[0].state != ready) {
+	for len(s.ready) > 0 && (s.ready[0].part.gone || s.ready[0].part.revoking || s.ready[0].state != ready) {
 		s.ready[0] = nil
 		s.ready = s.ready[1:]
 	}
@@ -222,6 +225,20 @@ func (s *scheduler) all() map[int32]kgo.EpochOffset {
 		}
 	}
 	return out
+}
+
+// startRevoke stops sending records of partitions the group is taking
+// away, so that revoke can follow once their jobs in flight are back.
+func (s *scheduler) startRevoke(parts []int32) {
+	for _, n := range parts {
+		p := s.parts[n]
+		if p == nil {
+			// Records of it fetched meanwhile must wait too.
+			p = &partState{partition: n, keys: map[string][]*job{}, next: -1, last: -1}
+			s.parts[n] = p
+		}
+		p.revoking = true
+	}
 }
 
 // revoke forgets partitions the group took away and returns their commit

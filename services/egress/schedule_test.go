@@ -61,6 +61,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 	lastDone := map[string]int64{} // partition/key -> offset of the last record finished
 	commit := map[int32]int64{}
 	revoked := map[int32]bool{}
+	revoking := int32(-1)
 	var inFlight []*job
 	steps := 0
 
@@ -102,7 +103,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 		if len(inFlight) < senders {
 			heads := map[string]bool{}
 			for p := range topic {
-				if revoked[int32(p)] {
+				if revoked[int32(p)] || revoking == int32(p) {
 					continue
 				}
 				for _, r := range topic[p][:fetchedUpTo[p]] {
@@ -125,7 +126,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 				allFetched = false
 			}
 		}
-		if allFetched && len(inFlight) == 0 && s.pending == 0 {
+		if allFetched && len(inFlight) == 0 && s.pending == 0 && revoking < 0 {
 			break
 		}
 		switch a := rng.IntN(10); {
@@ -146,6 +147,9 @@ func checkScheduler(t *testing.T, seed uint64) {
 			check("fetch")
 		case a < 6 && len(inFlight) < senders: // a free sender takes the next job
 			if j := s.next(); j != nil {
+				if j.rec.Partition == revoking {
+					t.Fatalf("step %d: a record of partition %d sent while it is being revoked", steps, revoking)
+				}
 				inFlight = append(inFlight, j)
 			}
 			check("next")
@@ -175,15 +179,27 @@ func checkScheduler(t *testing.T, seed uint64) {
 			s.wake(now)
 			check("wake")
 		default:
-			if revokeAt >= 0 && steps >= revokeAt && len(revoked) == 0 {
-				p := int32(rng.IntN(partitions))
-				offs := s.revoke([]int32{p})
-				revoked[p] = true
-				if o, ok := offs[p]; ok && o.Offset != commit[p] && commit[p] != 0 {
-					t.Fatalf("revoke returned commit point %d, last seen %d", o.Offset, commit[p])
+			busy := false
+			for _, j := range inFlight {
+				busy = busy || j.rec.Partition == revoking
+			}
+			switch {
+			case revokeAt >= 0 && steps >= revokeAt && revoking < 0 && len(revoked) == 0:
+				// The group takes a partition away: first nothing more of
+				// it is sent, then, once its jobs in flight are back, it
+				// is forgotten with its commit point.
+				revoking = int32(rng.IntN(partitions))
+				s.startRevoke([]int32{revoking})
+				check("start revoke")
+			case revoking >= 0 && !busy:
+				offs := s.revoke([]int32{revoking})
+				if o, ok := offs[revoking]; ok && o.Offset != commit[revoking] {
+					t.Fatalf("revoke returned commit point %d, last seen %d", o.Offset, commit[revoking])
 				}
+				revoked[revoking] = true
+				revoking = -1
 				check("revoke")
-			} else if len(inFlight) == 0 && len(s.waiting) > 0 {
+			case len(inFlight) == 0 && len(s.waiting) > 0:
 				now = s.nextWake()
 				s.wake(now)
 				check("wake")

@@ -35,6 +35,11 @@ const (
 	probeMax = time.Second
 	// commitTimeout bounds one offset commit.
 	commitTimeout = 10 * time.Second
+	// drainTimeout is how long the sends in flight when shutdown begins
+	// may take to finish with their normal outcome (and be committed)
+	// before they are cancelled: a healthy receiver answers in
+	// milliseconds, and a cancelled send is sent again after the restart.
+	drainTimeout = 5 * time.Second
 )
 
 // worker delivers one destination's messages: a coordinator goroutine owns
@@ -117,6 +122,11 @@ func (w *worker) run(ctx context.Context) error {
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Sends outlive ctx by up to drainTimeout: shutdown drains them.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	drain := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, cancelSends) })
+	defer drain()
 	jobs := make(chan *job, w.d.Connections)
 	results := make(chan result, w.d.Connections)
 	var senders sync.WaitGroup
@@ -127,7 +137,7 @@ func (w *worker) run(ctx context.Context) error {
 			defer senders.Done()
 			defer client.Close()
 			for j := range jobs {
-				results <- w.process(runCtx, j, client)
+				results <- w.process(sendCtx, j, client)
 			}
 		}()
 	}
@@ -150,6 +160,7 @@ func (w *worker) run(ctx context.Context) error {
 	final, fatal := w.coordinate(runCtx, jobs, results, room, fetched, commits)
 	close(w.coordDone)
 	stop()
+	cancelSends()
 	<-pollDone
 	close(jobs)
 	senders.Wait()
@@ -246,6 +257,10 @@ func (w *worker) coordinate(ctx context.Context, jobs chan<- *job, results <-cha
 		probeAt   time.Time
 		probeWait = probeMin
 		toCommit  map[int32]kgo.EpochOffset
+		// revoking are revocations waiting for their partitions' jobs in
+		// flight, counted in partFlight.
+		revoking   []revokeReq
+		partFlight = map[int32]int{}
 	)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -262,12 +277,33 @@ func (w *worker) coordinate(ctx context.Context, jobs chan<- *job, results <-cha
 					probe = j
 				}
 				inFlight++
+				partFlight[j.rec.Partition]++
 				jobs <- j // buffered for every sender: never blocks
 			}
 			if !polling && s.pending < maxPending && s.pendingBytes < maxPendingBytes {
 				room <- maxPending - s.pending
 				polling = true
 			}
+		}
+		// A revocation completes once its partitions have nothing in
+		// flight: what they delivered meanwhile is committed, not sent
+		// again by the next owner.
+		for i := 0; i < len(revoking); i++ {
+			req := revoking[i]
+			busy := false
+			for _, p := range req.parts {
+				busy = busy || partFlight[p] > 0
+			}
+			if busy && !req.lost {
+				continue
+			}
+			offs := s.revoke(req.parts)
+			for _, p := range req.parts {
+				delete(toCommit, p)
+			}
+			req.reply <- offs
+			revoking = append(revoking[:i], revoking[i+1:]...)
+			i--
 		}
 		w.s.pending.WithLabelValues(w.d.Name).Set(float64(s.pending))
 		for p, o := range s.commits() {
@@ -305,16 +341,14 @@ func (w *worker) coordinate(ctx context.Context, jobs chan<- *job, results <-cha
 				s.add(r)
 			}
 		case req := <-w.revokes:
-			offs := s.revoke(req.parts)
-			for _, p := range req.parts {
-				delete(toCommit, p)
-			}
-			req.reply <- offs
+			s.startRevoke(req.parts)
+			revoking = append(revoking, req)
 		case commitOut <- toCommit:
 			toCommit = nil
 		case <-tick:
 		case r := <-results:
 			inFlight--
+			partFlight[r.j.rec.Partition]--
 			if r.j == probe {
 				probe = nil
 			}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -618,4 +619,68 @@ func TestEgressReceiverRestartedBetweenMessages(t *testing.T) {
 	if dead := deadLettersWithin(t, ctx, env, time.Second); len(dead) != 0 {
 		t.Errorf("%d dead letters after a receiver restart", len(dead))
 	}
+}
+
+// A second egress instance joins the destination's group mid-flow and
+// leaves again: partitions move both ways (the revocation path), every
+// message is delivered and each patient's messages arrive in order.
+func TestEgressRebalanceKeepsOrder(t *testing.T) {
+	env := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	sink := startFaultySink(t, "", func(string, int) sinkReply {
+		time.Sleep(25 * time.Millisecond) // a receiver that takes its time, so the handovers happen mid-flow
+		return sinkReply{code: hl7v2.AckAccept}
+	})
+	dests := []egress.Destination{{Name: "lis", Protocol: "mllp", Address: sink.addr(), Connections: 2,
+		Retry: egress.Retry{InitialBackoff: 20 * time.Millisecond}}}
+	in := startPipeline(t, ctx, env, pipeline{Interface: "in", Destinations: dests,
+		Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}}})
+
+	var sent map[string]string
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		sent = sendAll(t, ctx, in.Addr("in"), 3, 5, 8)
+	}()
+	// The second instance joins once delivery is under way, and leaves.
+	sink.waitArrived(t, 30*time.Second, "delivery under way", func(l []string) bool { return len(l) >= 10 })
+	bctx, bstop := context.WithCancel(ctx)
+	bdone := make(chan error, 1)
+	btel := telemetry.New(nil)
+	go func() {
+		bdone <- egress.New(egress.Config{Destinations: dests, Telemetry: btel}, env.Kafka, env.Serde, slog.New(slog.DiscardHandler)).Run(bctx)
+	}()
+	// Until the second instance has delivered some (it got partitions).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if v, _ := metricValue(t, btel, "hl7bus_egress_attempts_total", "destination", "lis", "outcome", canonical.OutcomeDelivered); v >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second egress instance never delivered: no partitions moved to it")
+		}
+	}
+	bstop()
+	if err := <-bdone; err != nil {
+		t.Errorf("second egress: %v", err)
+	}
+	<-sendDone
+	log := sink.waitArrived(t, 60*time.Second, "every message delivered", func(l []string) bool { return len(distinct(l)) == len(sent) })
+	first := map[string]bool{}
+	last := map[string]int{}
+	dups := 0
+	for _, ctl := range log {
+		if first[ctl] {
+			dups++
+			continue
+		}
+		first[ctl] = true
+		var p, n int
+		fmt.Sscanf(ctl, "C%03d-%04d", &p, &n)
+		if prev, ok := last[fmt.Sprint(p)]; ok && n <= prev {
+			t.Errorf("patient %d: message %d arrived after %d", p, n, prev)
+		}
+		last[fmt.Sprint(p)] = n
+	}
+	t.Logf("%d messages delivered across the handovers, %d delivered twice", len(sent), dups)
 }
