@@ -176,7 +176,7 @@ type DeadLetter struct {
 const (
 	OutcomeDelivered    = "delivered"
 	OutcomeRetry        = "retry"
-	OutcomeDeadLettered = "dead-lettered"
+	OutcomeDeadLettered = "dead_lettered"
 )
 
 // Delivery is the outcome of one delivery attempt (topic delivery).

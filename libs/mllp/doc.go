@@ -15,6 +15,7 @@
 // server runs, and reported so readiness can follow them; Shutdown
 // finishes in-flight frames before closing. The package knows nothing of
 // HL7: the reply to an oversize frame is the caller's (WithOversizeReply).
-// See DESIGN.md for the concurrency. Client keeps one persistent connection to
-// a receiver, waits for the ACK with a timeout and reconnects with backoff.
+// See DESIGN.md for the concurrency. Client keeps one persistent connection
+// to a receiver, redials when the peer has closed it, waits for the ACK with
+// a timeout and says when a message never left (ErrNotSent).
 package mllp

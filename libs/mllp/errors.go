@@ -76,3 +76,9 @@ func (e *FrameTooLargeError) Error() string {
 }
 
 func (e *FrameTooLargeError) Unwrap() error { return ErrFrameTooLarge }
+
+// ErrNotSent is returned (wrapped) by Client.Send when nothing of the
+// message reached the peer: the connection could not be made, or a pooled
+// connection the peer had closed could not be replaced. The receiver is
+// unreachable; it has not refused the message, and resending is safe.
+var ErrNotSent = errors.New("mllp: message not sent")

@@ -32,18 +32,21 @@ func TestUndecodableRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := New(Config{}, env.Kafka, env.Serde, log)
-	w := &worker{s: s, d: Destination{Name: "lis", Retry: Retry{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}},
-		prod: prod, dlq: dlq, log: log, tracer: kafka.Instrument(s.tel, "t").Tracer}
+	w := newWorker(s, Destination{Name: "lis", Retry: Retry{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}}.withDefaults(),
+		prod, dlq, env.Kafka.Topic(kafka.TopicDelivery))
 
-	// A schema ID the registry does not know (yet): retried, never
-	// dead-lettered; handle gives up only when shutting down.
-	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	if w.handle(short, &kgo.Record{Topic: "t", Value: []byte{0, 0, 0, 0, 77, 2}}) {
-		t.Error("a record whose schema cannot be fetched was passed")
+	// A schema ID the registry does not know (yet): held for a retry, never
+	// dead-lettered, and no attempt counted. (No client: nothing is sent.)
+	unknown := &job{rec: &kgo.Record{Topic: "t", Value: []byte{0, 0, 0, 0, 77, 2}}}
+	if r := w.process(ctx, unknown, nil); r.kind != retryResult || unknown.attempts != 0 || r.at.IsZero() {
+		t.Errorf("a record whose schema cannot be fetched was passed: result %+v, attempts %d", r, unknown.attempts)
 	}
 	// Bytes that are no record at all: dead-lettered at once.
-	if !w.handle(ctx, &kgo.Record{Topic: "t", Value: []byte("not avro")}) {
+	r := w.process(ctx, &job{rec: &kgo.Record{Topic: "t", Value: []byte("not avro")}}, nil)
+	if r.kind == fatalResult {
+		t.Fatalf("fatal: %v", r.err)
+	}
+	if r.kind != finishedResult {
 		t.Fatal("garbage was not dead-lettered")
 	}
 	reader, err := kafka.NewReader(env.Kafka, log, dlq, true, false)
@@ -64,8 +67,5 @@ func TestUndecodableRecords(t *testing.T) {
 	}
 	if len(dead) != 1 || string(dead[0].Value) != "not avro" || !strings.Contains(dead[0].Reason, "Confluent wire format") {
 		t.Fatalf("dead letters %+v", dead)
-	}
-	if w.fatal != nil {
-		t.Errorf("fatal set: %v", w.fatal)
 	}
 }
