@@ -15,6 +15,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -62,10 +63,15 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 		case "bad":
 			return nil, kafka.Ident{MessageID: "id-bad", ControlID: "C-bad"}, kafka.Permanent(errors.New("not a message"))
 		case "flaky":
+			// Transient for longer than the old 5-attempt budget: it must
+			// be retried, never dead-lettered.
 			mu.Lock()
 			flakyCalls++
+			calls := flakyCalls
 			mu.Unlock()
-			return nil, kafka.Ident{MessageID: "id-flaky"}, errors.New("registry unavailable")
+			if calls <= 8 {
+				return nil, kafka.Ident{MessageID: "id-flaky"}, errors.New("registry unavailable")
+			}
 		}
 		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, kafka.Ident{}, nil
 	}
@@ -73,8 +79,9 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tel := telemetry.Nop()
 	loop := &kafka.Loop{Stage: "test", Session: sess, DLQTopic: dlq, Serde: env.Serde, Handle: handler, Log: log,
-		MaxAttempts: 3, Backoff: 10 * time.Millisecond}
+		Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Telemetry: tel}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- loop.Run(runCtx) }()
@@ -111,37 +118,62 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 	}
 	sess.Close()
 
-	if len(outs) != n-5 {
-		t.Errorf("%d distinct outputs, want %d", len(outs), n-5)
+	if len(outs) != n-4 {
+		t.Errorf("%d distinct outputs, want %d", len(outs), n-4)
 	}
 	for v, c := range outs {
 		if c != 1 {
 			t.Errorf("%s produced %d times", v, c)
 		}
 	}
-	if len(dead) != 5 {
-		t.Fatalf("%d dead letters, want 5", len(dead))
+	if len(dead) != 4 {
+		t.Fatalf("%d dead letters, want 4 (transient failures are retried, never dead-lettered)", len(dead))
 	}
-	transient := 0
 	for _, d := range dead {
-		switch d.ErrorClass {
-		case canonical.ErrorPermanent:
-			if string(d.Value) != "bad" || d.Reason != "not a message" || d.SourceTopic != in || d.MessageID != "id-bad" || d.ControlID != "C-bad" || d.Attempts != 1 {
-				t.Errorf("permanent dead letter %+v", d)
-			}
-		case canonical.ErrorTransient:
-			transient++
-			if string(d.Value) != "flaky" || d.Attempts != 3 || d.Reason != "registry unavailable" || !d.LastFailedAt.After(d.FirstFailedAt) {
-				t.Errorf("transient dead letter %+v", d)
-			}
+		if d.ErrorClass != canonical.ErrorPermanent || string(d.Value) != "bad" || d.Reason != "not a message" || d.SourceTopic != in ||
+			d.MessageID != "id-bad" || d.ControlID != "C-bad" || d.Attempts != 1 {
+			t.Errorf("dead letter %+v", d)
 		}
 		if string(d.Headers["traceparent"]) != "00-t" {
 			t.Errorf("dead letter lost headers: %v", d.Headers)
 		}
 	}
-	if transient != 1 || flakyCalls != 3 {
-		t.Errorf("transient dead letters %d, handler calls %d", transient, flakyCalls)
+	if outs["FLAKY"] != 1 || flakyCalls != 9 {
+		t.Errorf("flaky record: %d outputs after %d handler calls", outs["FLAKY"], flakyCalls)
 	}
+	// ok counts committed records only: the retried batches do not count.
+	if ok := counter(t, tel, "hl7bus_stage_records_total", "ok"); ok != n-4 {
+		t.Errorf("hl7bus_stage_records_total{outcome=ok} = %v, want %d", ok, n-4)
+	}
+	if dl := counter(t, tel, "hl7bus_stage_records_total", "dead_lettered"); dl != 4 {
+		t.Errorf("hl7bus_stage_records_total{outcome=dead_lettered} = %v, want 4", dl)
+	}
+}
+
+// counter returns the value of the series of name whose labels include
+// the value want (0 when there is none).
+func counter(t *testing.T, tel *telemetry.Telemetry, name, want string) float64 {
+	t.Helper()
+	mfs, err := tel.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == want {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func TestConfigValidate(t *testing.T) {
