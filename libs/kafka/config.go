@@ -33,7 +33,7 @@ type Config struct {
 	// Configuration loading derives it from the interfaces (the largest
 	// max_message_size + 1 MiB of envelope headroom); WithDefaults falls
 	// back to DefaultMaxRecordBytes.
-	MaxRecordBytes int `yaml:"max_record_bytes"`
+	MaxRecordBytes int  `yaml:"max_record_bytes"`
 	TLS            TLS  `yaml:"tls"`
 	SASL           SASL `yaml:"sasl"`
 	// Instance names this process among the instances of each stage
