@@ -78,13 +78,8 @@ func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Parsed, 
 		Header: canonical.HeaderOf(m), Delimiters: m.Delimiters().String(), Payload: raw.Payload,
 		Validation: canonical.Validation{Version: report.Version, Structure: report.Structure, Valid: report.Valid()},
 	}
-	for _, seg := range m.Segments() {
-		cs := canonical.Segment{Name: seg.Name(), Fields: make([]string, seg.NumFields())}
-		for i := range cs.Fields {
-			cs.Fields[i] = string(seg.Field(i + 1).Raw())
-		}
-		p.Segments = append(p.Segments, cs)
-	}
+	// No segments tree: a record holds the message once (the payload), so
+	// a message up to the interface limit fits the record limit.
 	for _, is := range report.Issues {
 		p.Validation.Issues = append(p.Validation.Issues, canonical.Issue{Severity: string(is.Severity), Code: int(is.Code),
 			Location: is.Location.String(), Rule: is.Rule, Text: is.Text})

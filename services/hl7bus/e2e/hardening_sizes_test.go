@@ -152,11 +152,13 @@ func get(t *testing.T, url string) string {
 }
 
 // TestHardeningSizesNoStall: a record whose stage output exceeds the
-// record limit must not stall the pipeline (D1). With a 1 MiB record
-// limit, parse's output for a 700 KB message may not fit: it is then
-// dead-lettered with a reason naming the size and the limit (and no
-// content), and the small message sent after it is delivered. Either way
-// nothing stalls.
+// record limit must not stall the pipeline (D1; the probe's 10,000-OBX
+// case). With a 1 MiB record limit, the 330 KB message fits raw, but
+// parse's output (the message plus a validation report of 10,000 issues)
+// does not: it is dead-lettered with a reason naming the size and the
+// limit (and no content), and the small message sent after it is
+// delivered. Once the validation report is bounded, the parsed record fits
+// and the message is delivered instead; either way nothing stalls.
 func TestHardeningSizesNoStall(t *testing.T) {
 	env := kafkatest.New(t)
 	env.Kafka.MaxRecordBytes = 1 << 20
@@ -168,13 +170,20 @@ func TestHardeningSizesNoStall(t *testing.T) {
 		Destinations: []egress.Destination{{Name: "his", Protocol: "mllp", Address: recv.addr,
 			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}})
 
-	mid := pdfMessage(t, "MID700K", 700_000)
+	var b strings.Builder
+	b.WriteString("MSH|^~\\&|LIS|GENHOSP|HIS|GENHOSP|20261201101500||ORU^R01^ORU_R01|OBX10K|P|2.5.1\r" +
+		"PID|1||P904^^^GENHOSP^MR||DOE^JANE||19800101|F\rOBR|1||L904|GLU^Glucose\r")
+	for i := 1; i <= 10000; i++ {
+		// OBX-11 "Q" is not in table 0085: one validation issue per OBX.
+		fmt.Fprintf(&b, "OBX|%d|NM|GLU^Glucose||%d|mg/dL|||||Q\r", i, i%200)
+	}
+	mid := []byte(b.String())
 	small := []byte(message("ADT", 903, 1))
 	sendExpect(t, ctx, in.Addr("lab-in"), mid, hl7v2.AckAccept)
 	sendExpect(t, ctx, in.Addr("lab-in"), small, hl7v2.AckAccept)
 	waitFor(t, recv, 60*time.Second, small)
 
-	// The 700 KB message was delivered too, or dead-lettered by the stage
+	// The large message was delivered too, or dead-lettered by the stage
 	// whose output could not hold it.
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -188,13 +197,13 @@ func TestHardeningSizesNoStall(t *testing.T) {
 				if !strings.Contains(d.Reason, "record limit of 1048576 bytes") || strings.Contains(d.Reason, "JANE") {
 					t.Fatalf("%s dead letter reason %q: want the size and the limit, no content", st, d.Reason)
 				}
-				t.Logf("%s dead-lettered the 700 KB message: %s", st, d.Reason)
+				t.Logf("%s dead-lettered the 10,000-OBX message: %s", st, d.Reason)
 				return
 			}
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatal("the 700 KB message was neither delivered nor dead-lettered")
+	t.Fatal("the 10,000-OBX message was neither delivered nor dead-lettered")
 }
 
 // deadLettersNow returns the committed dead letters of topic that can be
