@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -34,6 +35,10 @@ type Stage struct {
 	Handle  kafka.Handler
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
+	// StallAfter is how long the stage may hold fetched records without
+	// committing before it reports itself not ready (kafka.Loop's
+	// default, 30 s, when zero).
+	StallAfter time.Duration
 }
 
 // Run runs stage until ctx ends.
@@ -83,7 +88,7 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 	log.Info("stage running", logattr.Input(st.Input), logattr.Group(group))
 	tel.Health.Set(st.Name, true)
 	loop := &kafka.Loop{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log,
-		MaxRecordBytes: kc.MaxRecordBytes, Telemetry: tel, Tracer: inst.Tracer}
+		MaxRecordBytes: kc.MaxRecordBytes, StallAfter: st.StallAfter, Telemetry: tel, Tracer: inst.Tracer}
 	err = loop.Run(ctx)
 	log.Info("stage stopped")
 	return err
