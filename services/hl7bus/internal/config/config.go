@@ -115,7 +115,7 @@ func Load(path string, overrides ...string) (*File, error) {
 	}
 	// Environment variables override only keys viper knows; bind the
 	// scalar ones so they work even when the file leaves them out.
-	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication",
+	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication", "kafka.max_record_bytes",
 		"kafka.client_id", "kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password", "kafka.tls.enabled",
 		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "http.pprof",
 		"tracing.otlp_endpoint", "tracing.sample_ratio", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",

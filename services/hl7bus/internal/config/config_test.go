@@ -38,7 +38,12 @@ func TestRecordLimitDerived(t *testing.T) {
 	}{
 		{nil, 5 << 20}, // adt-in's 4 MiB is the largest
 		{[]string{"kafka.max_record_bytes=67108864"}, 64 << 20},
+		{[]string{"env"}, 32 << 20},
 	} {
+		if len(tc.overrides) == 1 && tc.overrides[0] == "env" {
+			t.Setenv("HL7BUS_KAFKA_MAX_RECORD_BYTES", "33554432")
+			tc.overrides = nil
+		}
 		f, err := Load("testdata/sizes.good.yaml", tc.overrides...)
 		if err != nil {
 			t.Fatal(err)
