@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -16,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/hl7bus/hl7bus/libs/logattr"
 )
 
 // base returns the options every client shares: brokers, client ID,
@@ -29,6 +32,7 @@ func base(c Config, log *slog.Logger) ([]kgo.Opt, error) {
 		// They carry broker and protocol detail, never record content.
 		kgo.WithLogger(kslog.New(slog.New(minLevel{log.Handler(), slog.LevelWarn}))),
 	}
+	opts = append(opts, sizeOpts(c.WithDefaults().MaxRecordBytes)...)
 	if c.TLS.Enabled {
 		tc, err := tlsConfig(c.TLS)
 		if err != nil {
@@ -45,6 +49,37 @@ func base(c Config, log *slog.Logger) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.SASL(plain.Auth{User: c.SASL.Username, Pass: c.SASL.Password.Value()}.AsMechanism()))
 	}
 	return opts, nil
+}
+
+// sizeOpts are the options that let every client write and read records
+// of up to limit bytes: the record limit is one policy (the largest
+// interface message plus its envelope), and a client whose own limit were
+// lower than the topics' would fail or stall on the first large message.
+func sizeOpts(limit int) []kgo.Opt {
+	// franz-go's defaults: 100 MiB per request written or response read.
+	// A fetch response or produce request must hold at least one whole
+	// record batch, so both grow with large limits.
+	wire := int32(max(100<<20, 2*limit))
+	return []kgo.Opt{
+		// The largest batch franz-go builds, before compression; a single
+		// record larger than this fails at once with MESSAGE_TOO_LARGE
+		// (the default 1,000,012 bytes is what stalled parse on a 700 KB
+		// message).
+		kgo.ProducerBatchMaxBytes(int32(limit)),
+		// zstd: HL7 v2 text compresses 5-10x and base64 documents by a
+		// quarter, so records cost less disk, network and broker limit;
+		// zstd compresses text markedly better than snappy for a modest
+		// CPU cost, and every consumer the analysts use (librdkafka, Java,
+		// franz-go) reads it. Snappy is the fallback for brokers before
+		// Kafka 2.1, which cannot take zstd.
+		kgo.ProducerBatchCompression(kgo.ZstdCompression(), kgo.SnappyCompression(), kgo.NoCompression()),
+		// One partition's fetch may carry a full largest record batch, and
+		// one fetch response several of them.
+		kgo.FetchMaxPartitionBytes(int32(limit)),
+		kgo.FetchMaxBytes(max(50<<20, int32(limit))),
+		kgo.BrokerMaxReadBytes(wire),
+		kgo.BrokerMaxWriteBytes(wire),
+	}
 }
 
 func tlsConfig(t TLS) (*tls.Config, error) {
@@ -149,6 +184,7 @@ func NewTransactSession(c Config, log *slog.Logger, group, txnID string, topics 
 		kgo.FetchMinBytes(64<<10),
 		kgo.FetchMaxWait(10*time.Millisecond),
 	)
+	opts = append(opts, membership(c, log, group)...)
 	return kgo.NewGroupTransactSession(append(opts, extra...)...)
 }
 
@@ -163,7 +199,71 @@ func NewConsumer(c Config, log *slog.Logger, group string, topics []string, extr
 		// Offsets commit only after delivery (at-least-once toward the
 		// receiver); autocommit would commit what was merely fetched.
 		kgo.DisableAutoCommit(),
-	}, extra)
+		// A fetch waits for new records at most 1 s instead of 5 s. The
+		// broker answers as soon as records arrive, but a freshly joined
+		// member was seen to wait out the whole 5 s on the embedded broker
+		// before its first records after a restart; 1 s bounds that, for
+		// one empty fetch per second while idle.
+		kgo.FetchMaxWait(time.Second),
+	}, append(membership(c, log, group), extra...))
+}
+
+// membership returns the group options shared by every group member.
+//
+// With c.Instance set the member is static (KIP-345), under instance ID
+// c.Instance: an instance killed and restarted in place rejoins as the same
+// member and gets its partitions back at once, where a new dynamic member
+// would wait for the dead one's session (45 s) to expire. A static member
+// does not leave its group when it closes, so a stopped instance would
+// hold its partitions for the whole session timeout too; leaveOnClose
+// sends that leave itself, and the group hands the partitions to the
+// remaining members at once (rolling updates, scale-in).
+//
+// Transactional stages use the same instance name in their transactional
+// ID, so group membership and transaction fencing agree: the instance that
+// takes over an instance ID also fences its predecessor's producer.
+func membership(c Config, log *slog.Logger, group string) []kgo.Opt {
+	opts := []kgo.Opt{
+		// The other members learn of a rebalance at their next heartbeat;
+		// 1 s instead of 3 s keeps a handover well inside 5 s, for one
+		// small request per second per member.
+		kgo.HeartbeatInterval(time.Second),
+	}
+	if c.Instance != "" {
+		opts = append(opts, kgo.InstanceID(c.Instance), kgo.WithHooks(leaveOnClose{c: c, log: log, group: group}))
+	}
+	return opts
+}
+
+// leaveOnClose makes a static member leave its group once its client has
+// closed (a graceful stop). A killed process never gets here: its
+// successor under the same instance ID replaces it.
+type leaveOnClose struct {
+	c     Config
+	log   *slog.Logger
+	group string
+}
+
+// OnClientClosed implements kgo.HookClientClosed.
+func (h leaveOnClose) OnClientClosed(*kgo.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The closed client cannot send any more; a short-lived one can.
+	cl, err := newClient(h.c, h.log, nil, nil)
+	if err != nil {
+		h.log.Warn("leaving the consumer group", logattr.Group(h.group), logattr.Error(err))
+		return
+	}
+	defer cl.Close()
+	res, err := kadm.NewClient(cl).LeaveGroup(ctx, kadm.LeaveGroup(h.group).InstanceIDs(h.c.Instance))
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		// Not fatal: the group still expires the member after its
+		// session timeout.
+		h.log.Warn("leaving the consumer group", logattr.Group(h.group), logattr.Error(err))
+	}
 }
 
 // NewReader returns a consumer without a group for tools that read a topic
@@ -182,17 +282,75 @@ func NewReader(c Config, log *slog.Logger, topic string, fromStart, committed bo
 }
 
 // EnsureTopics creates the topics that do not exist yet with the
-// configured partitions and replication.
+// configured partitions and replication and max.message.bytes =
+// c.MaxRecordBytes, and raises max.message.bytes on existing topics whose
+// limit is lower (topics created by an older hl7bus, or by hand), so
+// every topic can hold every record a stage may write. It never lowers a
+// limit.
 func EnsureTopics(ctx context.Context, cl *kgo.Client, c Config, topics ...string) error {
+	c = c.WithDefaults()
 	adm := kadm.NewClient(cl)
-	res, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, nil, topics...)
+	limit := strconv.Itoa(c.MaxRecordBytes)
+	res, err := adm.CreateTopics(ctx, c.Partitions, c.Replication, map[string]*string{maxMessageBytes: &limit}, topics...)
 	if err != nil {
 		return fmt.Errorf("creating topics: %w", err)
 	}
-	var errs []error
+	var existing []string
+	var errList []error
 	for _, r := range res.Sorted() {
-		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
-			errs = append(errs, fmt.Errorf("creating topic %s: %w", r.Topic, r.Err))
+		switch {
+		case errors.Is(r.Err, kerr.TopicAlreadyExists):
+			existing = append(existing, r.Topic)
+		case r.Err != nil:
+			errList = append(errList, fmt.Errorf("creating topic %s: %w", r.Topic, r.Err))
+		}
+	}
+	if len(existing) > 0 {
+		if err := raiseLimits(ctx, adm, c.MaxRecordBytes, existing); err != nil {
+			errList = append(errList, err)
+		}
+	}
+	return errors.Join(errList...)
+}
+
+// maxMessageBytes is the topic config that bounds a record batch (after
+// compression) on the broker.
+const maxMessageBytes = "max.message.bytes"
+
+// raiseLimits sets max.message.bytes to limit on each topic whose value
+// is lower, with an incremental alter (only that key changes).
+func raiseLimits(ctx context.Context, adm *kadm.Client, limit int, topics []string) error {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("describing topic configs: %w", err)
+	}
+	var low []string
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return fmt.Errorf("describing topic %s: %w", rc.Name, rc.Err)
+		}
+		cur := -1
+		for _, kv := range rc.Configs {
+			if kv.Key == maxMessageBytes {
+				cur, _ = strconv.Atoi(kv.MaybeValue())
+			}
+		}
+		if cur < limit {
+			low = append(low, rc.Name)
+		}
+	}
+	if len(low) == 0 {
+		return nil
+	}
+	v := strconv.Itoa(limit)
+	res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: maxMessageBytes, Value: &v}}, low...)
+	if err != nil {
+		return fmt.Errorf("raising %s of %v to %d: %w", maxMessageBytes, low, limit, err)
+	}
+	var errs []error
+	for _, r := range res {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("raising %s of topic %s to %d: %w", maxMessageBytes, r.Name, limit, r.Err))
 		}
 	}
 	return errors.Join(errs...)

@@ -27,9 +27,39 @@ type Config struct {
 	Replication int16 `yaml:"replication"`
 	// ClientID names the process to the brokers. Default "hl7bus".
 	ClientID string `yaml:"client_id"`
-	TLS      TLS    `yaml:"tls"`
-	SASL     SASL   `yaml:"sasl"`
+	// MaxRecordBytes is the largest record (key, value and headers,
+	// before compression) any hl7bus client writes or must be able to
+	// read, and the max.message.bytes of every topic hl7bus creates.
+	// Configuration loading derives it from the interfaces (the largest
+	// max_message_size + 1 MiB of envelope headroom); WithDefaults falls
+	// back to DefaultMaxRecordBytes.
+	MaxRecordBytes int  `yaml:"max_record_bytes"`
+	TLS            TLS  `yaml:"tls"`
+	SASL           SASL `yaml:"sasl"`
+	// Instance names this process among the instances of each stage
+	// (the --instance flag, the host name, or "standalone"). It is not
+	// read from the file: it must differ between replicas that share one
+	// configuration. When set, group consumers are static members
+	// (KIP-345) under this instance ID, so a restarted instance takes its
+	// partitions back at once instead of waiting out its predecessor's
+	// session.
+	Instance string `yaml:"-"`
 }
+
+// Record size limits.
+const (
+	// EnvelopeHeadroom is what a record holds besides the message itself
+	// (IDs, header fields, validation report, Avro framing, record
+	// headers): the record limit is the largest message plus this.
+	EnvelopeHeadroom = 1 << 20
+	// DefaultMaxRecordBytes is the record limit for the default interface
+	// max_message_size of 16 MiB.
+	DefaultMaxRecordBytes = 16<<20 + EnvelopeHeadroom
+	// MaxRecordBytesCeiling bounds kafka.max_record_bytes: franz-go refuses
+	// batch limits above 1 GiB, and a single record near that would need
+	// that much memory in every stage anyway.
+	MaxRecordBytesCeiling = 512 << 20
+)
 
 // TLS configures encryption to the brokers.
 type TLS struct {
@@ -65,8 +95,15 @@ func (c Config) WithDefaults() Config {
 	if c.ClientID == "" {
 		c.ClientID = "hl7bus"
 	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
 	return c
 }
+
+// minRecordBytes is the smallest record limit: below it not even a small
+// message with its envelope fits (franz-go refuses batch limits under 512).
+const minRecordBytes = 64 << 10
 
 var topicChars = regexp.MustCompile(`^[a-zA-Z0-9._-]*$`)
 
@@ -86,6 +123,11 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 0 {
 		errs = append(errs, fmt.Errorf("kafka.partitions: %d is not a positive number", c.Partitions))
+	}
+	if c.MaxRecordBytes < 0 || c.MaxRecordBytes > MaxRecordBytesCeiling {
+		errs = append(errs, fmt.Errorf("kafka.max_record_bytes: %d is not between 1 and %d", c.MaxRecordBytes, MaxRecordBytesCeiling))
+	} else if c.MaxRecordBytes > 0 && c.MaxRecordBytes < minRecordBytes {
+		errs = append(errs, fmt.Errorf("kafka.max_record_bytes: %d is below the minimum of %d", c.MaxRecordBytes, minRecordBytes))
 	}
 	if c.Replication < 0 {
 		errs = append(errs, fmt.Errorf("kafka.replication: %d is not a positive number", c.Replication))

@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -62,10 +65,15 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 		case "bad":
 			return nil, kafka.Ident{MessageID: "id-bad", ControlID: "C-bad"}, kafka.Permanent(errors.New("not a message"))
 		case "flaky":
+			// Transient for longer than the old 5-attempt budget: it must
+			// be retried, never dead-lettered.
 			mu.Lock()
 			flakyCalls++
+			calls := flakyCalls
 			mu.Unlock()
-			return nil, kafka.Ident{MessageID: "id-flaky"}, errors.New("registry unavailable")
+			if calls <= 8 {
+				return nil, kafka.Ident{MessageID: "id-flaky"}, errors.New("registry unavailable")
+			}
 		}
 		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, kafka.Ident{}, nil
 	}
@@ -73,8 +81,9 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tel := telemetry.Nop()
 	loop := &kafka.Loop{Stage: "test", Session: sess, DLQTopic: dlq, Serde: env.Serde, Handle: handler, Log: log,
-		MaxAttempts: 3, Backoff: 10 * time.Millisecond}
+		Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Telemetry: tel}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- loop.Run(runCtx) }()
@@ -111,37 +120,62 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 	}
 	sess.Close()
 
-	if len(outs) != n-5 {
-		t.Errorf("%d distinct outputs, want %d", len(outs), n-5)
+	if len(outs) != n-4 {
+		t.Errorf("%d distinct outputs, want %d", len(outs), n-4)
 	}
 	for v, c := range outs {
 		if c != 1 {
 			t.Errorf("%s produced %d times", v, c)
 		}
 	}
-	if len(dead) != 5 {
-		t.Fatalf("%d dead letters, want 5", len(dead))
+	if len(dead) != 4 {
+		t.Fatalf("%d dead letters, want 4 (transient failures are retried, never dead-lettered)", len(dead))
 	}
-	transient := 0
 	for _, d := range dead {
-		switch d.ErrorClass {
-		case canonical.ErrorPermanent:
-			if string(d.Value) != "bad" || d.Reason != "not a message" || d.SourceTopic != in || d.MessageID != "id-bad" || d.ControlID != "C-bad" || d.Attempts != 1 {
-				t.Errorf("permanent dead letter %+v", d)
-			}
-		case canonical.ErrorTransient:
-			transient++
-			if string(d.Value) != "flaky" || d.Attempts != 3 || d.Reason != "registry unavailable" || !d.LastFailedAt.After(d.FirstFailedAt) {
-				t.Errorf("transient dead letter %+v", d)
-			}
+		if d.ErrorClass != canonical.ErrorPermanent || string(d.Value) != "bad" || d.Reason != "not a message" || d.SourceTopic != in ||
+			d.MessageID != "id-bad" || d.ControlID != "C-bad" || d.Attempts != 1 {
+			t.Errorf("dead letter %+v", d)
 		}
 		if string(d.Headers["traceparent"]) != "00-t" {
 			t.Errorf("dead letter lost headers: %v", d.Headers)
 		}
 	}
-	if transient != 1 || flakyCalls != 3 {
-		t.Errorf("transient dead letters %d, handler calls %d", transient, flakyCalls)
+	if outs["FLAKY"] != 1 || flakyCalls != 9 {
+		t.Errorf("flaky record: %d outputs after %d handler calls", outs["FLAKY"], flakyCalls)
 	}
+	// ok counts committed records only: the retried batches do not count.
+	if ok := counter(t, tel, "hl7bus_stage_records_total", "ok"); ok != n-4 {
+		t.Errorf("hl7bus_stage_records_total{outcome=ok} = %v, want %d", ok, n-4)
+	}
+	if dl := counter(t, tel, "hl7bus_stage_records_total", "dead_lettered"); dl != 4 {
+		t.Errorf("hl7bus_stage_records_total{outcome=dead_lettered} = %v, want 4", dl)
+	}
+}
+
+// counter returns the value of the series of name whose labels include
+// the value want (0 when there is none).
+func counter(t *testing.T, tel *telemetry.Telemetry, name, want string) float64 {
+	t.Helper()
+	mfs, err := tel.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == want {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -156,5 +190,59 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (kafka.Config{}).Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("kafka.brokers:")) {
 		t.Errorf("no brokers: %v", err)
+	}
+	for _, n := range []int{-1, 1000, 1 << 30} {
+		err := (kafka.Config{Brokers: []string{"a:9092"}, MaxRecordBytes: n}).Validate()
+		if err == nil || !bytes.Contains([]byte(err.Error()), []byte("kafka.max_record_bytes")) {
+			t.Errorf("max_record_bytes %d: %v", n, err)
+		}
+	}
+	if c := (kafka.Config{}).WithDefaults(); c.MaxRecordBytes != kafka.DefaultMaxRecordBytes {
+		t.Errorf("default record limit %d", c.MaxRecordBytes)
+	}
+}
+
+// TestEnsureTopicsRecordLimit: new topics get max.message.bytes = the
+// record limit; an existing topic with a lower limit (one created before
+// the size policy, or by hand) is raised, so an upgrade works; a higher
+// one is left alone.
+func TestEnsureTopicsRecordLimit(t *testing.T) {
+	env := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := kafka.NewAdmin(env.Kafka, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	low, high, fresh := env.Kafka.Topic("low"), env.Kafka.Topic("high"), env.Kafka.Topic("fresh")
+	for topic, v := range map[string]string{low: "1000012", high: strconv.Itoa(64 << 20)} {
+		if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &v}, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc := env.Kafka
+	kc.MaxRecordBytes = 17 << 20
+	if err := kafka.EnsureTopics(ctx, admin, kc, low, high, fresh); err != nil {
+		t.Fatal(err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, low, high, fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{low: strconv.Itoa(17 << 20), high: strconv.Itoa(64 << 20), fresh: strconv.Itoa(17 << 20)}
+	got := map[string]string{}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" {
+				got[rc.Name] = c.MaybeValue()
+			}
+		}
+	}
+	for topic, w := range want {
+		if got[topic] != w {
+			t.Errorf("%s: max.message.bytes %q, want %s", topic, got[topic], w)
+		}
 	}
 }

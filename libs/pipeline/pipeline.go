@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -34,11 +35,21 @@ type Stage struct {
 	Handle  kafka.Handler
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
+	// StallAfter is how long the stage may hold fetched records without
+	// committing before it reports itself not ready (kafka.Loop's
+	// default, 30 s, when zero).
+	StallAfter time.Duration
 }
 
 // Run runs stage until ctx ends.
 func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog.Logger, st Stage) error {
 	log = log.With(logattr.Stage(st.Name))
+	kc = kc.WithDefaults()
+	if kc.Instance == "" {
+		// The instance that names the transactional ID also names the
+		// static group member, so both fence the same predecessor.
+		kc.Instance = st.Instance
+	}
 	tel := st.Telemetry
 	if tel == nil {
 		tel = telemetry.Nop()
@@ -77,7 +88,7 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 	log.Info("stage running", logattr.Input(st.Input), logattr.Group(group))
 	tel.Health.Set(st.Name, true)
 	loop := &kafka.Loop{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log,
-		Telemetry: tel, Tracer: inst.Tracer}
+		MaxRecordBytes: kc.MaxRecordBytes, StallAfter: st.StallAfter, Telemetry: tel, Tracer: inst.Tracer}
 	err = loop.Run(ctx)
 	log.Info("stage stopped")
 	return err

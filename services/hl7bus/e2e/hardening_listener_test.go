@@ -99,7 +99,7 @@ func sendExpect(t *testing.T, ctx context.Context, addr, msg string) *hl7v2.Ack 
 
 // metricValue reads one series (name and labels as /metrics prints them)
 // from tel; 0 when absent.
-func metricValue(t *testing.T, tel *telemetry.Telemetry, series string) float64 {
+func listenerMetric(t *testing.T, tel *telemetry.Telemetry, series string) float64 {
 	t.Helper()
 	srv := httptest.NewServer(tel.Handler())
 	defer srv.Close()
@@ -191,7 +191,7 @@ func TestListenerClosesTLSAndHTTPClients(t *testing.T) {
 	}
 	for reason, want := range map[string]float64{"tls": 3, "http": 2} {
 		series := fmt.Sprintf(`hl7bus_ingress_rejected_connections_total{interface="lab-in",reason=%q}`, reason)
-		if got := metricValue(t, tel, series); got != want {
+		if got := listenerMetric(t, tel, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
@@ -257,7 +257,7 @@ func TestListenerOversizeAnswersARNamingTheLimit(t *testing.T) {
 		`hl7bus_ingress_messages_total{ack="AR",interface="small-in",type="unknown"}`:   1,
 		`hl7bus_ingress_messages_total{ack="AR",interface="default-in",type="ORU^R01"}`: 1,
 	} {
-		if got := metricValue(t, tel, series); got != want {
+		if got := listenerMetric(t, tel, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
@@ -301,9 +301,9 @@ func TestListenerCapAndTimeouts(t *testing.T) {
 		idle = append(idle, nc)
 	}
 	gauge := `hl7bus_ingress_connections{interface="capped-in"}`
-	for deadline := time.Now().Add(5 * time.Second); metricValue(t, tel, gauge) != 4; {
+	for deadline := time.Now().Add(5 * time.Second); listenerMetric(t, tel, gauge) != 4; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want 4", gauge, metricValue(t, tel, gauge))
+			t.Fatalf("%s = %v, want 4", gauge, listenerMetric(t, tel, gauge))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -321,15 +321,15 @@ func TestListenerCapAndTimeouts(t *testing.T) {
 	if code, body := readyz(t, web.Client(), web.URL); code != http.StatusOK {
 		t.Errorf("/readyz %d %q during a burst the cap refused", code, body)
 	}
-	if got := metricValue(t, tel, `hl7bus_ingress_rejected_connections_total{interface="capped-in",reason="max_connections"}`); got != burst {
+	if got := listenerMetric(t, tel, `hl7bus_ingress_rejected_connections_total{interface="capped-in",reason="max_connections"}`); got != burst {
 		t.Errorf("refused connections counted %v, want %d", got, burst)
 	}
-	if got := metricValue(t, tel, gauge); got != 4 {
+	if got := listenerMetric(t, tel, gauge); got != 4 {
 		t.Errorf("%s = %v after the burst, want 4", gauge, got)
 	}
 
 	idle[0].Close()
-	for deadline := time.Now().Add(5 * time.Second); metricValue(t, tel, gauge) != 3; {
+	for deadline := time.Now().Add(5 * time.Second); listenerMetric(t, tel, gauge) != 3; {
 		if time.Now().After(deadline) {
 			t.Fatal("the closed connection's slot never freed")
 		}

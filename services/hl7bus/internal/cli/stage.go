@@ -52,6 +52,8 @@ func runStage(name string) func([]string, Env) int {
 			// A StatefulSet pod name (or host name) is stable across restarts.
 			*instance, _ = os.Hostname()
 		}
+		// The instance names the stage's static group membership too.
+		f.Kafka.Instance = *instance
 		log := newLogger(f.Log, env.Stderr).With(logattr.Instance(*instance))
 		cl, err := f.Registry.Client()
 		if err != nil {
@@ -85,6 +87,7 @@ func runStage(name string) func([]string, Env) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
+		logSIGHUP(ctx, log)
 		if f.HTTP.Address != "off" {
 			addr, err := tel.Serve(ctx, f.HTTP.Address)
 			if err != nil {

@@ -40,6 +40,9 @@ func runStandalone(args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
 		return ExitUsage
 	}
+	// One instance of each stage: a stable instance ID, so a restarted
+	// process takes its partitions back at once (static membership).
+	f.Kafka.Instance = "standalone"
 	log := newLogger(f.Log, env.Stderr)
 	emb, err := standalone.StartEmbedded(f, log)
 	if err != nil {
@@ -49,6 +52,7 @@ func runStandalone(args []string, env Env) int {
 	defer emb.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	logSIGHUP(ctx, log)
 	tel, flush, err := newTelemetry(ctx, f, "hl7bus-standalone")
 	if err != nil {
 		log.Error("cannot start", logattr.Error(err))

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
@@ -17,6 +20,7 @@ import (
 
 	libconfig "github.com/hl7bus/hl7bus/libs/config"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/mllp"
 
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
@@ -111,7 +115,7 @@ func Load(path string, overrides ...string) (*File, error) {
 	}
 	// Environment variables override only keys viper knows; bind the
 	// scalar ones so they work even when the file leaves them out.
-	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication",
+	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication", "kafka.max_record_bytes",
 		"kafka.client_id", "kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password", "kafka.tls.enabled",
 		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "http.pprof",
 		"tracing.otlp_endpoint", "tracing.sample_ratio", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
@@ -133,7 +137,7 @@ func Load(path string, overrides ...string) (*File, error) {
 		dc.TagName = "yaml"
 		// A misspelt key must not silently do nothing.
 		dc.ErrorUnused = true
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(mapstructure.StringToTimeDurationHookFunc(), mapstructure.StringToSliceHookFunc(","))
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(durationHook, mapstructure.StringToSliceHookFunc(","))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
@@ -161,7 +165,66 @@ func (f *File) defaults() {
 	if f.Standalone.RegistryAddress == "" {
 		f.Standalone.RegistryAddress = "127.0.0.1:8081"
 	}
+	if f.Kafka.MaxRecordBytes == 0 {
+		// One size policy: every record a stage writes holds one message
+		// the interfaces accept plus its envelope.
+		f.Kafka.MaxRecordBytes, _ = f.neededRecordBytes()
+	}
 	f.Kafka = f.Kafka.WithDefaults()
+}
+
+// interfaceMaxMessage is the largest message interface it accepts
+// (max_message_size, or its former name max_frame_size, or the default).
+func interfaceMaxMessage(it ingress.Interface) int {
+	return it.WithDefaults().MaxMessageSize
+}
+
+// neededRecordBytes returns the smallest record limit that holds the
+// largest message any interface accepts plus kafka.EnvelopeHeadroom, and
+// the key of the interface that sets it ("" with no interfaces, which
+// need the default interface limit all the same: stages read records of
+// every interface of the exchange, configured in other files too).
+func (f *File) neededRecordBytes() (int, string) {
+	largest, key := mllp.DefaultMaxFrameSize, ""
+	for i, it := range f.Interfaces {
+		if n := interfaceMaxMessage(it); key == "" || n > largest {
+			largest, key = n, fmt.Sprintf("interfaces[%d].max_message_size, %d bytes", i, n)
+		}
+	}
+	return largest + kafka.EnvelopeHeadroom, key
+}
+
+// durationHook decodes durations. A duration must carry its unit: a bare
+// number (YAML 30, or "30" from the environment) is an error rather than
+// 30 nanoseconds, which is what it would silently be otherwise. 0 needs
+// no unit.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.String:
+		s := strings.TrimSpace(data.(string))
+		if s == "" || s == "0" {
+			return time.Duration(0), nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			if _, numErr := strconv.ParseFloat(s, 64); numErr == nil {
+				return nil, fmt.Errorf("%s: duration needs a unit (e.g. %ss)", s, s)
+			}
+			return nil, fmt.Errorf("%q is not a duration (e.g. 30s, 500ms, 1m)", s)
+		}
+		return d, nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		v := reflect.ValueOf(data)
+		if v.IsZero() {
+			return time.Duration(0), nil
+		}
+		return nil, fmt.Errorf("%v: duration needs a unit (e.g. %vs)", data, data)
+	}
+	return data, nil
 }
 
 // Profiles loads the conformance profile of every interface that names one,
@@ -235,7 +298,143 @@ func (f *File) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", a.key, err))
+		} else if err := checkPort(a.addr, true); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", a.key, err))
 		}
 	}
+	errs = append(errs, f.validateAddresses()...)
+	if need, key := f.neededRecordBytes(); f.Kafka.MaxRecordBytes > 0 && f.Kafka.MaxRecordBytes < need {
+		from := "the default interface limit of 16777216 bytes"
+		if key != "" {
+			from = key
+		}
+		errs = append(errs, fmt.Errorf("kafka.max_record_bytes: %d bytes cannot hold the largest message interfaces accept (%s) plus %d bytes of envelope; set it to at least %d, or leave it unset to derive it",
+			f.Kafka.MaxRecordBytes, from, kafka.EnvelopeHeadroom, need))
+	}
 	return errors.Join(errs...)
+}
+
+// checkPort checks the port of a host:port address (which must split): a
+// number from 1 (0 too for a listener: any free port) to 65535.
+func checkPort(addr string, listener bool) error {
+	_, port, _ := net.SplitHostPort(addr)
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("port %q is not a number", port)
+	}
+	low := 1
+	if listener {
+		low = 0
+	}
+	if n < low || n > 65535 {
+		return fmt.Errorf("port %d is not between %d and 65535", n, low)
+	}
+	return nil
+}
+
+// validateAddresses checks the ports of interfaces and destinations, that
+// no two interfaces listen on one address, and that no destination points
+// back at an interface of this exchange (it would deliver every message
+// to itself, for ever). Malformed addresses are reported by the ingress
+// and egress validation.
+func (f *File) validateAddresses() []error {
+	var errs []error
+	type listener struct {
+		key, addr, host string
+		port            int
+	}
+	var ls []listener
+	for i, it := range f.Interfaces {
+		key := fmt.Sprintf("interfaces[%d].address", i)
+		host, port, err := net.SplitHostPort(it.Address)
+		if err != nil {
+			continue
+		}
+		if err := checkPort(it.Address, true); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			continue
+		}
+		n, _ := strconv.Atoi(port)
+		l := listener{key: fmt.Sprintf("interfaces[%d]", i), addr: it.Address, host: host, port: n}
+		for _, o := range ls {
+			// Port 0 takes any free port: it never clashes.
+			if n != 0 && o.port == n && hostsOverlap(o.host, host) {
+				errs = append(errs, fmt.Errorf("%s: %q is also the address of %s (%q)", key, it.Address, o.key, o.addr))
+				break
+			}
+		}
+		ls = append(ls, l)
+	}
+	for i, d := range f.Destinations {
+		key := fmt.Sprintf("destinations[%d].address", i)
+		host, port, err := net.SplitHostPort(d.Address)
+		if err != nil {
+			continue
+		}
+		if err := checkPort(d.Address, false); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			continue
+		}
+		n, _ := strconv.Atoi(port)
+		for _, l := range ls {
+			if l.port == n && reaches(host, l.host) {
+				errs = append(errs, fmt.Errorf("%s: %q is the listener of %s (%q): the exchange would deliver to itself", key, d.Address, l.key, l.addr))
+				break
+			}
+		}
+	}
+	return errs
+}
+
+// hostsOverlap reports whether two listen hosts can take the same
+// connections: equal after normalization, or either one every address.
+func hostsOverlap(a, b string) bool {
+	a, b = normalHost(a), normalHost(b)
+	return a == b || a == "*" || b == "*"
+}
+
+// reaches reports whether dialing host arrives at a listener on listen
+// (on the same port).
+func reaches(host, listen string) bool {
+	h, l := normalHost(host), normalHost(listen)
+	if h == l || h == "*" { // dialing 0.0.0.0 reaches this machine
+		return true
+	}
+	if l != "*" {
+		return false
+	}
+	// A listener on every address is reached through any of this
+	// machine's names.
+	if h == "127.0.0.1" || h == "::1" {
+		return true
+	}
+	if name, err := os.Hostname(); err == nil && strings.EqualFold(h, name) {
+		return true
+	}
+	return false
+}
+
+// normalHost spells a host one way: "*" for every address (empty,
+// 0.0.0.0, ::), 127.0.0.1 for localhost and other IPv4 loopback forms,
+// ::1, lower-case names.
+func normalHost(h string) string {
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	switch h {
+	case "", "0.0.0.0", "::", "[::]":
+		return "*"
+	case "localhost", "localhost.localdomain", "ip6-localhost":
+		return "127.0.0.1"
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		switch {
+		case ip.IsUnspecified():
+			return "*"
+		case ip.Equal(net.IPv6loopback):
+			return "::1"
+		case ip.IsLoopback():
+			return "127.0.0.1"
+		}
+		return ip.String()
+	}
+	return h
 }

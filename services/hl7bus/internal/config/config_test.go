@@ -23,6 +23,38 @@ func TestGood(t *testing.T) {
 	if f.Kafka.Partitions != 6 || f.Standalone.DataDir != "hl7bus-data" || f.Kafka.Brokers[0] != "127.0.0.1:9092" {
 		t.Errorf("defaults: %+v %+v", f.Kafka, f.Standalone)
 	}
+	// The default interface max_message_size (16 MiB) + 1 MiB of envelope.
+	if f.Kafka.MaxRecordBytes != 17<<20 {
+		t.Errorf("kafka.max_record_bytes derived as %d, want %d", f.Kafka.MaxRecordBytes, 17<<20)
+	}
+}
+
+// TestRecordLimitDerived: kafka.max_record_bytes is the largest
+// interface limit + 1 MiB when unset, and a higher value is kept.
+func TestRecordLimitDerived(t *testing.T) {
+	for _, tc := range []struct {
+		overrides []string
+		want      int
+	}{
+		{nil, 5 << 20}, // adt-in's 4 MiB is the largest
+		{[]string{"kafka.max_record_bytes=67108864"}, 64 << 20},
+		{[]string{"env"}, 32 << 20},
+	} {
+		if len(tc.overrides) == 1 && tc.overrides[0] == "env" {
+			t.Setenv("HL7BUS_KAFKA_MAX_RECORD_BYTES", "33554432")
+			tc.overrides = nil
+		}
+		f, err := Load("testdata/sizes.good.yaml", tc.overrides...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Validate(); err != nil {
+			t.Fatalf("%v: %v", tc.overrides, err)
+		}
+		if f.Kafka.MaxRecordBytes != tc.want {
+			t.Errorf("%v: kafka.max_record_bytes = %d, want %d", tc.overrides, f.Kafka.MaxRecordBytes, tc.want)
+		}
+	}
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
@@ -42,6 +74,17 @@ func TestEnvironmentOverrides(t *testing.T) {
 func TestBad(t *testing.T) {
 	tests := map[string][]string{
 		"unknown-key.bad.yaml": {"adress"},
+		"port-range.bad.yaml": {"interfaces[0].address: port 99999 is not between 0 and 65535",
+			"destinations[0].address: port 65536 is not between 1 and 65535"},
+		"port-name.bad.yaml": {`interfaces[0].address: port "hl7" is not a number`,
+			`destinations[0].address: port "mllp" is not a number`, `http.address: port "metrics" is not a number`},
+		"same-address.bad.yaml": {`interfaces[1].address: "localhost:2575" is also the address of interfaces[0] ("127.0.0.1:2575")`,
+			`interfaces[3].address: "127.0.0.1:2577" is also the address of interfaces[2] ("0.0.0.0:2577")`},
+		"loop.bad.yaml": {`destinations[0].address: "127.0.0.1:2575" is the listener of interfaces[0] ("0.0.0.0:2575")`,
+			`destinations[1].address: "localhost:2580" is the listener of interfaces[1] ("127.0.0.1:2580")`},
+		"duration-unit.bad.yaml": {"destinations[0].retry.max_backoff", "duration needs a unit (e.g. 30s)"},
+		"record-limit.bad.yaml": {"kafka.max_record_bytes: 1048576 bytes cannot hold the largest message interfaces accept",
+			"interfaces[0].max_message_size", "at least 17825792"},
 		"many.bad.yaml": {"log.level", "kafka.partitions", "interfaces[0].protocol", "interfaces[0].address",
 			"interfaces[0].ordering", "interfaces[1].name", "destinations[0].name", "routes[0].message_types[0]",
 			"routes[0].destinations[0]", "kafka.brokers"},

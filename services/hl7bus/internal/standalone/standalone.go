@@ -67,7 +67,11 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("standalone.kafka_address: %w", err)
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(filepath.Join(dir, "kafka")),
-		kfake.DefaultNumPartitions(int(f.Kafka.Partitions))}
+		kfake.DefaultNumPartitions(int(f.Kafka.Partitions)),
+		// The broker-wide record limit (kfake checks each produced batch
+		// against it, as Kafka does) follows the one size policy, so even a
+		// topic created without hl7bus's max.message.bytes holds every record.
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(f.Kafka.WithDefaults().MaxRecordBytes)})}
 	if f.Standalone.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
 	}
