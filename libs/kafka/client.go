@@ -306,11 +306,36 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, c Config, topics ...strin
 		}
 	}
 	if len(existing) > 0 {
-		if err := raiseLimits(ctx, adm, c.MaxRecordBytes, existing); err != nil {
+		if err := raiseLimitsSoon(ctx, adm, c.MaxRecordBytes, existing); err != nil {
 			errList = append(errList, err)
 		}
 	}
 	return errors.Join(errList...)
+}
+
+// topicSettleTime bounds the wait for a topic another client has just
+// created: a real cluster answers TOPIC_ALREADY_EXISTS at once, but may
+// answer UNKNOWN_TOPIC_OR_PARTITION to a describe for a moment more, until
+// the new topic's metadata has reached every broker (kfake never does).
+const topicSettleTime = 15 * time.Second
+
+// raiseLimitsSoon is raiseLimits, retried while the cluster does not know
+// a topic it just said exists.
+func raiseLimitsSoon(ctx context.Context, adm *kadm.Client, limit int, topics []string) error {
+	deadline := time.Now().Add(topicSettleTime)
+	wait := 50 * time.Millisecond
+	for {
+		err := raiseLimits(ctx, adm, limit, topics)
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // maxMessageBytes is the topic config that bounds a record batch (after
