@@ -123,9 +123,9 @@ func (r *phiReceiver) arrivals(ctl string) int {
 	return r.got[ctl]
 }
 
-// replyText is what of an ACK must never quote the patient: everything
-// but its MSH (which may echo the sender's MSH fields, and for the broken
-// MSH-2 case echoes where the sentinel was put).
+// replyText is the part of an ACK that must never quote the patient:
+// everything but its MSH, which may echo the sender's MSH fields (and in
+// one case the sentinels are put in MSH-2).
 func replyText(reply []byte) string {
 	var out []string
 	for _, seg := range strings.FieldsFunc(string(reply), func(r rune) bool { return r == '\r' || r == '\n' }) {
@@ -136,9 +136,9 @@ func replyText(reply []byte) string {
 	return strings.Join(out, "\r")
 }
 
-// stringsOf returns every string in a native Avro value except the fields
-// that hold the message itself (payload, value, key, segments) with their
-// path, so a leak names where it is.
+// stringsOf collects every string in a native Avro value, by path so a
+// leak names where it is, except the fields that hold the message itself
+// (payload, value, and key, which is the ordering key: PID-3 by design).
 func stringsOf(path string, v any, out map[string]string) {
 	switch x := v.(type) {
 	case string:
@@ -152,7 +152,7 @@ func stringsOf(path string, v any, out map[string]string) {
 	case map[string]any:
 		for k, e := range x {
 			switch k {
-			case "payload", "value", "key", "segments":
+			case "payload", "value", "key":
 				continue
 			}
 			stringsOf(path+"."+k, e, out)
@@ -320,6 +320,28 @@ func TestNoPHIInAnyOutput(t *testing.T) {
 			}
 		}
 	}
+	// raw: each verdict's reason (the rest of a raw record is the frame
+	// and its receipt). Every frame but the too-large one is stored.
+	raw := readNative(t, ctx, env, env.Kafka.Topic("raw"), 30*time.Second, func(r []map[string]any) bool { return len(r) >= len(cases)-1 })
+	if len(raw) != len(cases)-1 {
+		t.Errorf("raw holds %d records, want %d", len(raw), len(cases)-1)
+	}
+	verdicts := 0
+	for _, r := range raw {
+		if rej, ok := nativeField(r, "rejected").(map[string]any); ok {
+			verdicts++
+			fields := map[string]string{}
+			stringsOf(".rejected", rej, fields)
+			for path, s := range fields {
+				if found := phiIn(s); len(found) > 0 {
+					t.Errorf("raw %s: %s quotes %v: %q", str(r["message_id"]), path, found, s)
+				}
+			}
+		}
+	}
+	if verdicts != rejectedAtIngress {
+		t.Errorf("raw holds %d verdicts, want %d", verdicts, rejectedAtIngress)
+	}
 	// A validation report names locations and rules, never values: the
 	// messages accepted with issues have a report, and it quotes nothing.
 	flagged := map[string]string{"PHINUL": "", "PHIDATE": "", "PHITABLE": ""}
@@ -368,12 +390,12 @@ func TestNoPHIInAnyOutput(t *testing.T) {
 	for _, s := range ended {
 		texts := map[string]string{"name": s.Name(), "status": s.Status().Description}
 		for _, a := range s.Attributes() {
-			texts["attribute "+string(a.Key)] = a.Value.Emit()
+			texts["attribute "+string(a.Key)] = a.Value.String()
 		}
 		for i, e := range s.Events() {
 			texts[fmt.Sprintf("event %d name", i)] = e.Name
 			for _, a := range e.Attributes {
-				texts[fmt.Sprintf("event %d (%s) attribute %s", i, e.Name, a.Key)] = a.Value.Emit()
+				texts[fmt.Sprintf("event %d (%s) attribute %s", i, e.Name, a.Key)] = a.Value.String()
 			}
 		}
 		for where, text := range texts {
