@@ -335,3 +335,29 @@ func (r *resenders) waitDelivered(t *testing.T, recv *receiver, within time.Dura
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// standaloneSetup is a standalone exchange's configuration file and the
+// addresses it listens on.
+type standaloneSetup struct {
+	cfg, ingressAddr, kafkaAddr, registryAddr string
+}
+
+// standaloneConfig writes the configuration of a standalone exchange on
+// dataDir with one MLLP interface (adt-in) routing everything to one
+// destination (lis at recvAddr), on free ports.
+func standaloneConfig(t *testing.T, dataDir string, partitions int, recvAddr string) standaloneSetup {
+	t.Helper()
+	ingressAddr, kafkaAddr, registryAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, fmt.Sprintf(`log: {level: info, format: text}
+http: {address: "127.0.0.1:0"}
+kafka: {partitions: %d}
+standalone: {data_dir: "%s", kafka_address: "%s", registry_address: "%s"}
+interfaces:
+  - {name: adt-in, protocol: mllp, address: "%s"}
+destinations:
+  - {name: lis, protocol: mllp, address: "%s", retry: {initial_backoff: 50ms, max_backoff: 1s}}
+routes:
+  - {name: all, destinations: [lis]}
+`, partitions, dataDir, kafkaAddr, registryAddr, ingressAddr, recvAddr))
+	return standaloneSetup{cfg: cfg, ingressAddr: ingressAddr, kafkaAddr: kafkaAddr, registryAddr: registryAddr}
+}

@@ -78,18 +78,8 @@ func TestStandaloneCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
 	defer cancel()
 	recv := startReceiver(t)
-	ingressAddr, kafkaAddr, registryAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	cfg := writeConfig(t, fmt.Sprintf(`log: {level: info, format: text}
-http: {address: "127.0.0.1:0"}
-kafka: {partitions: 3}
-standalone: {data_dir: "%s", kafka_address: "%s", registry_address: "%s"}
-interfaces:
-  - {name: adt-in, protocol: mllp, address: "%s"}
-destinations:
-  - {name: lis, protocol: mllp, address: "%s", retry: {initial_backoff: 50ms, max_backoff: 1s}}
-routes:
-  - {name: all, destinations: [lis]}
-`, t.TempDir(), kafkaAddr, registryAddr, ingressAddr, recv.addr))
+	setup := standaloneConfig(t, t.TempDir(), 3, recv.addr)
+	cfg, ingressAddr := setup.cfg, setup.ingressAddr
 	start := func() *process {
 		p := startProcess(t, "standalone", "standalone", "--config", cfg)
 		waitListening(t, ingressAddr, 60*time.Second)
