@@ -30,6 +30,8 @@ REQUIRED = {
     "parsed": ["message_id", "interface", "received_at", "header", "validation", "payload", "parent_message_id"],
     "transformed": ["message_id", "interface", "received_at", "header", "message", "patient"],
     "parse": ["message_id", "stage", "error_class", "reason", "value"],  # dlq.parse
+    "lis": ["message_id", "destination", "control_id", "payload"],  # out.lis
+    "delivery": ["message_id", "destination", "outcome"],
 }
 
 

@@ -15,8 +15,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/mllp"
+	"github.com/hl7bus/hl7bus/services/egress"
+	"github.com/hl7bus/hl7bus/services/route"
 )
 
 // corpusFrames returns every sample message the project and the shared
@@ -47,7 +50,8 @@ func corpusFrames(t *testing.T) map[string][]byte {
 
 // TestAnalystConsumer has an outside party's client, Python confluent-kafka
 // with AvroDeserializer (interop/analyst/consume.py), read every record of
-// raw, parsed, transformed and dlq.parse through the schema registry, for
+// raw, parsed, transformed, dlq.parse, out.lis and delivery through the
+// schema registry, for
 // every message of the shared corpus (latin1 and cp1252 included: every
 // string field must be UTF-8 for fastavro to decode it). It is built only
 // with -tags interop (make test-interop), which also provides the Python,
@@ -60,7 +64,13 @@ func TestAnalystConsumer(t *testing.T) {
 	env := kafkatest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	in := startPipeline(t, ctx, env, pipeline{Interface: "in"})
+	// All five stages, so every topic an analyst may read has records: a
+	// healthy receiver gets everything route sends to out.lis, and egress
+	// writes a delivery record for each.
+	recv := startReceiver(t)
+	in := startPipeline(t, ctx, env, pipeline{Interface: "in",
+		Rules:        []route.Rule{{Name: "all", Destinations: []string{"lis"}}},
+		Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr}}})
 
 	frames := corpusFrames(t)
 	if len(frames) < 20 {
@@ -82,7 +92,8 @@ func TestAnalystConsumer(t *testing.T) {
 	// Read what the pipeline made of them until every stage is done: raw
 	// holds every frame, and parsed + dlq.parse and transformed stop
 	// growing.
-	topics := []string{env.Kafka.Topic("raw"), env.Kafka.Topic("parsed"), env.Kafka.Topic("transformed"), env.Kafka.DLQTopic("parse")}
+	topics := []string{env.Kafka.Topic("raw"), env.Kafka.Topic("parsed"), env.Kafka.Topic("transformed"), env.Kafka.DLQTopic("parse"),
+		env.Kafka.OutTopic("lis"), env.Kafka.Topic(kafka.TopicDelivery)}
 	reader, err := kgo.NewClient(kgo.SeedBrokers(env.Kafka.Brokers...), kgo.ConsumeTopics(topics...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -90,6 +101,9 @@ func TestAnalystConsumer(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	counts := map[string]int{}
+	// The consumer counts messages, not records: a message may have more
+	// than one delivery record (one per attempt).
+	distinct := map[string]map[string]bool{}
 	stable := time.Now()
 	for ctx.Err() == nil {
 		pollCtx, pcancel := context.WithTimeout(ctx, time.Second)
@@ -104,6 +118,10 @@ func TestAnalystConsumer(t *testing.T) {
 			if m, ok := v.(map[string]any); ok {
 				if id, _ := m["message_id"].(string); id != "" {
 					ids[id] = true
+					if distinct[r.Topic] == nil {
+						distinct[r.Topic] = map[string]bool{}
+					}
+					distinct[r.Topic][id] = true
 				}
 			}
 			counts[r.Topic]++
@@ -117,7 +135,7 @@ func TestAnalystConsumer(t *testing.T) {
 		}
 	}
 	reader.Close()
-	if counts[topics[0]] != len(frames) || counts[topics[1]] == 0 || counts[topics[2]] == 0 {
+	if counts[topics[0]] != len(frames) || counts[topics[1]] == 0 || counts[topics[2]] == 0 || counts[topics[4]] == 0 || counts[topics[5]] == 0 {
 		t.Fatalf("records per topic %v for %d frames", counts, len(frames))
 	}
 
@@ -132,7 +150,7 @@ func TestAnalystConsumer(t *testing.T) {
 	args := []string{filepath.Join("..", "..", "..", "interop", "analyst", "consume.py"),
 		"--bootstrap", strings.Join(env.Kafka.Brokers, ","), "--registry", env.RegistryURL, "--ids", idFile}
 	for _, tp := range topics {
-		args = append(args, "--topic", fmt.Sprintf("%s=%d", tp, counts[tp]))
+		args = append(args, "--topic", fmt.Sprintf("%s=%d", tp, len(distinct[tp])))
 	}
 	out, err := exec.CommandContext(ctx, python, args...).CombinedOutput()
 	t.Logf("analyst's consumer: %s", strings.TrimSpace(string(out)))
