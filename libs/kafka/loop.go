@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -379,6 +380,23 @@ func (l *Loop) batch(ctx context.Context, fetches kgo.Fetches) (bool, error) {
 	return true, nil
 }
 
+// safeHandle calls the handler, turning a panic into a permanent error:
+// a record that trips a bug is dead-lettered (and can be replayed once the
+// bug is fixed) instead of crashing the process, which would restart on
+// the same uncommitted record and crash again.
+func (l *Loop) safeHandle(ctx context.Context, rec *kgo.Record) (outs []*kgo.Record, id Ident, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			// The panic value may quote the message: only its type is kept.
+			l.Log.Error("handler panicked; dead-lettering the record", logattr.MessageID(id.MessageID),
+				logattr.Topic(rec.Topic), logattr.Partition(rec.Partition), logattr.Offset(rec.Offset),
+				logattr.PanicType(fmt.Sprintf("%T", v)), logattr.Stack(string(debug.Stack())))
+			outs, err = nil, Permanent(fmt.Errorf("%w (a %T)", ErrHandlerPanicked, v))
+		}
+	}()
+	return l.Handle(ctx, rec)
+}
+
 // handle runs the handler on rec and returns its outputs, or the dead
 // letter to write instead; ok is false when the batch must be retried.
 func (l *Loop) handle(ctx context.Context, span trace.Span, rec *kgo.Record) (outs []*kgo.Record, id Ident, dl *canonical.DeadLetter, ok bool) {
@@ -390,7 +408,7 @@ func (l *Loop) handle(ctx context.Context, span trace.Span, rec *kgo.Record) (ou
 		return nil, r.id, DeadLetter(l.Stage, r.id, rec, canonical.ErrorPermanent, r.reason, r.attempts, r.first, r.last), true
 	}
 	start := time.Now()
-	outs, id, err := l.Handle(ctx, rec)
+	outs, id, err := l.safeHandle(ctx, rec)
 	l.latency.WithLabelValues(l.Stage).Observe(time.Since(start).Seconds())
 	span.SetAttributes(attribute.String("hl7bus.message_id", id.MessageID))
 	if err != nil {

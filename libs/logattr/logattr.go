@@ -117,3 +117,11 @@ func DataDir(d string) slog.Attr { return slog.String("data_dir", d) }
 
 // URL is a service URL from configuration (the registry).
 func URL(key, u string) slog.Attr { return slog.String(key, u) }
+
+// PanicType is the Go type of a recovered panic's value. The value itself
+// is never logged: a panic raised while handling a message may quote it.
+func PanicType(t string) slog.Attr { return slog.String("panic_type", t) }
+
+// Stack is a goroutine stack trace (debug.Stack): function names, files and
+// offsets; argument words are addresses and integers, never strings.
+func Stack(s string) slog.Attr { return slog.String("stack", s) }

@@ -31,6 +31,11 @@ var (
 	// Reader.ReadFrame when the stream is evidently another protocol, or
 	// holds too much junk before a start block to be an MLLP sender's.
 	ErrNotMLLP = errors.New("mllp: stream is not MLLP")
+
+	// ErrHandlerPanicked is what the server makes of a Handler that
+	// panicked on a frame: the connection is closed without a reply (the
+	// sender resends) and the server goes on.
+	ErrHandlerPanicked = errors.New("mllp: handler panicked")
 )
 
 // Reasons a connection is rejected at once, as passed to

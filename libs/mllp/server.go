@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -536,7 +537,7 @@ func (c *serverConn) serve() {
 			}
 			return
 		}
-		reply, err := s.handler.ServeMLLP(s.baseCtx, info, frame)
+		reply, err := s.serveFrame(info, frame)
 		if err != nil {
 			log.Warn("mllp handler failed; closing connection without reply", logattr.Error(err))
 			return
@@ -548,6 +549,21 @@ func (c *serverConn) serve() {
 			return
 		}
 	}
+}
+
+// serveFrame calls the handler, turning a panic into ErrHandlerPanicked:
+// one frame that trips a bug must cost its connection, not the listener
+// and every other sender's connections with it.
+func (s *Server) serveFrame(info ConnInfo, frame []byte) (reply []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			// The panic value may quote the frame, so only its type and the
+			// stack (function names and offsets) are logged.
+			s.log.Error("mllp handler panicked", logattr.PanicType(fmt.Sprintf("%T", v)), logattr.Stack(string(debug.Stack())))
+			reply, err = nil, ErrHandlerPanicked
+		}
+	}()
+	return s.handler.ServeMLLP(s.baseCtx, info, frame)
 }
 
 func (c *serverConn) write(conn net.Conn, reply []byte, log *slog.Logger) bool {
