@@ -319,19 +319,29 @@ func EnsureTopics(ctx context.Context, cl *kgo.Client, c Config, topics ...strin
 // the new topic's metadata has reached every broker (kfake never does).
 const topicSettleTime = 15 * time.Second
 
-// raiseLimitsSoon is raiseLimits, retried while the cluster does not know
-// a topic it just said exists.
+// raiseLimitsSoon is raiseLimits, repeated until the cluster shows every
+// topic at the limit: it may not yet know a topic it just said exists, and
+// a real cluster applies an altered config asynchronously, so a record
+// produced right after the alter could still be refused as too large.
 func raiseLimitsSoon(ctx context.Context, adm *kadm.Client, limit int, topics []string) error {
 	deadline := time.Now().Add(topicSettleTime)
 	wait := 50 * time.Millisecond
 	for {
-		err := raiseLimits(ctx, adm, limit, topics)
-		if !errors.Is(err, kerr.UnknownTopicOrPartition) || time.Now().After(deadline) {
+		low, err := raiseLimits(ctx, adm, limit, topics)
+		switch {
+		case err == nil && len(low) == 0:
+			return nil
+		case err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition):
+			return err
+		case time.Now().After(deadline):
+			if err == nil {
+				err = fmt.Errorf("%s of %v still below %d %v after raising it", maxMessageBytes, low, limit, topicSettleTime)
+			}
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
@@ -343,16 +353,17 @@ func raiseLimitsSoon(ctx context.Context, adm *kadm.Client, limit int, topics []
 const maxMessageBytes = "max.message.bytes"
 
 // raiseLimits sets max.message.bytes to limit on each topic whose value
-// is lower, with an incremental alter (only that key changes).
-func raiseLimits(ctx context.Context, adm *kadm.Client, limit int, topics []string) error {
+// is lower, with an incremental alter (only that key changes), and returns
+// the topics it found low (none: every topic is at the limit).
+func raiseLimits(ctx context.Context, adm *kadm.Client, limit int, topics []string) ([]string, error) {
 	rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
-		return fmt.Errorf("describing topic configs: %w", err)
+		return nil, fmt.Errorf("describing topic configs: %w", err)
 	}
 	var low []string
 	for _, rc := range rcs {
 		if rc.Err != nil {
-			return fmt.Errorf("describing topic %s: %w", rc.Name, rc.Err)
+			return nil, fmt.Errorf("describing topic %s: %w", rc.Name, rc.Err)
 		}
 		cur := -1
 		for _, kv := range rc.Configs {
@@ -365,12 +376,12 @@ func raiseLimits(ctx context.Context, adm *kadm.Client, limit int, topics []stri
 		}
 	}
 	if len(low) == 0 {
-		return nil
+		return nil, nil
 	}
 	v := strconv.Itoa(limit)
 	res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: maxMessageBytes, Value: &v}}, low...)
 	if err != nil {
-		return fmt.Errorf("raising %s of %v to %d: %w", maxMessageBytes, low, limit, err)
+		return low, fmt.Errorf("raising %s of %v to %d: %w", maxMessageBytes, low, limit, err)
 	}
 	var errs []error
 	for _, r := range res {
@@ -378,5 +389,5 @@ func raiseLimits(ctx context.Context, adm *kadm.Client, limit int, topics []stri
 			errs = append(errs, fmt.Errorf("raising %s of topic %s to %d: %w", maxMessageBytes, r.Name, limit, r.Err))
 		}
 	}
-	return errors.Join(errs...)
+	return low, errors.Join(errs...)
 }
