@@ -251,32 +251,9 @@ func TestStandaloneLockedDown(t *testing.T) {
 // data_dir hl7bus-data) must resolve as they do from the repository root.
 func startProcessIn(t *testing.T, dir, name string, args ...string) *process {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(hl7busBinary(t), args...)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("--- %s log ---\n%s", name, b)
-		}
-	})
-	return p
+	return startCmd(t, name, cmd)
 }
 
 // TestReadmeTourOnTheLockedDownDefault runs the README tour's commands as
