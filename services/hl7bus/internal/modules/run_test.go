@@ -33,15 +33,14 @@ func (j *journal) list() []string {
 	return append([]string(nil), j.events...)
 }
 
-// fake is a module service that journals its lifecycle. hold, when set,
+// fake is a module service that journals its lifecycle (fullFake adds
+// Start and Stop, plainFake has Run only). hold, when set,
 // keeps Run from returning after its context ends until it is closed (a
 // module that does not stop); result is what Run returns; early makes Run
 // return at once.
 type fake struct {
 	name     string
 	j        *journal
-	starter  bool
-	stopper  bool
 	startErr error
 	hold     chan struct{}
 	early    bool
