@@ -6,5 +6,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-// The embedded registry serves in a goroutine and the commands start signal watchers; none may outlive its test.
+// The embedded registry serves in a goroutine and the commands start
+// signal watchers; none may outlive its test.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
