@@ -10,7 +10,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 )
 
-// Defaults of a destination, applied by withDefaults.
+// Defaults of a destination, applied by WithDefaults.
 const (
 	DefaultAckTimeout     = 30 * time.Second
 	DefaultMaxAttempts    = 10
@@ -120,7 +120,7 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s.%s: must not be negative", key, v.k))
 			}
 		}
-		if r := d.withDefaults().Retry; r.InitialBackoff > r.MaxBackoff {
+		if r := d.WithDefaults().Retry; r.InitialBackoff > r.MaxBackoff {
 			errs = append(errs, fmt.Errorf("%s.retry.initial_backoff: %v is more than retry.max_backoff %v", key, r.InitialBackoff, r.MaxBackoff))
 		}
 	}
@@ -129,8 +129,8 @@ func (c Config) Validate() error {
 
 var destName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
-// withDefaults fills what the configuration left unset.
-func (d Destination) withDefaults() Destination {
+// WithDefaults fills what the configuration left unset.
+func (d Destination) WithDefaults() Destination {
 	if d.AckTimeout == 0 {
 		d.AckTimeout = DefaultAckTimeout
 	}

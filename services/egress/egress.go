@@ -114,7 +114,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.cfg.Destinations))
 	for _, d := range s.cfg.Destinations {
-		w := newWorker(s, d.withDefaults(), prod, dlq, delivery)
+		w := newWorker(s, d.WithDefaults(), prod, dlq, delivery)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

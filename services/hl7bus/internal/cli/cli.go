@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/modules"
 )
 
 // Exit statuses shared by every subcommand.
@@ -28,39 +30,56 @@ type command struct {
 	run     func(args []string, env Env) int
 }
 
-var commands = map[string]command{
-	"ingress":    {"run the ingress stage (MLLP listeners -> raw)", runStage("ingress")},
-	"parse":      {"run the parse stage (raw -> parsed)", runStage("parse")},
-	"transform":  {"run the transform stage (parsed -> transformed)", runStage("transform")},
-	"route":      {"run the route stage (transformed -> out.<destination>)", runStage("route")},
-	"egress":     {"run the egress stage (out.<destination> -> receivers)", runStage("egress")},
-	"inspect":    {"print messages as JSON, or values at paths, with validation", runInspect},
-	"standalone": {"run the whole exchange in one process on the embedded broker", runStandalone},
-	"send":       {"send messages over MLLP and print each ACK", runSend},
-	"receive":    {"an MLLP receiver that ACKs and prints or stores what it gets", runReceive},
-	"config":     {"validate or print a configuration file", runConfig},
-	"tail":       {"print a topic's records decoded to JSON lines", runTail},
+// commandTable returns the subcommands: one per stage of the module
+// registry (the stage list is written there once) and the tools.
+func commandTable(reg *modules.Registry) map[string]command {
+	cmds := map[string]command{
+		"inspect":    {"print messages as JSON, or values at paths, with validation", runInspect},
+		"standalone": {"run the exchange (or --targets) in one process on the embedded broker", runStandalone(reg)},
+		"send":       {"send messages over MLLP and print each ACK", runSend},
+		"receive":    {"an MLLP receiver that ACKs and prints or stores what it gets", runReceive},
+		"config":     {"validate or print a configuration file", runConfig},
+		"tail":       {"print a topic's records decoded to JSON lines", runTail},
+	}
+	for _, m := range reg.Modules() {
+		if !m.Embedded {
+			cmds[m.Name] = command{m.Summary, runStage(m)}
+		}
+	}
+	return cmds
 }
 
 // Main runs the subcommand named by args[0] and returns the exit status.
 func Main(args []string, env Env) int {
+	reg := modules.Default()
+	commands := commandTable(reg)
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(env.Stdout)
+		usage(env.Stdout, commands)
 		if len(args) == 0 {
 			return ExitUsage
+		}
+		return ExitOK
+	}
+	if args[0] == "--list-targets" || args[0] == "-list-targets" {
+		if len(args) > 1 {
+			fmt.Fprintln(env.Stderr, "usage: hl7bus --list-targets")
+			return ExitUsage
+		}
+		if err := reg.WriteList(env.Stdout); err != nil {
+			return ExitInvalid
 		}
 		return ExitOK
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(env.Stderr, "hl7bus: unknown command %q\n\n", args[0])
-		usage(env.Stderr)
+		usage(env.Stderr, commands)
 		return ExitUsage
 	}
 	return cmd.run(args[1:], env)
 }
 
-func usage(w io.Writer) {
+func usage(w io.Writer, commands map[string]command) {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
@@ -71,6 +90,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
 	}
-	b.WriteString("\nRun 'hl7bus COMMAND -h' for a command's options.\n")
+	b.WriteString("\nRun 'hl7bus COMMAND -h' for a command's options, 'hl7bus --list-targets' for the modules\n" +
+		"'hl7bus standalone --targets' can run.\n")
 	_, _ = io.WriteString(w, b.String())
 }

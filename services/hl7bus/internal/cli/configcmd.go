@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
 )
@@ -31,7 +29,7 @@ func runConfig(args []string, env Env) int {
 		return ExitInvalid
 	}
 	if args[0] == "print" {
-		out, err := yaml.Marshal(f)
+		out, err := f.Print()
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "%v\n", err)
 			return ExitInvalid

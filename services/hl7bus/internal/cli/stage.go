@@ -8,19 +8,21 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/logattr"
-	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
-	"github.com/hl7bus/hl7bus/services/ingress"
-	"github.com/hl7bus/hl7bus/services/parse"
-	"github.com/hl7bus/hl7bus/services/route"
-	"github.com/hl7bus/hl7bus/services/transform"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/modules"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
 )
 
-// runStage returns the command that runs one stage against the brokers and
-// registry of the configuration, as each Kubernetes Deployment does.
-func runStage(name string) func([]string, Env) int {
+// runStage returns the command that runs one stage module against the
+// brokers and registry of the configuration, as each Kubernetes Deployment
+// does. Its dependencies (broker, registry) are not run: they are the
+// configured ones, or, for a standalone file that names none, the embedded
+// ones of a standalone running on the same host (`hl7bus standalone
+// --targets broker,registry`), logged in to with the credentials in its
+// data directory.
+func runStage(m modules.Module) func([]string, Env) int {
+	name := m.Name
 	return func(args []string, env Env) int {
 		fs := flag.NewFlagSet(name, flag.ContinueOnError)
 		fs.SetOutput(env.Stderr)
@@ -29,11 +31,12 @@ func runStage(name string) func([]string, Env) int {
 		fs.Var(&sets, "set", "override a key: `KEY=VALUE` (repeatable; highest precedence)")
 		httpAddr := fs.String("http-address", "", "address for /metrics, /healthz and /readyz (overrides http.address; \"off\" for none)")
 		instance := fs.String("instance", "", "instance name, unique among running instances of the stage and stable across its restarts (default: the host name)")
+		dataDir := fs.String("data-dir", "", "with a standalone configuration (no kafka.brokers): the data directory of the standalone whose embedded broker to use (overrides standalone.data_dir)")
 		if err := fs.Parse(args); err != nil {
 			return ExitUsage
 		}
 		if *path == "" || fs.NArg() > 0 {
-			fmt.Fprintf(env.Stderr, "usage: hl7bus %s --config FILE [--instance NAME]\n", name)
+			fmt.Fprintf(env.Stderr, "usage: hl7bus %s --config FILE [--instance NAME] [--http-address ADDR] [--data-dir DIR]\n", name)
 			return ExitUsage
 		}
 		f, err := config.Load(*path, sets...)
@@ -43,6 +46,17 @@ func runStage(name string) func([]string, Env) int {
 		}
 		if *httpAddr != "" {
 			f.HTTP.Address = *httpAddr
+		}
+		if *dataDir != "" {
+			f.Standalone.DataDir = *dataDir
+		}
+		if len(f.Kafka.Brokers) == 0 && f.Registry.URL == "" {
+			// A standalone file: the embedded broker and registry of a
+			// standalone on this host, with the credentials it generated.
+			if err := standalone.UseEmbedded(f); err != nil {
+				fmt.Fprintf(env.Stderr, "hl7bus %s: %v\n", name, err)
+				return ExitInvalid
+			}
 		}
 		if err := f.Validate(); err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
@@ -55,36 +69,12 @@ func runStage(name string) func([]string, Env) int {
 		// The instance names the stage's static group membership too.
 		f.Kafka.Instance = *instance
 		log := newLogger(f.Log, env.Stderr).With(logattr.Instance(*instance))
-		cl, err := f.Registry.Client()
-		if err != nil {
-			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
-			return ExitUsage
-		}
-		serde := canonical.NewSerde(cl)
 		tel, flush, err := newTelemetry(context.Background(), f, "hl7bus-"+name)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 			return ExitUsage
 		}
 		defer flush()
-		var st interface{ Run(context.Context) error }
-		switch name {
-		case "ingress":
-			st = ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
-		case "parse":
-			profiles, err := f.Profiles()
-			if err != nil {
-				fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
-				return ExitUsage
-			}
-			st = parse.New(parse.Config{Instance: *instance, Telemetry: tel, Profiles: profiles}, f.Kafka, serde, log)
-		case "transform":
-			st = transform.New(transform.Config{Instance: *instance, Telemetry: tel}, f.Kafka, serde, log)
-		case "route":
-			st = route.New(route.Config{Instance: *instance, Rules: f.Routes, Telemetry: tel}, f.Kafka, serde, log)
-		case "egress":
-			st = egress.New(egress.Config{Destinations: f.Destinations, Telemetry: tel}, f.Kafka, serde, log)
-		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		logSIGHUP(ctx, log)
@@ -96,7 +86,7 @@ func runStage(name string) func([]string, Env) int {
 			}
 			log.Info("serving /metrics, /healthz and /readyz", logattr.Address(addr))
 		}
-		if err := st.Run(ctx); err != nil {
+		if err := modules.Run(ctx, f, modules.NewDeps(log, tel, *instance), []modules.Module{m}, modules.DefaultShutdownTimeout); err != nil {
 			log.Error("stage stopped with an error", logattr.Error(err))
 			return ExitInvalid
 		}

@@ -40,6 +40,12 @@ type File struct {
 	Destinations []egress.Destination    `yaml:"destinations"`
 	Routes       []route.Rule            `yaml:"routes"`
 	Standalone   Standalone              `yaml:"standalone"`
+
+	// written holds the interfaces as the file wrote them, before
+	// applyDefaults: their defaults turn a negative max_connections into
+	// the default and fold max_frame_size into max_message_size, which
+	// would hide those mistakes from Validate.
+	written []ingress.Interface
 }
 
 // Log configures logging.
@@ -142,11 +148,17 @@ func Load(path string, overrides ...string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
-	f.defaults()
+	f.written = append([]ingress.Interface(nil), f.Interfaces...)
+	f.applyDefaults()
 	return f, nil
 }
 
-func (f *File) defaults() {
+// applyDefaults is the one place where the values a file leaves unset get
+// the values in force: the file's own and each section's (kafka,
+// interfaces, destinations), so the stages and `hl7bus config print` see
+// the same configuration. Load calls it; every section's WithDefaults is
+// idempotent, so a stage applying its own again changes nothing.
+func (f *File) applyDefaults() {
 	if f.Log.Level == "" {
 		f.Log.Level = "info"
 	}
@@ -171,6 +183,24 @@ func (f *File) defaults() {
 		f.Kafka.MaxRecordBytes, _ = f.neededRecordBytes()
 	}
 	f.Kafka = f.Kafka.WithDefaults()
+	for i := range f.Interfaces {
+		f.Interfaces[i] = f.Interfaces[i].WithDefaults()
+	}
+	for i := range f.Destinations {
+		f.Destinations[i] = f.Destinations[i].WithDefaults()
+	}
+}
+
+// asWritten returns the interfaces to validate: each as the file wrote
+// it, unless it was changed since Load (then as it is now).
+func (f *File) asWritten() []ingress.Interface {
+	out := append([]ingress.Interface(nil), f.Interfaces...)
+	for i := range out {
+		if i < len(f.written) && reflect.DeepEqual(f.written[i].WithDefaults(), out[i]) {
+			out[i] = f.written[i]
+		}
+	}
+	return out
 }
 
 // interfaceMaxMessage is the largest message interface it accepts
@@ -275,7 +305,7 @@ func (f *File) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q is not json or text", f.Log.Format))
 	}
-	if err := (ingress.Config{Interfaces: f.Interfaces}).Validate(); err != nil {
+	if err := (ingress.Config{Interfaces: f.asWritten()}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := f.Profiles(); err != nil {

@@ -129,13 +129,23 @@ func useCredentials(f *config.File, s *Secrets, kafka, registry bool) {
 }
 
 // UseEmbedded points the clients of f at the embedded broker and registry
-// of f.Standalone, for a tool (hl7bus tail) run next to a standalone with
-// its configuration file, which names no brokers. The credentials come
+// of f.Standalone, for a tool (hl7bus tail) or a stage process (hl7bus
+// parse next to hl7bus standalone --targets broker,registry) run next to a
+// standalone with its configuration file, which names no brokers. Both
+// addresses must have fixed ports. The credentials come
 // from the standalone's data directory (standalone.data_dir), except where
 // the file sets its own (kafka.sasl.mechanism, registry.username): those
 // win.
 func UseEmbedded(f *config.File) error {
 	f.ForStandalone()
+	for _, a := range []struct{ key, addr string }{{"standalone.kafka_address", f.Standalone.KafkaAddress},
+		{"standalone.registry_address", f.Standalone.RegistryAddress}} {
+		if _, port, err := net.SplitHostPort(a.addr); err == nil && port == "0" {
+			// The standalone took some free port; another process cannot
+			// know which.
+			return fmt.Errorf("%s: %q: port 0 cannot be found from another process; give the standalone a fixed port", a.key, a.addr)
+		}
+	}
 	kafka, registry := f.Kafka.SASL.Mechanism == "", f.Registry.Username == ""
 	if !kafka && !registry {
 		return nil

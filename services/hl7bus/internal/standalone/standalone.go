@@ -1,11 +1,13 @@
-// Package standalone runs the whole exchange in one process: the embedded
-// broker (franz-go's kfake, persisted to the data directory), the embedded
-// schema registry, and the five stages, which still talk to each other only
-// through the broker and Avro records, as in production.
+// Package standalone holds the embedded default's broker (franz-go's
+// kfake, persisted to the data directory) and schema registry, each
+// started on its own so that `hl7bus standalone --targets broker,registry`
+// can serve stages running as separate processes. The stages themselves
+// are modules of the composition root (internal/modules); they still talk
+// to each other only through the broker and Avro records, as in
+// production.
 package standalone
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,45 +16,73 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
-
-	"github.com/hl7bus/hl7bus/libs/logattr"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/hl7bus/hl7bus/libs/canonical"
-	"github.com/hl7bus/hl7bus/libs/telemetry"
-	"github.com/hl7bus/hl7bus/services/egress"
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
-	"github.com/hl7bus/hl7bus/services/ingress"
-	"github.com/hl7bus/hl7bus/services/parse"
-	"github.com/hl7bus/hl7bus/services/route"
-	"github.com/hl7bus/hl7bus/services/transform"
 )
 
 // Embedded is a running embedded broker and registry.
 type Embedded struct {
-	Cluster *kfake.Cluster
-	reg     *registry
-	http    *http.Server
+	Cluster  *kfake.Cluster
+	broker   *Broker
+	registry *SchemaRegistry
 }
 
-// StartEmbedded starts the broker and registry of f.Standalone.
+// StartEmbedded starts the broker and the registry of f.Standalone, in
+// that order, and points f's clients at them.
 func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
+	b, err := StartBroker(f, log)
+	if err != nil {
+		return nil, err
+	}
+	r, err := StartRegistry(f, log)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return &Embedded{Cluster: b.Cluster, broker: b, registry: r}, nil
+}
+
+// Close stops the registry and the broker (which saves its state).
+func (e *Embedded) Close() {
+	e.registry.Close()
+	e.broker.Close()
+}
+
+// Broker is the running embedded broker.
+type Broker struct {
+	Cluster *kfake.Cluster
+}
+
+// openDataDir creates the data directory (private) and returns the
+// credentials in it, generating the missing ones. The broker and the
+// registry each call it; they start one after the other, so the first
+// generates and the second reads.
+func openDataDir(f *config.File, log *slog.Logger) (*Secrets, error) {
 	if err := Validate(f); err != nil {
 		return nil, err
 	}
-	dir := f.Standalone.DataDir
-	if err := privateDataDir(dir, log); err != nil {
+	if err := privateDataDir(f.Standalone.DataDir, log); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "kafka"), 0o755); err != nil {
-		return nil, fmt.Errorf("standalone.data_dir: %w", err)
-	}
-	secrets, err := openSecrets(dir)
+	return openSecrets(f.Standalone.DataDir)
+}
+
+// StartBroker starts the embedded broker of f.Standalone and points
+// kafka.brokers and kafka.sasl of f at it (the port it got, with port 0
+// in the configuration, and the generated user: the embedded broker knows
+// no other, whatever kafka.sasl says).
+func StartBroker(f *config.File, log *slog.Logger) (*Broker, error) {
+	secrets, err := openDataDir(f, log)
 	if err != nil {
 		return nil, err
+	}
+	dir := f.Standalone.DataDir
+	if err := os.MkdirAll(filepath.Join(dir, "kafka"), 0o755); err != nil {
+		return nil, fmt.Errorf("standalone.data_dir: %w", err)
 	}
 	auth, err := brokerAuth(filepath.Join(dir, "kafka"), secrets.Kafka)
 	if err != nil {
@@ -80,14 +110,34 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded broker: %w", err)
 	}
+	f.Kafka.Brokers = cluster.ListenAddrs()
+	useCredentials(f, secrets, true, false)
+	log.Info("embedded broker running", logattr.URL("kafka", f.Kafka.Brokers[0]), logattr.DataDir(dir))
+	return &Broker{Cluster: cluster}, nil
+}
+
+// Close stops the broker, which saves its state.
+func (b *Broker) Close() { b.Cluster.Close() }
+
+// SchemaRegistry is the running embedded schema registry.
+type SchemaRegistry struct {
+	http *http.Server
+}
+
+// StartRegistry starts the embedded registry of f.Standalone and points
+// registry.url and the registry credentials of f at it.
+func StartRegistry(f *config.File, log *slog.Logger) (*SchemaRegistry, error) {
+	secrets, err := openDataDir(f, log)
+	if err != nil {
+		return nil, err
+	}
+	dir := f.Standalone.DataDir
 	reg, err := openRegistry(dir)
 	if err != nil {
-		cluster.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", f.Standalone.RegistryAddress)
 	if err != nil {
-		cluster.Close()
 		return nil, fmt.Errorf("standalone.registry_address: %w", err)
 	}
 	srv := &http.Server{Handler: requireBasicAuth(secrets.Registry, reg.handler()), ReadHeaderTimeout: 10 * time.Second}
@@ -96,84 +146,11 @@ func StartEmbedded(f *config.File, log *slog.Logger) (*Embedded, error) {
 			log.Error("embedded registry stopped", logattr.Error(err))
 		}
 	}()
-	// With port 0 in the configuration, the stages must use the ports the
-	// broker and registry actually got.
-	f.Kafka.Brokers = cluster.ListenAddrs()
 	f.Registry.URL = "http://" + ln.Addr().String()
-	// The stages log in with the generated users: the embedded broker and
-	// registry know no others, whatever kafka.sasl and registry say.
-	useCredentials(f, secrets, true, true)
-	log.Info("embedded broker and registry running", logattr.URL("kafka", f.Kafka.Brokers[0]),
-		logattr.URL("registry", f.Registry.URL), logattr.DataDir(dir))
-	return &Embedded{Cluster: cluster, reg: reg, http: srv}, nil
+	useCredentials(f, secrets, false, true)
+	log.Info("embedded registry running", logattr.URL("registry", f.Registry.URL), logattr.DataDir(dir))
+	return &SchemaRegistry{http: srv}, nil
 }
 
-// Close stops the registry and the broker (which saves its state).
-func (e *Embedded) Close() {
-	_ = e.http.Close()
-	e.Cluster.Close()
-}
-
-// Stages runs the five stages of f against its broker and registry until ctx
-// ends, then stops them in order: ingress first (finishing and ACKing what
-// is in flight), then the others.
-func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *slog.Logger) error {
-	cl, err := f.Registry.Client()
-	if err != nil {
-		return err
-	}
-	serde := canonical.NewSerde(cl)
-	if f.HTTP.Address != "off" {
-		addr, err := tel.Serve(ctx, f.HTTP.Address)
-		if err != nil {
-			return err
-		}
-		log.Info("serving /metrics, /healthz and /readyz", logattr.Address(addr))
-	}
-	profiles, err := f.Profiles()
-	if err != nil {
-		return err
-	}
-	in := ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
-	if err := in.Start(ctx); err != nil {
-		_ = in.Stop(context.Background())
-		return err
-	}
-	// One instance of each stage, with a transactional ID that is the same
-	// on every start, so a restart fences the transactions its killed
-	// predecessor left open.
-	others := []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "standalone", Telemetry: tel, Profiles: profiles}, f.Kafka, serde, log),
-		transform.New(transform.Config{Instance: "standalone", Telemetry: tel}, f.Kafka, serde, log),
-		route.New(route.Config{Instance: "standalone", Rules: f.Routes, Telemetry: tel}, f.Kafka, serde, log),
-		egress.New(egress.Config{Destinations: f.Destinations, Telemetry: tel}, f.Kafka, serde, log),
-	}
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	errc := make(chan error, len(others))
-	for _, st := range others {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := st.Run(runCtx); err != nil {
-				errc <- err
-				stop()
-			}
-		}()
-	}
-	select {
-	case <-ctx.Done():
-	case <-runCtx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	errs := []error{in.Stop(shutdownCtx)}
-	stop()
-	wg.Wait()
-	close(errc)
-	for err := range errc {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
+// Close stops the registry.
+func (r *SchemaRegistry) Close() { _ = r.http.Close() }

@@ -1,0 +1,146 @@
+package modules
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/services/egress"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/standalone"
+	"github.com/hl7bus/hl7bus/services/ingress"
+	"github.com/hl7bus/hl7bus/services/parse"
+	"github.com/hl7bus/hl7bus/services/route"
+	"github.com/hl7bus/hl7bus/services/transform"
+)
+
+// Default returns the modules of hl7bus, dependencies first. A new stage
+// is one entry here (its constructor below). It panics if the table is
+// inconsistent, a programming error its test catches.
+func Default() *Registry {
+	// What every stage needs: in a standalone they run in the process; a
+	// stage process finds them through kafka.brokers and registry.url.
+	embedded := []string{"broker", "registry"}
+	r, err := NewRegistry(
+		Module{Name: "broker", Embedded: true, New: newBroker,
+			Summary: "the embedded Kafka-protocol broker (kfake) on standalone.kafka_address, SASL/SCRAM"},
+		Module{Name: "registry", Embedded: true, New: newSchemaRegistry,
+			Summary: "the embedded schema registry on standalone.registry_address, basic auth"},
+		Module{Name: "ingress", Deps: embedded, Outputs: []string{kafka.TopicRaw}, New: newIngress,
+			Summary: "run the ingress stage (MLLP listeners -> raw)"},
+		Module{Name: "parse", Deps: embedded, Input: kafka.TopicRaw, Outputs: []string{kafka.TopicParsed, "dlq.parse"}, New: newParse,
+			Summary: "run the parse stage (raw -> parsed)"},
+		Module{Name: "transform", Deps: embedded, Input: kafka.TopicParsed, Outputs: []string{kafka.TopicTransformed, "dlq.transform"}, New: newTransform,
+			Summary: "run the transform stage (parsed -> transformed)"},
+		Module{Name: "route", Deps: embedded, Input: kafka.TopicTransformed, Outputs: []string{"out.<destination>", "dlq.route"}, New: newRoute,
+			Summary: "run the route stage (transformed -> out.<destination>)"},
+		Module{Name: "egress", Deps: embedded, Input: "out.<destination>", Outputs: []string{kafka.TopicDelivery, "dlq.egress"}, New: newEgress,
+			Summary: "run the egress stage (out.<destination> -> receivers)"},
+	)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// brokerService is the embedded broker: Start binds it and points
+// f.Kafka at it; Run holds it until its context ends, then closes it
+// (saving its state).
+type brokerService struct {
+	f      *config.File
+	log    *slog.Logger
+	broker *standalone.Broker
+}
+
+func newBroker(f *config.File, d Deps) (Service, error) {
+	return &brokerService{f: f, log: d.Log}, nil
+}
+
+func (s *brokerService) Start(context.Context) error {
+	b, err := standalone.StartBroker(s.f, s.log)
+	s.broker = b
+	return err
+}
+
+func (s *brokerService) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.broker.Close()
+	return nil
+}
+
+// registryService is the embedded schema registry, as brokerService.
+type registryService struct {
+	f   *config.File
+	log *slog.Logger
+	reg *standalone.SchemaRegistry
+}
+
+func newSchemaRegistry(f *config.File, d Deps) (Service, error) {
+	return &registryService{f: f, log: d.Log}, nil
+}
+
+func (s *registryService) Start(context.Context) error {
+	r, err := standalone.StartRegistry(s.f, s.log)
+	s.reg = r
+	return err
+}
+
+func (s *registryService) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.reg.Close()
+	return nil
+}
+
+// ingressService runs ingress under the runner's lifecycle: Start opens
+// the listeners (dependents start after), Stop closes them and drains what
+// is in flight, ACKs included; Run only waits.
+type ingressService struct{ *ingress.Service }
+
+func newIngress(f *config.File, d Deps) (Service, error) {
+	serde, err := d.Serde(f)
+	if err != nil {
+		return nil, err
+	}
+	return ingressService{ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log)}, nil
+}
+
+func (ingressService) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func newParse(f *config.File, d Deps) (Service, error) {
+	serde, err := d.Serde(f)
+	if err != nil {
+		return nil, err
+	}
+	profiles, err := f.Profiles()
+	if err != nil {
+		return nil, err
+	}
+	return parse.New(parse.Config{Instance: d.Instance, Telemetry: d.Telemetry, Profiles: profiles}, f.Kafka, serde, d.Log), nil
+}
+
+func newTransform(f *config.File, d Deps) (Service, error) {
+	serde, err := d.Serde(f)
+	if err != nil {
+		return nil, err
+	}
+	return transform.New(transform.Config{Instance: d.Instance, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
+}
+
+func newRoute(f *config.File, d Deps) (Service, error) {
+	serde, err := d.Serde(f)
+	if err != nil {
+		return nil, err
+	}
+	return route.New(route.Config{Instance: d.Instance, Rules: f.Routes, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
+}
+
+func newEgress(f *config.File, d Deps) (Service, error) {
+	serde, err := d.Serde(f)
+	if err != nil {
+		return nil, err
+	}
+	return egress.New(egress.Config{Destinations: f.Destinations, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
+}
