@@ -44,14 +44,14 @@ func TestValidate(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	d := Destination{}.withDefaults()
-	want := Destination{AckTimeout: 30 * time.Second, Connections: 1,
+	d := Destination{}.WithDefaults()
+	want := Destination{Protocol: "mllp", AckTimeout: 30 * time.Second, Connections: 1,
 		Retry: Retry{MaxAttempts: 10, MaxRetryTime: time.Hour, InitialBackoff: 500 * time.Millisecond, MaxBackoff: time.Minute}}
 	if d != want {
 		t.Errorf("defaults %+v, want %+v", d, want)
 	}
 	// A long initial backoff alone raises the default cap with it.
-	if d := (Destination{Retry: Retry{InitialBackoff: 2 * time.Minute}}).withDefaults(); d.Retry.MaxBackoff != 2*time.Minute {
+	if d := (Destination{Retry: Retry{InitialBackoff: 2 * time.Minute}}).WithDefaults(); d.Retry.MaxBackoff != 2*time.Minute {
 		t.Errorf("max_backoff %v, want 2m", d.Retry.MaxBackoff)
 	}
 }
