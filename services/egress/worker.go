@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -456,7 +457,11 @@ func (w *worker) process(ctx context.Context, j *job, snd Sender) result {
 		return result{j: j, kind: abortedResult}
 	}
 	if res.Verdict == NotSent {
-		return result{j: j, kind: notSentResult, err: res.Err}
+		err := res.Err
+		if err == nil {
+			err = errors.New(res.Reason)
+		}
+		return result{j: j, kind: notSentResult, err: err}
 	}
 	if res.Answered {
 		w.s.latency.WithLabelValues(w.d.Name).Observe(res.RoundTrip.Seconds())
@@ -479,7 +484,7 @@ func (w *worker) process(ctx context.Context, j *job, snd Sender) result {
 		log.Warn("receiver rejected the message", logattr.Ack(res.Code))
 		return w.deadLetter(ctx, j, id, canonical.ErrorPermanent, res.Reason, attempt, true)
 	}
-	// Retry, or a verdict this worker does not know: an attempt that
+	// Failed, or a verdict this worker does not know: an attempt that
 	// counts, so a sender's bug cannot make a message wait for ever.
 	w.s.failures.WithLabelValues(w.d.Name, res.Class).Inc()
 	j.attempts = attempt
