@@ -3,8 +3,10 @@ package egress
 import (
 	"errors"
 	"fmt"
-	"net"
+	"maps"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hl7bus/hl7bus/libs/telemetry"
@@ -12,6 +14,8 @@ import (
 
 // Defaults of a destination, applied by WithDefaults.
 const (
+	// DefaultProtocol is the protocol of a destination that names none.
+	DefaultProtocol       = "mllp"
 	DefaultAckTimeout     = 30 * time.Second
 	DefaultMaxAttempts    = 10
 	DefaultMaxRetryTime   = time.Hour
@@ -62,18 +66,24 @@ type AckCheck struct {
 
 // Destination is one outbound endpoint.
 type Destination struct {
-	Name     string `yaml:"name"`
-	Protocol string `yaml:"protocol"` // mllp
-	Address  string `yaml:"address"`
-	// AckTimeout bounds the wait for the receiver's ACK. Default 30s.
+	Name string `yaml:"name"`
+	// Protocol picks the adapter that delivers (see sender.go): mllp, the
+	// default, is the only one so far.
+	Protocol string `yaml:"protocol"`
+	// Address is where the receiver listens, in the protocol's form
+	// (host:port for mllp); the protocol's adapter validates it.
+	Address string `yaml:"address"`
+	// AckTimeout bounds the wait for the receiver's answer (the ACK, for
+	// mllp) after the message was sent. Default 30s.
 	AckTimeout time.Duration `yaml:"ack_timeout"`
 	// Connections is how many messages are in flight to the destination at
 	// once, each on its own connection. Default 1. Messages of one
 	// ordering key (patient) are never in flight together, whatever the
 	// value.
-	Connections int      `yaml:"connections"`
-	Retry       Retry    `yaml:"retry"`
-	Ack         AckCheck `yaml:"ack"`
+	Connections int   `yaml:"connections"`
+	Retry       Retry `yaml:"retry"`
+	// Ack says how strictly an HL7 ACK is read (mllp).
+	Ack AckCheck `yaml:"ack"`
 }
 
 // Config is the egress stage's configuration.
@@ -81,11 +91,26 @@ type Config struct {
 	Destinations []Destination
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
+	// Adapters are the protocols destinations may name, by
+	// destinations[].protocol. Nil means DefaultAdapters(); tests pass
+	// their own.
+	Adapters map[string]Adapter
 }
 
-// Validate reports problems, each naming its key.
+// adapters is the protocol table in force.
+func (c Config) adapters() map[string]Adapter {
+	if c.Adapters != nil {
+		return c.Adapters
+	}
+	return DefaultAdapters()
+}
+
+// Validate reports problems, each naming its key. The settings every
+// destination has are checked here; the protocol's own (address, ack) by
+// its adapter.
 func (c Config) Validate() error {
 	var errs []error
+	adapters := c.adapters()
 	names := map[string]bool{}
 	for i, d := range c.Destinations {
 		key := fmt.Sprintf("destinations[%d]", i)
@@ -99,11 +124,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: %q may only hold letters, digits, '_' and '-'", key, d.Name))
 		}
 		names[d.Name] = true
-		if d.Protocol != "mllp" {
-			errs = append(errs, fmt.Errorf("%s.protocol: %q is not supported (mllp)", key, d.Protocol))
-		}
-		if _, _, err := net.SplitHostPort(d.Address); err != nil {
-			errs = append(errs, fmt.Errorf("%s.address: %v", key, err))
+		d = d.WithDefaults()
+		if a, ok := adapters[d.Protocol]; ok {
+			errs = append(errs, a.Validate(key, d)...)
+		} else {
+			errs = append(errs, fmt.Errorf("%s.protocol: %q is not supported (%s)", key, d.Protocol, strings.Join(slices.Sorted(maps.Keys(adapters)), ", ")))
 		}
 		if d.Connections < 0 || d.Connections > MaxConnections {
 			errs = append(errs, fmt.Errorf("%s.connections: %d is not between 1 and %d", key, d.Connections, MaxConnections))
@@ -120,7 +145,7 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s.%s: must not be negative", key, v.k))
 			}
 		}
-		if r := d.WithDefaults().Retry; r.InitialBackoff > r.MaxBackoff {
+		if r := d.Retry; r.InitialBackoff > r.MaxBackoff {
 			errs = append(errs, fmt.Errorf("%s.retry.initial_backoff: %v is more than retry.max_backoff %v", key, r.InitialBackoff, r.MaxBackoff))
 		}
 	}
@@ -129,8 +154,12 @@ func (c Config) Validate() error {
 
 var destName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
-// WithDefaults fills what the configuration left unset.
+// WithDefaults returns d with what the configuration left unset filled
+// in: the values in force (config print shows them).
 func (d Destination) WithDefaults() Destination {
+	if d.Protocol == "" {
+		d.Protocol = DefaultProtocol
+	}
 	if d.AckTimeout == 0 {
 		d.AckTimeout = DefaultAckTimeout
 	}

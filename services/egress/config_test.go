@@ -1,9 +1,15 @@
 package egress
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hl7bus/hl7bus/libs/kafka"
 )
 
 func TestValidate(t *testing.T) {
@@ -45,7 +51,7 @@ func TestValidate(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	d := Destination{}.WithDefaults()
-	want := Destination{AckTimeout: 30 * time.Second, Connections: 1,
+	want := Destination{Protocol: "mllp", AckTimeout: 30 * time.Second, Connections: 1,
 		Retry: Retry{MaxAttempts: 10, MaxRetryTime: time.Hour, InitialBackoff: 500 * time.Millisecond, MaxBackoff: time.Minute}}
 	if d != want {
 		t.Errorf("defaults %+v, want %+v", d, want)
@@ -62,5 +68,56 @@ func TestBackoff(t *testing.T) {
 		if got := r.backoff(n); got != want {
 			t.Errorf("backoff(%d) = %v, want %v", n, got, want)
 		}
+	}
+}
+
+// fakeAdapter is a protocol whose address must be "fake:" something.
+type fakeAdapter struct{}
+
+func (fakeAdapter) Validate(key string, d Destination) []error {
+	if !strings.HasPrefix(d.Address, "fake:") {
+		return []error{fmt.Errorf("%s.address: %q is not fake:...", key, d.Address)}
+	}
+	return nil
+}
+
+func (fakeAdapter) NewSender(Destination, *slog.Logger) (Sender, error) {
+	return nil, errors.New("not for sending")
+}
+
+// Validate hands each destination's protocol settings to the adapter of
+// its protocol, from the table the Config carries.
+func TestValidateByAdapter(t *testing.T) {
+	fake := map[string]Adapter{"fake": fakeAdapter{}}
+	for _, tc := range []struct {
+		name     string
+		adapters map[string]Adapter
+		d        Destination
+		want     string // "" for valid
+	}{
+		{"no protocol is mllp", nil, Destination{Name: "a", Address: "127.0.0.1:2575"}, ""},
+		{"no protocol, bad mllp address", nil, Destination{Name: "a", Address: "nowhere"}, "destinations[0].address: address nowhere: missing port"},
+		{"the adapter validates", fake, Destination{Name: "a", Protocol: "fake", Address: "fake:x"}, ""},
+		{"the adapter's error", fake, Destination{Name: "a", Protocol: "fake", Address: "127.0.0.1:2575"}, `destinations[0].address: "127.0.0.1:2575" is not fake:...`},
+		{"only the table's protocols", fake, Destination{Name: "a", Address: "127.0.0.1:2575"}, `destinations[0].protocol: "mllp" is not supported (fake)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Config{Destinations: []Destination{tc.d}, Adapters: tc.adapters}.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Run refuses a destination whose protocol has no adapter before it
+// touches Kafka.
+func TestRunUnknownProtocol(t *testing.T) {
+	s := New(Config{Destinations: []Destination{{Name: "a", Protocol: "http"}}}, kafka.Config{}, nil, slog.New(slog.DiscardHandler))
+	if err := s.Run(context.Background()); !errors.Is(err, ErrUnknownProtocol) {
+		t.Errorf("Run = %v, want ErrUnknownProtocol", err)
 	}
 }

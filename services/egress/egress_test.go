@@ -32,7 +32,7 @@ func TestUndecodableRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := New(Config{}, env.Kafka, env.Serde, log)
-	w := newWorker(s, Destination{Name: "lis", Retry: Retry{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}}.WithDefaults(),
+	w := newWorker(s, Destination{Name: "lis", Retry: Retry{InitialBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}}.WithDefaults(), MLLP(),
 		prod, dlq, env.Kafka.Topic(kafka.TopicDelivery))
 
 	// A schema ID the registry does not know (yet): held for a retry, never

@@ -10,15 +10,8 @@ import (
 	"github.com/hl7bus/hl7bus/libs/mllp"
 )
 
-// verdict is what one attempt means for the message.
-type verdict int
-
-const (
-	delivered verdict = iota // AA or CA naming the message
-	rejected                 // AR or CR naming the message: never resend it unchanged
-	failed                   // an attempt that counts: AE/CE, not our ACK, no answer
-	notSent                  // nothing reached the receiver: the destination is unreachable
-)
+// This file is the MLLP sender's reading of an HL7 ACK (mllp.go); the
+// worker sees only the Verdict it comes to.
 
 // Failure classes, the reason label of hl7bus_egress_attempt_failures_total.
 const (
@@ -54,11 +47,11 @@ func headerOf(payload []byte, fallback string) sentHeader {
 
 // judgement is the reading of one attempt.
 type judgement struct {
-	verdict verdict
+	verdict Verdict
 	// ackCode is MSA-1 when the reply was an ACK.
 	ackCode string
-	// class is one of the fail* constants when the verdict is rejected or
-	// failed.
+	// class is one of the fail* constants when the verdict is Rejected or
+	// Failed.
 	class string
 	// reason says what happened, without message content.
 	reason string
@@ -74,13 +67,13 @@ type judgement struct {
 func judge(reply []byte, err error, sent sentHeader, check AckCheck) judgement {
 	switch {
 	case errors.Is(err, mllp.ErrNotSent):
-		return judgement{verdict: notSent, reason: err.Error()}
+		return judgement{verdict: NotSent, reason: err.Error()}
 	case errors.Is(err, mllp.ErrAckTimeout):
-		return judgement{verdict: failed, class: failNoAnswer, reason: "timed out waiting for acknowledgement"}
+		return judgement{verdict: Failed, class: failNoAnswer, reason: "timed out waiting for acknowledgement"}
 	case err != nil:
-		return judgement{verdict: failed, class: failConnectionLost, reason: err.Error()}
+		return judgement{verdict: Failed, class: failConnectionLost, reason: err.Error()}
 	}
-	j := judgement{answered: true, verdict: failed}
+	j := judgement{answered: true, verdict: Failed}
 	ack, perr := hl7v2.ParseACK(reply)
 	if perr != nil {
 		// The parser's text is not quoted: it may hold the reply's bytes.
@@ -107,9 +100,9 @@ func judge(reply []byte, err error, sent sentHeader, check AckCheck) judgement {
 	}
 	switch {
 	case ack.Accepted():
-		j.verdict = delivered
+		j.verdict = Delivered
 	case ack.Rejected():
-		j.verdict, j.class, j.reason = rejected, failRejected, "receiver answered "+ack.Code
+		j.verdict, j.class, j.reason = Rejected, failRejected, "receiver answered "+ack.Code
 	case ack.Code == hl7v2.AckError || ack.Code == hl7v2.AckCommitError:
 		j.class, j.reason = failAckError, "receiver answered "+ack.Code
 	default:

@@ -19,31 +19,31 @@ func TestJudge(t *testing.T) {
 		reply    []byte
 		err      error
 		check    AckCheck
-		want     verdict
+		want     Verdict
 		class    string
 		answered bool
 		reason   string // substring
 	}{
-		{"AA", ack("ACK^A01^ACK", "2.5", "AA", "MSG1"), nil, AckCheck{}, delivered, "", true, ""},
-		{"CA", ack("ACK", "2.5", "CA", "MSG1"), nil, AckCheck{}, delivered, "", true, ""},
-		{"AE", ack("ACK", "2.5", "AE", "MSG1"), nil, AckCheck{}, failed, failAckError, true, "receiver answered AE"},
-		{"CE", ack("ACK", "2.5", "CE", "MSG1"), nil, AckCheck{}, failed, failAckError, true, "receiver answered CE"},
-		{"AR", ack("ACK", "2.5", "AR", "MSG1"), nil, AckCheck{}, rejected, failRejected, true, "receiver answered AR"},
-		{"CR", ack("ACK", "2.5", "CR", "MSG1"), nil, AckCheck{}, rejected, failRejected, true, "receiver answered CR"},
-		{"AA naming another message", ack("ACK", "2.5", "AA", "SOMEOTHERMSG"), nil, AckCheck{}, failed, failAckMismatch, true, "MSA-2"},
-		{"AR naming another message is not ours either", ack("ACK", "2.5", "AR", "SOMEOTHERMSG"), nil, AckCheck{}, failed, failAckMismatch, true, "MSA-2"},
-		{"empty MSA-2", ack("ACK", "2.5", "AA", ""), nil, AckCheck{}, failed, failAckMismatch, true, "MSA-2"},
-		{"leniency never covers a wrong control ID", ack("ACK", "2.5", "AA", "SOMEOTHERMSG"), nil, AckCheck{LenientVersion: true, LenientType: true}, failed, failAckMismatch, true, "MSA-2"},
-		{"wrong version", ack("ACK", "2.3", "AA", "MSG1"), nil, AckCheck{}, failed, failAckHeader, true, `"2.3" differs from the message's "2.5"`},
-		{"wrong version, lenient", ack("ACK", "2.3", "AA", "MSG1"), nil, AckCheck{LenientVersion: true}, delivered, "", true, ""},
-		{"MSH-9 not ACK", ack("ADT^A01", "2.5", "AA", "MSG1"), nil, AckCheck{}, failed, failAckHeader, true, "MSH-9"},
-		{"MSH-9 not ACK, lenient", ack("ADT^A01", "2.5", "AA", "MSG1"), nil, AckCheck{LenientType: true}, delivered, "", true, ""},
-		{"unknown code", ack("ACK", "2.5", "XX", "MSG1"), nil, AckCheck{}, failed, failBadAck, true, "table 0008"},
-		{"garbage", []byte("NOT HL7"), nil, AckCheck{}, failed, failBadAck, true, "not an HL7 acknowledgement"},
-		{"no MSA", []byte("MSH|^~\\&|A|B|C|D|20261201||ACK|1|P|2.5\r"), nil, AckCheck{}, failed, failBadAck, true, "not an HL7 acknowledgement"},
-		{"ack timeout", nil, mllp.ErrAckTimeout, AckCheck{}, failed, failNoAnswer, false, "timed out"},
-		{"connection lost", nil, errors.New("mllp: reading reply from x: EOF"), AckCheck{}, failed, failConnectionLost, false, "EOF"},
-		{"not sent", nil, fmt.Errorf("%w: connecting to x: refused", mllp.ErrNotSent), AckCheck{}, notSent, "", false, "not sent"},
+		{"AA", ack("ACK^A01^ACK", "2.5", "AA", "MSG1"), nil, AckCheck{}, Delivered, "", true, ""},
+		{"CA", ack("ACK", "2.5", "CA", "MSG1"), nil, AckCheck{}, Delivered, "", true, ""},
+		{"AE", ack("ACK", "2.5", "AE", "MSG1"), nil, AckCheck{}, Failed, failAckError, true, "receiver answered AE"},
+		{"CE", ack("ACK", "2.5", "CE", "MSG1"), nil, AckCheck{}, Failed, failAckError, true, "receiver answered CE"},
+		{"AR", ack("ACK", "2.5", "AR", "MSG1"), nil, AckCheck{}, Rejected, failRejected, true, "receiver answered AR"},
+		{"CR", ack("ACK", "2.5", "CR", "MSG1"), nil, AckCheck{}, Rejected, failRejected, true, "receiver answered CR"},
+		{"AA naming another message", ack("ACK", "2.5", "AA", "SOMEOTHERMSG"), nil, AckCheck{}, Failed, failAckMismatch, true, "MSA-2"},
+		{"AR naming another message is not ours either", ack("ACK", "2.5", "AR", "SOMEOTHERMSG"), nil, AckCheck{}, Failed, failAckMismatch, true, "MSA-2"},
+		{"empty MSA-2", ack("ACK", "2.5", "AA", ""), nil, AckCheck{}, Failed, failAckMismatch, true, "MSA-2"},
+		{"leniency never covers a wrong control ID", ack("ACK", "2.5", "AA", "SOMEOTHERMSG"), nil, AckCheck{LenientVersion: true, LenientType: true}, Failed, failAckMismatch, true, "MSA-2"},
+		{"wrong version", ack("ACK", "2.3", "AA", "MSG1"), nil, AckCheck{}, Failed, failAckHeader, true, `"2.3" differs from the message's "2.5"`},
+		{"wrong version, lenient", ack("ACK", "2.3", "AA", "MSG1"), nil, AckCheck{LenientVersion: true}, Delivered, "", true, ""},
+		{"MSH-9 not ACK", ack("ADT^A01", "2.5", "AA", "MSG1"), nil, AckCheck{}, Failed, failAckHeader, true, "MSH-9"},
+		{"MSH-9 not ACK, lenient", ack("ADT^A01", "2.5", "AA", "MSG1"), nil, AckCheck{LenientType: true}, Delivered, "", true, ""},
+		{"unknown code", ack("ACK", "2.5", "XX", "MSG1"), nil, AckCheck{}, Failed, failBadAck, true, "table 0008"},
+		{"garbage", []byte("NOT HL7"), nil, AckCheck{}, Failed, failBadAck, true, "not an HL7 acknowledgement"},
+		{"no MSA", []byte("MSH|^~\\&|A|B|C|D|20261201||ACK|1|P|2.5\r"), nil, AckCheck{}, Failed, failBadAck, true, "not an HL7 acknowledgement"},
+		{"ack timeout", nil, mllp.ErrAckTimeout, AckCheck{}, Failed, failNoAnswer, false, "timed out"},
+		{"connection lost", nil, errors.New("mllp: reading reply from x: EOF"), AckCheck{}, Failed, failConnectionLost, false, "EOF"},
+		{"not sent", nil, fmt.Errorf("%w: connecting to x: refused", mllp.ErrNotSent), AckCheck{}, NotSent, "", false, "not sent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := judge(tc.reply, tc.err, sent, tc.check)

@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -16,7 +17,6 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/logattr"
-	"github.com/hl7bus/hl7bus/libs/mllp"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 )
 
@@ -43,11 +43,12 @@ const (
 )
 
 // worker delivers one destination's messages: a coordinator goroutine owns
-// the scheduler; a poller fetches; d.Connections senders each own an MLLP
-// connection.
+// the scheduler; a poller fetches; d.Connections sender goroutines each own
+// a Sender built by the destination's adapter.
 type worker struct {
 	s             *Service
 	d             Destination
+	adapter       Adapter
 	prod          *kgo.Client
 	dlq, delivery string
 	topic         string
@@ -61,8 +62,8 @@ type worker struct {
 	coordDone chan struct{}
 }
 
-func newWorker(s *Service, d Destination, prod *kgo.Client, dlq, delivery string) *worker {
-	return &worker{s: s, d: d, prod: prod, dlq: dlq, delivery: delivery, topic: s.kc.OutTopic(d.Name),
+func newWorker(s *Service, d Destination, a Adapter, prod *kgo.Client, dlq, delivery string) *worker {
+	return &worker{s: s, d: d, adapter: a, prod: prod, dlq: dlq, delivery: delivery, topic: s.kc.OutTopic(d.Name),
 		log: s.log.With(logattr.Destination(d.Name)), tracer: kafka.Instrument(s.tel, "egress-"+d.Name).Tracer,
 		revokes: make(chan revokeReq), coordDone: make(chan struct{})}
 }
@@ -113,8 +114,22 @@ func (w *worker) run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) { w.onRevoked(ctx, cl, m, false) }),
 		kgo.OnPartitionsLost(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) { w.onRevoked(ctx, cl, m, true) }))
+	snds := make([]Sender, 0, w.d.Connections)
+	for range w.d.Connections {
+		snd, err := w.adapter.NewSender(w.d, w.log)
+		if err != nil {
+			for _, s := range snds {
+				_ = s.Close()
+			}
+			return fmt.Errorf("egress %s: building a %s sender: %w", w.d.Name, w.d.Protocol, err)
+		}
+		snds = append(snds, snd)
+	}
 	cl, err := kafka.NewConsumer(w.s.kc, w.log, group, []string{w.topic}, opts...)
 	if err != nil {
+		for _, s := range snds {
+			_ = s.Close()
+		}
 		return fmt.Errorf("egress %s: consumer: %w", w.d.Name, err)
 	}
 	defer cl.Close()
@@ -130,15 +145,11 @@ func (w *worker) run(ctx context.Context) error {
 	jobs := make(chan *job, w.d.Connections)
 	results := make(chan result, w.d.Connections)
 	var senders sync.WaitGroup
-	for range w.d.Connections {
-		client := mllp.NewClient(w.d.Address, mllp.WithAckTimeout(w.d.AckTimeout))
+	for _, snd := range snds {
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
-			defer client.Close()
-			for j := range jobs {
-				results <- w.process(sendCtx, j, client)
-			}
+			w.send(sendCtx, snd, jobs, results)
 		}()
 	}
 	room := make(chan int, 1)
@@ -413,7 +424,7 @@ const (
 )
 
 // process makes one attempt at j's record and reports what it means.
-func (w *worker) process(ctx context.Context, j *job, cl *mllp.Client) result {
+func (w *worker) process(ctx context.Context, j *job, snd Sender) result {
 	rec := j.rec
 	// The deliver span continues the message's trace from its headers.
 	_, span := w.tracer.WithProcessSpan(rec)
@@ -441,53 +452,47 @@ func (w *worker) process(ctx context.Context, j *job, cl *mllp.Client) result {
 	out := j.out
 	span.SetAttributes(attribute.String("hl7bus.message_id", out.MessageID))
 	log := w.log.With(logattr.MessageID(out.MessageID), logattr.ControlID(out.ControlID))
-	sent := headerOf(out.Payload, out.ControlID)
-	ex, err := cl.Exchange(ctx, out.Payload)
+	res := snd.Send(ctx, out)
 	if ctx.Err() != nil {
 		return result{j: j, kind: abortedResult}
 	}
-	v := judge(ex.Reply, err, sent, w.d.Ack)
-	if v.verdict == notSent {
+	if res.Verdict == NotSent {
+		err := res.Err
+		if err == nil {
+			err = errors.New(res.Reason)
+		}
 		return result{j: j, kind: notSentResult, err: err}
 	}
-	if v.answered {
-		w.s.latency.WithLabelValues(w.d.Name).Observe(ex.RoundTrip.Seconds())
+	if res.Answered {
+		w.s.latency.WithLabelValues(w.d.Name).Observe(res.RoundTrip.Seconds())
 	}
 	attempt := j.attempts + 1
 	now := time.Now()
 	d := &canonical.Delivery{MessageID: out.MessageID, ControlID: out.ControlID, Destination: w.d.Name,
-		Attempt: attempt, AckCode: v.ackCode, LatencyMS: float64(ex.RoundTrip.Microseconds()) / 1000, At: now}
+		Attempt: attempt, AckCode: res.Code, LatencyMS: float64(res.RoundTrip.Microseconds()) / 1000, At: now}
 	id := kafka.Ident{MessageID: out.MessageID, ControlID: out.ControlID}
-	switch v.verdict {
-	case delivered:
+	switch res.Verdict {
+	case Delivered:
 		d.Outcome = canonical.OutcomeDelivered
 		w.receipt(d)
 		w.s.endToEnd.WithLabelValues(w.d.Name).Observe(time.Since(out.ReceivedAt).Seconds())
 		return result{j: j, kind: finishedResult, reached: true}
-	case rejected:
-		w.s.failures.WithLabelValues(w.d.Name, v.class).Inc()
-		d.Outcome, d.Error = canonical.OutcomeDeadLettered, v.reason
+	case Rejected:
+		w.s.failures.WithLabelValues(w.d.Name, res.Class).Inc()
+		d.Outcome, d.Error = canonical.OutcomeDeadLettered, res.Reason
 		w.receipt(d)
-		log.Warn("receiver rejected the message", logattr.Ack(v.ackCode))
-		return w.deadLetter(ctx, j, id, canonical.ErrorPermanent, v.reason, attempt, true)
+		log.Warn("receiver rejected the message", logattr.Ack(res.Code))
+		return w.deadLetter(ctx, j, id, canonical.ErrorPermanent, res.Reason, attempt, true)
 	}
-	w.s.failures.WithLabelValues(w.d.Name, v.class).Inc()
-	if v.answered && v.class != failAckError {
-		// The reply is not this message's ACK: the stream is out of step
-		// (a late reply would answer the next message), so start afresh.
-		cl.Reset()
-		if v.class == failAckMismatch {
-			if ack := v.ackControlID; ack != "" {
-				log.Warn("ACK names another message (MSA-2 differs); not delivered, retrying on a new connection", logattr.ControlIDInAck(ack))
-			}
-		}
-	}
+	// Failed, or a verdict this worker does not know: an attempt that
+	// counts, so a sender's bug cannot make a message wait for ever.
+	w.s.failures.WithLabelValues(w.d.Name, res.Class).Inc()
 	j.attempts = attempt
 	if j.firstFailure.IsZero() {
 		j.firstFailure, j.downAtFirst = now, w.outage.elapsed(now)
 	}
 	retried := now.Sub(j.firstFailure) - (w.outage.elapsed(now) - j.downAtFirst)
-	reason := v.reason
+	reason := res.Reason
 	if attempt >= w.d.Retry.MaxAttempts || retried >= w.d.Retry.MaxRetryTime {
 		if attempt < w.d.Retry.MaxAttempts {
 			reason += fmt.Sprintf(" (still failing after %v, retry.max_retry_time)", retried.Round(time.Second))

@@ -1,32 +1,3 @@
-// Package egress is the egress stage: one consumer group per destination
-// reads out.<destination> and delivers each message over MLLP, committing
-// an offset only once every record before it got the receiver's ACK or a
-// dead-letter write (at-least-once toward the outside world). Every
-// attempt is recorded on the delivery topic. Each destination runs on its
-// own, so one that is down holds back only its own messages.
-//
-// Retry follows the design's "egress retry" contract:
-//
-//   - An attempt counts only when it failed for this message: the receiver
-//     answered AE (or CE), answered with an ACK that is not this message's
-//     (MSA-2 differs from the MSH-10 sent, or, unless ack.lenient_* says
-//     otherwise, MSH-9 is not ACK or MSH-12 is not the message's version),
-//     or did not answer after the message was sent. The message is retried
-//     with backoff (retry.initial_backoff doubling to retry.max_backoff)
-//     until retry.max_attempts (default 10) or retry.max_retry_time
-//     (default 1h), whichever comes first, then goes to dlq.egress with the
-//     reason. AR (or CR) goes there at once.
-//   - A message that must wait holds back only the later messages of its
-//     ordering key (the Kafka key: the patient, by default); other keys on
-//     the same partition keep flowing, up to destinations[].connections
-//     messages in flight (default 1).
-//   - A destination that cannot be reached (mllp.ErrNotSent: the dial
-//     failed) is held: no attempt is counted, hl7bus_destination_up drops
-//     to 0, the message is tried again every second at most, and when the
-//     destination answers delivery resumes at once. An outage never
-//     dead-letters.
-//
-// DESIGN.md states the scheduler's invariants and the goroutines.
 package egress
 
 import (
@@ -52,6 +23,8 @@ type Service struct {
 	serde *canonical.Serde
 	log   *slog.Logger
 	tel   *telemetry.Telemetry
+	// adapters builds each destination's senders, by protocol.
+	adapters map[string]Adapter
 
 	attempts  *prometheus.CounterVec
 	failures  *prometheus.CounterVec
@@ -68,7 +41,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if tel == nil {
 		tel = telemetry.Nop()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("egress")), tel: tel,
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("egress")), tel: tel, adapters: cfg.adapters(),
 		attempts: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_egress_attempts_total",
 			Help: "Delivery attempts, by destination and outcome (delivered, retry, dead_lettered). A message not sent because the destination is unreachable is no attempt."}, "destination", "outcome"),
 		failures: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_egress_attempt_failures_total",
@@ -88,6 +61,19 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 
 // Run delivers to every destination until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	type dest struct {
+		d Destination
+		a Adapter
+	}
+	dests := make([]dest, 0, len(s.cfg.Destinations))
+	for _, d := range s.cfg.Destinations {
+		d = d.WithDefaults()
+		a, ok := s.adapters[d.Protocol]
+		if !ok {
+			return fmt.Errorf("egress %s: %w: %q", d.Name, ErrUnknownProtocol, d.Protocol)
+		}
+		dests = append(dests, dest{d, a})
+	}
 	s.tel.Health.Register("egress")
 	defer s.tel.Health.Set("egress", false)
 	// acks=all (NewProducer): dead letters must be durable before the
@@ -113,8 +99,8 @@ func (s *Service) Run(ctx context.Context) error {
 	s.tel.Health.Set("egress", true)
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.cfg.Destinations))
-	for _, d := range s.cfg.Destinations {
-		w := newWorker(s, d.WithDefaults(), prod, dlq, delivery)
+	for _, dd := range dests {
+		w := newWorker(s, dd.d, dd.a, prod, dlq, delivery)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
