@@ -202,11 +202,17 @@ func TestRunForcedStop(t *testing.T) {
 	if !errors.Is(err, ErrForcedStop) || !strings.Contains(err.Error(), "transform, route, egress, registry, broker still running") {
 		t.Fatalf("error %v, want a forced stop naming what is left", err)
 	}
-	if took := time.Since(start); took > 2*time.Second {
+	if took := time.Since(start); took > 2*time.Second || took < 200*time.Millisecond {
 		t.Errorf("the backstop fired after %v, want about 200ms", took)
 	}
-	if ev := j.list(); !slices.Contains(ev, "end parse") || slices.Contains(ev, "end broker") {
-		t.Errorf("events %v: parse should have ended, the broker not", ev)
+	// Once the backstop fires, the modules left are cancelled and may end
+	// while Run returns, so the broker may show as ended; what must hold
+	// is that parse (stopped before the stuck transform) ended before the
+	// broker did.
+	ev := j.list()
+	parse, broker := slices.Index(ev, "end parse"), slices.Index(ev, "end broker")
+	if parse < 0 || (broker >= 0 && broker < parse) {
+		t.Errorf("events %v: parse should have ended, before the broker if it ended", ev)
 	}
 }
 
