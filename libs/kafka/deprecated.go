@@ -10,11 +10,11 @@ import (
 )
 
 // The stage runtime (loop, error model, dead letters) moved to
-// libs/pipeline. What follows stays only for the callers not moved yet,
-// and goes with them. libs/pipeline imports this package for its clients,
-// so these cannot be aliases of pipeline's: they are copies, and the error
-// marks agree through pipeline.Classed (an error with a DeadLetterClass
-// method), which both packages recognise.
+// libs/pipeline. What follows stays only for services/egress, which is
+// being rewritten onto that runtime, and goes with it. libs/pipeline
+// imports this package for its clients, so these cannot be aliases of
+// pipeline's: they are copies, and IsPermanent recognises pipeline's
+// marks through pipeline.Classed (an error with a DeadLetterClass method).
 
 // Ident names the message a record holds.
 //
@@ -30,8 +30,8 @@ type classed interface {
 	DeadLetterClass() string
 }
 
-// IsPermanent reports whether err was marked permanent, by this package's
-// Permanent or by pipeline's.
+// IsPermanent reports whether err was marked permanent by pipeline (egress
+// checks pipeline.Decode's errors with it).
 //
 // Deprecated: moved to pipeline; removed when egress adopts the pipeline runtime.
 func IsPermanent(err error) bool {
@@ -56,47 +56,4 @@ func DeadLetter(stage string, id Ident, rec *kgo.Record, class, reason string, a
 		}
 	}
 	return d
-}
-
-// permanentError is pipeline's permanent mark, for the callers below.
-type permanentError struct {
-	err   error
-	class string
-}
-
-func (e permanentError) Error() string           { return e.err.Error() }
-func (e permanentError) Unwrap() error           { return e.err }
-func (e permanentError) DeadLetterClass() string { return e.class }
-
-// Permanent marks err as one retrying cannot fix.
-//
-// Deprecated: moved to pipeline; removed when parse.Handle and
-// transform.Handle take their decoded input (their bodies are being
-// changed by the parse-once work of issue 9).
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err: err}
-}
-
-// PermanentClass is Permanent with the dead letter's error class.
-//
-// Deprecated: moved to pipeline; removed with Permanent.
-func PermanentClass(class string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err: err, class: class}
-}
-
-// ErrorClass returns the dead-letter error class of a permanent error.
-//
-// Deprecated: moved to pipeline; removed with Permanent.
-func ErrorClass(err error) string {
-	var c classed
-	if errors.As(err, &c) && c.DeadLetterClass() != "" {
-		return c.DeadLetterClass()
-	}
-	return canonical.ErrorPermanent
 }

@@ -47,4 +47,3 @@ func TestDecode(t *testing.T) {
 		}
 	}
 }
-

@@ -99,4 +99,3 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 	log.Info("stage stopped")
 	return err
 }
-

@@ -46,7 +46,7 @@ func TestTrace(t *testing.T) {
 		s := ended[i]
 		attrs := map[string]string{}
 		for _, a := range s.Attributes() {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["hl7bus.stage"] != "parse" || attrs["hl7bus.message_id"] != "M1" || s.Status().Code != tt.status {
 			t.Errorf("%s: span attributes %v, status %v", tt.name, attrs, s.Status())
@@ -62,7 +62,10 @@ func TestTrace(t *testing.T) {
 	}
 	// Without a tracer the handler is called as it is.
 	called := false
-	h := func(context.Context, *kgo.Record) ([]*kgo.Record, Ident, error) { called = true; return nil, Ident{}, nil }
+	h := func(context.Context, *kgo.Record) ([]*kgo.Record, Ident, error) {
+		called = true
+		return nil, Ident{}, nil
+	}
 	if _, _, _ = Trace(nil, "parse")(h)(context.Background(), &kgo.Record{}); !called {
 		t.Error("no tracer: handler not called")
 	}

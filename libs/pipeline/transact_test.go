@@ -176,4 +176,3 @@ func counter(t *testing.T, tel *telemetry.Telemetry, name, want string) float64 
 	}
 	return 0
 }
-
