@@ -1,7 +1,8 @@
 // Package kafka is the one place hl7bus builds Kafka clients: producers,
-// transactional stage sessions and consumers from a validated Config, topic
-// creation, dead-letter records, and the consume -> handle -> produce loop
-// that runs inside Kafka transactions.
+// transactional stage sessions, consumers and readers from a validated
+// Config, their tracing and metrics hooks (Instrument), and topic creation
+// (EnsureTopics). The stage runtime that runs on these clients (the
+// transactional loop, retries, dead letters) is libs/pipeline.
 package kafka
 
 import (

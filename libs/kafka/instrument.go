@@ -2,8 +2,8 @@ package kafka
 
 import (
 	"errors"
-	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"github.com/twmb/franz-go/plugin/kprom"
@@ -27,8 +27,11 @@ func (i Instruments) Opts() []kgo.Opt { return i.opts }
 
 // Instrument returns hooks for a client named client (a stage, or
 // "egress-<destination>"): kotel spans for publish and receive with the
-// service's tracer provider and W3C propagator, and kprom metrics under
-// hl7bus_kafka_<client>_*.
+// service's tracer provider and W3C propagator, and kprom metrics
+// hl7bus_kafka_* with the label client="<client>" (a name inside the
+// metric name would make one metric per client, which no dashboard or
+// alert can aggregate). Each client name may be instrumented once per
+// registry.
 func Instrument(t *telemetry.Telemetry, client string) Instruments {
 	tracer := kotel.NewTracer(
 		kotel.TracerProvider(t.TracerProvider),
@@ -37,17 +40,7 @@ func Instrument(t *telemetry.Telemetry, client string) Instruments {
 		kotel.KeyFormatter(func(*kgo.Record) (string, error) { return "", errNoKey }),
 	)
 	k := kotel.NewKotel(kotel.WithTracer(tracer))
-	m := kprom.NewMetrics("hl7bus_kafka", kprom.Registerer(t.Registry), kprom.Subsystem(metricName(client)))
+	m := kprom.NewMetrics("hl7bus_kafka", kprom.Registerer(t.Registry), kprom.WithStaticLabel(prometheus.Labels{"client": client}))
 	hooks := append(k.Hooks(), m)
 	return Instruments{Tracer: tracer, opts: []kgo.Opt{kgo.WithHooks(hooks...)}}
-}
-
-// metricName makes s usable inside a Prometheus metric name.
-func metricName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, s)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
-	"github.com/hl7bus/hl7bus/libs/kafka"
 )
 
 // Decode decodes a stage's input record as a T and classifies a failure
@@ -20,11 +19,11 @@ func Decode[T canonical.Record](ctx context.Context, serde *canonical.Serde, val
 		if errors.Is(err, canonical.ErrUnknownSchema) {
 			return zero, fmt.Errorf("decoding %s input: %w", zero.Schema(), err)
 		}
-		return zero, kafka.Permanent(fmt.Errorf("decoding %s input: %w", zero.Schema(), err))
+		return zero, Permanent(fmt.Errorf("decoding %s input: %w", zero.Schema(), err))
 	}
 	t, ok := rec.(T)
 	if !ok {
-		return zero, kafka.Permanent(fmt.Errorf("expected a %s record, got %s", zero.Schema(), rec.Schema()))
+		return zero, Permanent(fmt.Errorf("expected a %s record, got %s", zero.Schema(), rec.Schema()))
 	}
 	return t, nil
 }

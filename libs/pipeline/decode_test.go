@@ -2,16 +2,13 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
-	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -45,38 +42,8 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := Decode[*canonical.Raw](ctx, serde, tt.value)
-		if err == nil || kafka.IsPermanent(err) != tt.permanent || !strings.Contains(err.Error(), tt.text) {
-			t.Errorf("%s: %v (permanent %v)", tt.name, err, kafka.IsPermanent(err))
+		if err == nil || IsPermanent(err) != tt.permanent || !strings.Contains(err.Error(), tt.text) {
+			t.Errorf("%s: %v (permanent %v)", tt.name, err, IsPermanent(err))
 		}
-	}
-}
-
-func TestOneToOne(t *testing.T) {
-	reg := srfake.New()
-	defer reg.Close()
-	cl, _ := sr.NewClient(sr.URLs(reg.URL()))
-	serde := canonical.NewSerde(cl)
-	ctx := context.Background()
-	if _, err := serde.Register(ctx, "raw", schemas.Raw); err != nil {
-		t.Fatal(err)
-	}
-	failure := kafka.Permanent(errors.New("bad message"))
-	h := OneToOne(serde, "next", func(_ context.Context, v []byte) (*canonical.Raw, kafka.Ident, error) {
-		id := kafka.Ident{MessageID: string(v)}
-		if string(v) == "bad" {
-			return nil, id, failure
-		}
-		return &canonical.Raw{MessageID: string(v)}, id, nil
-	})
-
-	outs, id, err := h(ctx, &kgo.Record{Key: []byte("patient"), Value: []byte("M1")})
-	if err != nil || id.MessageID != "M1" || len(outs) != 1 || outs[0].Topic != "next" || string(outs[0].Key) != "patient" {
-		t.Fatalf("got %v %v %v", outs, id, err)
-	}
-	if r, err := Decode[*canonical.Raw](ctx, serde, outs[0].Value); err != nil || r.MessageID != "M1" {
-		t.Errorf("output decodes to %v %v", r, err)
-	}
-	if outs, id, err := h(ctx, &kgo.Record{Value: []byte("bad")}); outs != nil || id.MessageID != "bad" || !errors.Is(err, failure) {
-		t.Errorf("failure: got %v %v %v", outs, id, err)
 	}
 }

@@ -1,7 +1,3 @@
-// Package pipeline runs a transactional stage (parse, transform, route):
-// it creates the stage's topics, registers the schemas of what it writes,
-// opens the transaction session and runs the kafka.Loop until the context
-// ends, then closes the session.
 package pipeline
 
 import (
@@ -9,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -32,16 +26,27 @@ type Stage struct {
 	Input string
 	// Outputs maps each topic written to the schema of its records.
 	Outputs map[string]string
-	Handle  kafka.Handler
+	// Handle handles one input record: Typed(serde, handler) for a
+	// Handler of the stage's input record.
+	Handle RecordHandler
+	// Retry is the retry policy; zero fields take the defaults (see
+	// RetryPolicy).
+	Retry RetryPolicy
+	// Timeout bounds each try of a record (DefaultRecordTimeout when
+	// zero).
+	Timeout time.Duration
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
 	// StallAfter is how long the stage may hold fetched records without
-	// committing before it reports itself not ready (kafka.Loop's
-	// default, 30 s, when zero).
+	// committing before it reports itself not ready
+	// (DefaultStallAfter when zero).
 	StallAfter time.Duration
 }
 
-// Run runs stage until ctx ends.
+// Run runs stage with the transactional driver until ctx ends: it creates
+// the stage's topics (input, outputs, dlq.<stage>), registers the schemas
+// of what it writes, opens the transaction session and runs Transact, then
+// closes the session.
 func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog.Logger, st Stage) error {
 	log = log.With(logattr.Stage(st.Name))
 	kc = kc.WithDefaults()
@@ -87,26 +92,10 @@ func Run(ctx context.Context, kc kafka.Config, serde *canonical.Serde, log *slog
 	defer sess.Close()
 	log.Info("stage running", logattr.Input(st.Input), logattr.Group(group))
 	tel.Health.Set(st.Name, true)
-	loop := &kafka.Loop{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log,
-		MaxRecordBytes: kc.MaxRecordBytes, StallAfter: st.StallAfter, Telemetry: tel, Tracer: inst.Tracer}
+	loop := &Transact{Stage: st.Name, Session: sess, DLQTopic: dlq, Serde: serde, Handle: st.Handle, Log: log,
+		MaxRecordBytes: kc.MaxRecordBytes, Retry: st.Retry, Timeout: st.Timeout, StallAfter: st.StallAfter,
+		Telemetry: tel, Tracer: inst.Tracer}
 	err = loop.Run(ctx)
 	log.Info("stage stopped")
 	return err
-}
-
-// OneToOne adapts a stage that turns each input value into one record,
-// written to topic out under its input's key (so per-patient order holds
-// downstream).
-func OneToOne[T canonical.Record](serde *canonical.Serde, out string, handle func(context.Context, []byte) (T, kafka.Ident, error)) kafka.Handler {
-	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
-		r, id, err := handle(ctx, rec.Value)
-		if err != nil {
-			return nil, id, err
-		}
-		v, err := serde.Encode(r)
-		if err != nil {
-			return nil, id, kafka.Permanent(err)
-		}
-		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: v}}, id, nil
-	}
 }

@@ -47,11 +47,12 @@ func TestStalledStageNotReady(t *testing.T) {
 	tel := telemetry.Nop()
 	st := pipeline.Stage{Name: "test", Instance: "0", Input: in, Outputs: map[string]string{out: schemas.DeadLetter},
 		Telemetry: tel, StallAfter: 500 * time.Millisecond,
-		Handle: func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+		Retry: pipeline.RetryPolicy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		Handle: func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 			if down.Load() {
-				return nil, kafka.Ident{}, errors.New("registry unavailable")
+				return nil, pipeline.Ident{}, errors.New("registry unavailable")
 			}
-			return []*kgo.Record{{Topic: out, Value: rec.Value}}, kafka.Ident{}, nil
+			return []*kgo.Record{{Topic: out, Value: rec.Value}}, pipeline.Ident{}, nil
 		}}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

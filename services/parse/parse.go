@@ -71,8 +71,8 @@ func (s *Service) Run(ctx context.Context) error {
 // under its input's key, the messages of a batch each under its own
 // ordering key (so a batch of several patients keeps per-patient order
 // downstream, like messages sent one by one).
-func (s *Service) handler(out string) kafka.Handler {
-	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+func (s *Service) handler(out string) pipeline.RecordHandler {
+	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 		ps, id, err := s.Handle(ctx, rec.Value)
 		if err != nil {
 			return nil, id, err
@@ -81,7 +81,7 @@ func (s *Service) handler(out string) kafka.Handler {
 		for _, p := range ps {
 			v, err := s.serde.Encode(p)
 			if err != nil {
-				return nil, id, kafka.Permanent(err)
+				return nil, id, pipeline.Permanent(err)
 			}
 			key := rec.Key
 			if p.ParentMessageID != "" {
@@ -95,16 +95,16 @@ func (s *Service) handler(out string) kafka.Handler {
 
 // Handle turns a raw record's value into parsed records: one for a
 // message, one per message for a batch (none for an empty batch).
-func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Parsed, kafka.Ident, error) {
+func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Parsed, pipeline.Ident, error) {
 	raw, err := pipeline.Decode[*canonical.Raw](ctx, s.serde, value)
 	if err != nil {
-		return nil, kafka.Ident{}, err
+		return nil, pipeline.Ident{}, err
 	}
-	id := kafka.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}
+	id := pipeline.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}
 	if r := raw.Rejected; r != nil {
 		// The sender was told AR (or AE, or nothing for an ACK): the
 		// record is the evidence, never a message to route.
-		return nil, id, kafka.PermanentClass(canonical.ErrorRejectedAtIngress,
+		return nil, id, pipeline.PermanentClass(canonical.ErrorRejectedAtIngress,
 			fmt.Errorf("rejected at ingress: %s: %s", r.Code, r.Reason))
 	}
 	if isBatch(raw.Payload) {
@@ -112,20 +112,20 @@ func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Parsed
 	}
 	m, err := s.parser.Parse(raw.Payload)
 	if err != nil {
-		return nil, id, kafka.Permanent(fmt.Errorf("parsing message: %w", err))
+		return nil, id, pipeline.Permanent(fmt.Errorf("parsing message: %w", err))
 	}
 	p := s.parsed(raw, m, raw.MessageID, raw.OrderingKey)
 	p.Payload = raw.Payload
-	return []*canonical.Parsed{p}, kafka.Ident{MessageID: raw.MessageID, ControlID: m.ControlID()}, nil
+	return []*canonical.Parsed{p}, pipeline.Ident{MessageID: raw.MessageID, ControlID: m.ControlID()}, nil
 }
 
 // batch splits a batch frame into its messages. Ingress checked its counts
 // and every message before accepting it; a batch that still fails here
 // (written by an older ingress, or replayed) is dead-lettered whole.
-func (s *Service) batch(raw *canonical.Raw, id kafka.Ident) ([]*canonical.Parsed, kafka.Ident, error) {
+func (s *Service) batch(raw *canonical.Raw, id pipeline.Ident) ([]*canonical.Parsed, pipeline.Ident, error) {
 	f, err := s.parser.ParseBatch(raw.Payload)
 	if err != nil {
-		return nil, id, kafka.Permanent(fmt.Errorf("parsing batch: %w", err))
+		return nil, id, pipeline.Permanent(fmt.Errorf("parsing batch: %w", err))
 	}
 	var out []*canonical.Parsed
 	for n, m := range f.Messages() {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
-	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -67,7 +67,7 @@ func TestHandleAppliesTheInterfaceProfile(t *testing.T) {
 		}
 	}
 	bad := encodeRaw(t, env, &canonical.Raw{MessageID: "M2", Interface: "lab", Payload: []byte("hello")})
-	if _, id, err := s.Handle(ctx, bad); !kafka.IsPermanent(err) || kafka.ErrorClass(err) != canonical.ErrorPermanent || id.MessageID != "M2" {
+	if _, id, err := s.Handle(ctx, bad); !pipeline.IsPermanent(err) || pipeline.ErrorClass(err) != canonical.ErrorPermanent || id.MessageID != "M2" {
 		t.Errorf("unparseable: %v %+v", err, id)
 	}
 }
@@ -80,8 +80,8 @@ func TestHandleDeadLettersWhatIngressRejected(t *testing.T) {
 		Header:   canonical.Header{ControlID: "C3"},
 		Rejected: &canonical.Rejection{Code: canonical.RejectUnexpectedMSA, Reason: "MSA segment not allowed"}})
 	ps, id, err := s.Handle(context.Background(), v)
-	if ps != nil || !kafka.IsPermanent(err) || kafka.ErrorClass(err) != canonical.ErrorRejectedAtIngress || id.MessageID != "M3" || id.ControlID != "C3" {
-		t.Fatalf("got %v %+v %v (class %s)", ps, id, err, kafka.ErrorClass(err))
+	if ps != nil || !pipeline.IsPermanent(err) || pipeline.ErrorClass(err) != canonical.ErrorRejectedAtIngress || id.MessageID != "M3" || id.ControlID != "C3" {
+		t.Fatalf("got %v %+v %v (class %s)", ps, id, err, pipeline.ErrorClass(err))
 	}
 	if !strings.Contains(err.Error(), "unexpected_msa: MSA segment not allowed") {
 		t.Errorf("reason %q", err)

@@ -108,29 +108,35 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "route", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
-		Handle: func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
-			outs, id, err := s.Handle(ctx, rec.Value)
-			if err != nil {
-				return nil, id, err
-			}
-			recs := make([]*kgo.Record, 0, len(outs))
-			for _, o := range outs {
-				v, err := s.serde.Encode(o)
-				if err != nil {
-					return nil, id, kafka.Permanent(err)
-				}
-				recs = append(recs, &kgo.Record{Topic: s.kc.OutTopic(o.Destination), Key: rec.Key, Value: v})
-			}
-			return recs, id, nil
-		},
+		Handle: s.handler(),
 	})
 }
 
+// handler writes each out record Handle returns to its destination's topic
+// under its input's key (so per-patient order holds downstream).
+func (s *Service) handler() pipeline.RecordHandler {
+	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
+		outs, id, err := s.Handle(ctx, rec.Value)
+		if err != nil {
+			return nil, id, err
+		}
+		recs := make([]*kgo.Record, 0, len(outs))
+		for _, o := range outs {
+			v, err := s.serde.Encode(o)
+			if err != nil {
+				return nil, id, pipeline.Permanent(err)
+			}
+			recs = append(recs, &kgo.Record{Topic: s.kc.OutTopic(o.Destination), Key: rec.Key, Value: v})
+		}
+		return recs, id, nil
+	}
+}
+
 // Handle returns the out records a transformed record's value yields.
-func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, kafka.Ident, error) {
+func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, pipeline.Ident, error) {
 	t, err := pipeline.Decode[*canonical.Transformed](ctx, s.serde, value)
 	if err != nil {
-		return nil, kafka.Ident{}, err
+		return nil, pipeline.Ident{}, err
 	}
 	var outs []*canonical.Out
 	seen := map[string]bool{}
@@ -150,10 +156,10 @@ func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, k
 	}
 	if len(outs) == 0 {
 		// Type and facility are routing metadata, not PHI.
-		return nil, kafka.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, kafka.Permanent(fmt.Errorf("no route matches %s^%s from facility %q",
+		return nil, pipeline.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, pipeline.Permanent(fmt.Errorf("no route matches %s^%s from facility %q",
 			t.Header.MessageCode, t.Header.TriggerEvent, t.Header.SendingFacility))
 	}
-	return outs, kafka.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, nil
+	return outs, pipeline.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, nil
 }
 
 func (r Rule) matches(h canonical.Header) bool {

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
-	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -43,7 +43,7 @@ func TestHandle(t *testing.T) {
 		}
 		outs, id, err := s.Handle(ctx, v)
 		if tt.unroutable {
-			if !kafka.IsPermanent(err) || id.MessageID != "M" || id.ControlID != "C1" || !strings.Contains(err.Error(), "no route matches "+tt.code+"^"+tt.event) {
+			if !pipeline.IsPermanent(err) || id.MessageID != "M" || id.ControlID != "C1" || !strings.Contains(err.Error(), "no route matches "+tt.code+"^"+tt.event) {
 				t.Errorf("%s^%s from %s: want a permanent 'no route' error, got %v", tt.code, tt.event, tt.facility, err)
 			}
 			continue
@@ -62,7 +62,7 @@ func TestHandle(t *testing.T) {
 			t.Errorf("%s^%s from %s: %v, want %v", tt.code, tt.event, tt.facility, got, tt.want)
 		}
 	}
-	if _, _, err := s.Handle(ctx, []byte("not avro")); !kafka.IsPermanent(err) {
+	if _, _, err := s.Handle(ctx, []byte("not avro")); !pipeline.IsPermanent(err) {
 		t.Errorf("garbage input: %v", err)
 	}
 	if got := cfg.Destinations(); strings.Join(got, ",") != "ehr,lis,registry" {

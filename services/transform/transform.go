@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -50,19 +52,35 @@ func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "transform", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicParsed),
 		Outputs: map[string]string{out: schemas.Transformed},
-		Handle:  pipeline.OneToOne(s.serde, out, s.Handle),
+		Handle:  s.handler(out),
 	})
 }
 
+// handler writes the record Handle returns to topic out under its input's
+// key (so per-patient order holds downstream).
+func (s *Service) handler(out string) pipeline.RecordHandler {
+	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
+		t, id, err := s.Handle(ctx, rec.Value)
+		if err != nil {
+			return nil, id, err
+		}
+		v, err := s.serde.Encode(t)
+		if err != nil {
+			return nil, id, pipeline.Permanent(err)
+		}
+		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: v}}, id, nil
+	}
+}
+
 // Handle turns a parsed record's value into a transformed record.
-func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transformed, kafka.Ident, error) {
+func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transformed, pipeline.Ident, error) {
 	p, err := pipeline.Decode[*canonical.Parsed](ctx, s.serde, value)
 	if err != nil {
-		return nil, kafka.Ident{}, err
+		return nil, pipeline.Ident{}, err
 	}
 	m, err := s.parser.Parse(p.Payload)
 	if err != nil {
-		return nil, kafka.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, kafka.Permanent(fmt.Errorf("re-parsing message: %w", err))
+		return nil, pipeline.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, pipeline.Permanent(fmt.Errorf("re-parsing message: %w", err))
 	}
 	t := &canonical.Transformed{
 		MessageID: p.MessageID, Interface: p.Interface, ReceivedAt: p.ReceivedAt, OrderingKey: p.OrderingKey,
@@ -72,7 +90,7 @@ func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transfor
 	if utc, offset, ok := ToUTC(m.Header(7)); ok {
 		t.MessageTime, t.MessageTimeOffset = utc, offset
 	}
-	return t, kafka.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, nil
+	return t, pipeline.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, nil
 }
 
 // PatientOf projects the first PID, or returns nil when there is none.

@@ -89,7 +89,7 @@ func checkMetrics(t *testing.T, tel *telemetry.Telemetry, messages int) {
 		`hl7bus_egress_attempts_total{destination="lis",outcome="delivered"}`,
 		`hl7bus_end_to_end_latency_seconds_count{destination="lis"}`,
 		`hl7bus_destination_up{destination="lis"} 1`,
-		`hl7bus_kafka_ingress_produce_bytes_total`,
+		`hl7bus_kafka_produce_bytes_total{client="ingress"`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -1,4 +1,4 @@
-package kafka_test
+package pipeline_test
 
 import (
 	"bytes"
@@ -6,17 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
@@ -60,10 +59,10 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 
 	var mu sync.Mutex
 	flakyCalls := 0
-	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 		switch string(rec.Value) {
 		case "bad":
-			return nil, kafka.Ident{MessageID: "id-bad", ControlID: "C-bad"}, kafka.Permanent(errors.New("not a message"))
+			return nil, pipeline.Ident{MessageID: "id-bad", ControlID: "C-bad"}, pipeline.Permanent(errors.New("not a message"))
 		case "flaky":
 			// Transient for longer than the old 5-attempt budget: it must
 			// be retried, never dead-lettered.
@@ -72,18 +71,18 @@ func TestLoopExactlyOnceWithDeadLetters(t *testing.T) {
 			calls := flakyCalls
 			mu.Unlock()
 			if calls <= 8 {
-				return nil, kafka.Ident{MessageID: "id-flaky"}, errors.New("registry unavailable")
+				return nil, pipeline.Ident{MessageID: "id-flaky"}, errors.New("registry unavailable")
 			}
 		}
-		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, kafka.Ident{}, nil
+		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, pipeline.Ident{}, nil
 	}
 	sess, err := kafka.NewTransactSession(env.Kafka, log, "g-test", "txn-test-1", []string{in})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tel := telemetry.Nop()
-	loop := &kafka.Loop{Stage: "test", Session: sess, DLQTopic: dlq, Serde: env.Serde, Handle: handler, Log: log,
-		Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, Telemetry: tel}
+	loop := &pipeline.Transact{Stage: "test", Session: sess, DLQTopic: dlq, Serde: env.Serde, Handle: handler, Log: log,
+		Retry: pipeline.RetryPolicy{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}, Telemetry: tel}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- loop.Run(runCtx) }()
@@ -176,73 +175,4 @@ func counter(t *testing.T, tel *telemetry.Telemetry, name, want string) float64 
 		}
 	}
 	return 0
-}
-
-func TestConfigValidate(t *testing.T) {
-	if err := (kafka.Config{Brokers: []string{"a:9092"}}).WithDefaults().Validate(); err != nil {
-		t.Errorf("good config: %v", err)
-	}
-	err := (kafka.Config{TopicPrefix: "bad prefix!", Partitions: -1, Brokers: []string{""}}).Validate()
-	for _, want := range []string{"kafka.brokers[0]", "kafka.topic_prefix", "kafka.partitions"} {
-		if err == nil || !bytes.Contains([]byte(err.Error()), []byte(want)) {
-			t.Errorf("error %v does not name %s", err, want)
-		}
-	}
-	if err := (kafka.Config{}).Validate(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("kafka.brokers:")) {
-		t.Errorf("no brokers: %v", err)
-	}
-	for _, n := range []int{-1, 1000, 1 << 30} {
-		err := (kafka.Config{Brokers: []string{"a:9092"}, MaxRecordBytes: n}).Validate()
-		if err == nil || !bytes.Contains([]byte(err.Error()), []byte("kafka.max_record_bytes")) {
-			t.Errorf("max_record_bytes %d: %v", n, err)
-		}
-	}
-	if c := (kafka.Config{}).WithDefaults(); c.MaxRecordBytes != kafka.DefaultMaxRecordBytes {
-		t.Errorf("default record limit %d", c.MaxRecordBytes)
-	}
-}
-
-// TestEnsureTopicsRecordLimit: new topics get max.message.bytes = the
-// record limit; an existing topic with a lower limit (one created before
-// the size policy, or by hand) is raised, so an upgrade works; a higher
-// one is left alone.
-func TestEnsureTopicsRecordLimit(t *testing.T) {
-	env := kafkatest.New(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := kafka.NewAdmin(env.Kafka, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	adm := kadm.NewClient(admin)
-	low, high, fresh := env.Kafka.Topic("low"), env.Kafka.Topic("high"), env.Kafka.Topic("fresh")
-	for topic, v := range map[string]string{low: "1000012", high: strconv.Itoa(64 << 20)} {
-		if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &v}, topic); err != nil {
-			t.Fatal(err)
-		}
-	}
-	kc := env.Kafka
-	kc.MaxRecordBytes = 17 << 20
-	if err := kafka.EnsureTopics(ctx, admin, kc, low, high, fresh); err != nil {
-		t.Fatal(err)
-	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, low, high, fresh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{low: strconv.Itoa(17 << 20), high: strconv.Itoa(64 << 20), fresh: strconv.Itoa(17 << 20)}
-	got := map[string]string{}
-	for _, rc := range rcs {
-		for _, c := range rc.Configs {
-			if c.Key == "max.message.bytes" {
-				got[rc.Name] = c.MaybeValue()
-			}
-		}
-	}
-	for topic, w := range want {
-		if got[topic] != w {
-			t.Errorf("%s: max.message.bytes %q, want %s", topic, got[topic], w)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package kafka_test
+package pipeline_test
 
 import (
 	"bytes"
@@ -13,11 +13,12 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
 // TestLoopRecoversFromAPanic: a handler that panics on one record (a bug a
-// hostile message trips) dead-letters that record with a reason that does
+// hostile message trips) dead-letters that record with class panic and a reason that does
 // not quote the panic's value, and the loop goes on with the others. Before,
 // the panic ended the process, which restarted on the same record.
 func TestLoopRecoversFromAPanic(t *testing.T) {
@@ -43,18 +44,18 @@ func TestLoopRecoversFromAPanic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 		if string(rec.Value) == "ZZTESTNAME" {
 			panic("index out of range handling " + string(rec.Value))
 		}
-		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, kafka.Ident{}, nil
+		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: bytes.ToUpper(rec.Value)}}, pipeline.Ident{}, nil
 	}
 	sess, err := kafka.NewTransactSession(env.Kafka, log, "g-panic", "txn-panic-1", []string{in})
 	if err != nil {
 		t.Fatal(err)
 	}
-	loop := &kafka.Loop{Stage: "ptest", Session: sess, DLQTopic: dlq, Serde: env.Serde, Handle: handler, Log: log,
-		Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	loop := &pipeline.Transact{Stage: "ptest", Session: sess, DLQTopic: dlq, Serde: env.Serde, Handle: handler, Log: log,
+		Retry: pipeline.RetryPolicy{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- loop.Run(runCtx) }()
@@ -88,9 +89,9 @@ func TestLoopRecoversFromAPanic(t *testing.T) {
 	if strings.Join(outs, ",") != "A,B" {
 		t.Errorf("outputs %v, want A,B", outs)
 	}
-	if len(dead) != 1 || string(dead[0].Value) != "ZZTESTNAME" || dead[0].ErrorClass != canonical.ErrorPermanent ||
+	if len(dead) != 1 || string(dead[0].Value) != "ZZTESTNAME" || dead[0].ErrorClass != pipeline.ClassPanic ||
 		!strings.Contains(dead[0].Reason, "panicked") {
-		t.Fatalf("dead letters %+v; want the panicking record, permanent, saying the handler panicked", dead)
+		t.Fatalf("dead letters %+v; want the panicking record, class panic, saying the handler panicked", dead)
 	}
 	if strings.Contains(dead[0].Reason, "ZZTESTNAME") || strings.Contains(logs.String(), "ZZTESTNAME") {
 		t.Errorf("the panic's value (message content) was quoted: reason %q, logs %s", dead[0].Reason, logs.String())

@@ -1,4 +1,4 @@
-package kafka_test
+package pipeline_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
@@ -35,7 +36,7 @@ type loopEnv struct {
 // limits[topic] when given, else through EnsureTopics), writes inputs to
 // in, and runs loop (its Session, Serde, Telemetry and topics filled in)
 // until the test ends.
-func startLoop(t *testing.T, loop *kafka.Loop, limits map[string]int, inputs ...[]byte) *loopEnv {
+func startLoop(t *testing.T, loop *pipeline.Transact, limits map[string]int, inputs ...[]byte) *loopEnv {
 	t.Helper()
 	env := kafkatest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -75,8 +76,8 @@ func startLoop(t *testing.T, loop *kafka.Loop, limits map[string]int, inputs ...
 	if loop.Log == nil {
 		loop.Log = slog.New(slog.DiscardHandler)
 	}
-	if loop.Backoff == 0 {
-		loop.Backoff, loop.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	if loop.Retry.Initial == 0 {
+		loop.Retry.Initial, loop.Retry.Max = 10*time.Millisecond, 50*time.Millisecond
 	}
 	le.tel.Health.Register("test")
 	le.tel.Health.Set("test", true)
@@ -155,14 +156,14 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 // naming the size and the limit, and the records after it flow.
 func TestLoopOutputOverLimitIsDeadLettered(t *testing.T) {
 	big := randomBytes(t, 100<<10)
-	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 		v := rec.Value
 		if string(v) == "big" {
 			v = big
 		}
-		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: v}}, kafka.Ident{MessageID: "id-" + string(rec.Value)}, nil
+		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: v}}, pipeline.Ident{MessageID: "id-" + string(rec.Value)}, nil
 	}
-	loop := &kafka.Loop{Handle: handler, MaxRecordBytes: 64 << 10}
+	loop := &pipeline.Transact{Handle: handler, MaxRecordBytes: 64 << 10}
 	le := startLoop(t, loop, nil, []byte("before"), []byte("big"), []byte("after"))
 	outs, dead := le.read(t, 3)
 	slices.Sort(outs)
@@ -189,15 +190,15 @@ func TestLoopOutputOverLimitIsDeadLettered(t *testing.T) {
 func TestLoopBrokerRefusalIsDeadLettered(t *testing.T) {
 	big := randomBytes(t, 200<<10)
 	var calls atomic.Int64
-	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 		calls.Add(1)
 		v := rec.Value
 		if string(v) == "big" {
 			v = big
 		}
-		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: v}}, kafka.Ident{MessageID: "id-" + string(rec.Value)}, nil
+		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: v}}, pipeline.Ident{MessageID: "id-" + string(rec.Value)}, nil
 	}
-	loop := &kafka.Loop{Handle: handler}
+	loop := &pipeline.Transact{Handle: handler}
 	le := startLoop(t, loop, map[string]int{"out": 64 << 10}, []byte("before"), []byte("big"), []byte("after"))
 	outs, dead := le.read(t, 3)
 	slices.Sort(outs)
@@ -220,13 +221,13 @@ func TestLoopBrokerRefusalIsDeadLettered(t *testing.T) {
 // dead letter can be written (here: the DLQ topic's limit is raised).
 func TestLoopBlockedWhenDeadLetterCannotBeWritten(t *testing.T) {
 	poison := randomBytes(t, 100<<10)
-	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 		if len(rec.Value) > 1000 {
-			return nil, kafka.Ident{MessageID: "id-poison"}, kafka.Permanent(errors.New("not a message"))
+			return nil, pipeline.Ident{MessageID: "id-poison"}, pipeline.Permanent(errors.New("not a message"))
 		}
-		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: rec.Value}}, kafka.Ident{}, nil
+		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: rec.Value}}, pipeline.Ident{}, nil
 	}
-	loop := &kafka.Loop{Handle: handler, StallAfter: time.Minute}
+	loop := &pipeline.Transact{Handle: handler, StallAfter: time.Minute}
 	le := startLoop(t, loop, map[string]int{"dlq.test": 64 << 10}, poison, []byte("after"))
 	eventually(t, 10*time.Second, "blocked gauge 1 and not ready", func() bool {
 		return le.gauge(t, "hl7bus_stage_blocked") == 1 && le.gauge(t, "hl7bus_stage_stalled") == 1 &&
@@ -256,13 +257,13 @@ func TestLoopBlockedWhenDeadLetterCannotBeWritten(t *testing.T) {
 func TestLoopStallVisible(t *testing.T) {
 	var down atomic.Bool
 	down.Store(true)
-	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, kafka.Ident, error) {
+	handler := func(_ context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
 		if down.Load() {
-			return nil, kafka.Ident{}, errors.New("registry unavailable")
+			return nil, pipeline.Ident{}, errors.New("registry unavailable")
 		}
-		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: rec.Value}}, kafka.Ident{}, nil
+		return []*kgo.Record{{Topic: rec.Topic[:len(rec.Topic)-2] + "out", Key: rec.Key, Value: rec.Value}}, pipeline.Ident{}, nil
 	}
-	loop := &kafka.Loop{Handle: handler, StallAfter: 300 * time.Millisecond}
+	loop := &pipeline.Transact{Handle: handler, StallAfter: 300 * time.Millisecond}
 	le := startLoop(t, loop, nil, []byte("one"), []byte("two"))
 	start := time.Now()
 	eventually(t, 5*time.Second, "stalled 1 and not ready", func() bool {

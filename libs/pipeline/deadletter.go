@@ -1,0 +1,84 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/logattr"
+)
+
+// DeadLetter builds the dead-letter record (schemas/dlq.avsc) of input
+// rec: its key, value and headers untouched, with the stage, error class,
+// reason, source topic/partition/offset, attempts and failure times.
+// reason must not carry message content.
+func DeadLetter(stage string, id Ident, rec *kgo.Record, class, reason string, attempts int, first, last time.Time) *canonical.DeadLetter {
+	d := &canonical.DeadLetter{
+		MessageID: id.MessageID, ControlID: id.ControlID, Stage: stage, ErrorClass: class, Reason: reason,
+		SourceTopic: rec.Topic, SourcePartition: rec.Partition, SourceOffset: rec.Offset,
+		Attempts: attempts, FirstFailedAt: first, LastFailedAt: last,
+		Key: rec.Key, Value: rec.Value,
+	}
+	if len(rec.Headers) > 0 {
+		d.Headers = make(map[string][]byte, len(rec.Headers))
+		for _, h := range rec.Headers {
+			d.Headers[h.Key] = h.Value
+		}
+	}
+	return d
+}
+
+// DeadLetterOf builds the dead letter of rec for err, a permanent failure:
+// its class (ErrorClass), its text as the reason, and the attempts Retry
+// counted.
+func DeadLetterOf(stage string, id Ident, rec *kgo.Record, err error) *canonical.DeadLetter {
+	n, first := Attempts(err)
+	now := time.Now()
+	if first.IsZero() {
+		first = now
+	}
+	return DeadLetter(stage, id, rec, ErrorClass(err), err.Error(), n, first, now)
+}
+
+// DeadLetterRecord encodes d as the record to write to topic (dlq.<stage>):
+// under the input's key, with the input's headers (the trace context
+// among them) copied.
+func DeadLetterRecord(serde *canonical.Serde, topic string, rec *kgo.Record, d *canonical.DeadLetter) (*kgo.Record, error) {
+	v, err := serde.Encode(d)
+	if err != nil {
+		return nil, fmt.Errorf("encoding dead letter: %w", err)
+	}
+	return &kgo.Record{Topic: topic, Key: rec.Key, Value: v, Headers: append([]kgo.RecordHeader(nil), rec.Headers...)}, nil
+}
+
+// DeadLetters turns a permanent failure into the dead letter of its input,
+// written to topic instead of the outputs; a transient one passes through
+// untouched (it must never be dead-lettered). A dead letter that cannot
+// be encoded is a transient failure: without it the record would be lost.
+// The driver knows a dead letter by its topic.
+func DeadLetters(stage, topic string, serde *canonical.Serde, log *slog.Logger) Middleware {
+	return func(next RecordHandler) RecordHandler {
+		return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, Ident, error) {
+			outs, id, err := next(ctx, rec)
+			if err == nil || !IsPermanent(err) {
+				return outs, id, err
+			}
+			d := DeadLetterOf(stage, id, rec, err)
+			out, encErr := DeadLetterRecord(serde, topic, rec, d)
+			if encErr != nil {
+				return nil, id, encErr
+			}
+			trace.SpanFromContext(ctx).SetStatus(codes.Error, d.Reason)
+			log.Info("dead-lettering record", logattr.MessageID(id.MessageID),
+				logattr.Topic(rec.Topic), logattr.Partition(rec.Partition), logattr.Offset(rec.Offset),
+				logattr.Reason(d.Reason))
+			return []*kgo.Record{out}, id, nil
+		}
+	}
+}

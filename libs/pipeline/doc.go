@@ -1,0 +1,87 @@
+// Package pipeline is the stage runtime of hl7bus: what turns a handler
+// into a stage that consumes a topic, handles each record and publishes
+// the results, with failure handling around it. libs/kafka builds the
+// clients it runs on; stages (services/parse, transform, route, and the
+// ones to come) bring only their handler and their topics.
+//
+// # The handler
+//
+// A Handler is a plain function from one decoded input record to its
+// outputs (Output: topic, optional key, record):
+//
+//	func(ctx context.Context, in *canonical.Parsed) ([]pipeline.Output, error)
+//
+// It returns Permanent (or PermanentClass) for an input it can never
+// handle, and any other error for a cause that may pass. Typed turns it
+// into the RecordHandler the drivers run: it decodes the input with
+// Decode, takes the message's identity (Ident) from the decoded record,
+// and encodes the outputs, under the input's key unless an output names
+// its own. A RecordHandler works on Kafka records; stage code need not.
+//
+// # Failure classes
+//
+// There is one classifier, IsPermanent (ShouldRetry is its negation):
+//
+//   - transient (any unmarked error: registry or broker unavailable, a
+//     record Timeout): retried, never dead-lettered, however long it
+//     lasts. The partition is held; the stage reports stalled and not ready
+//     after its StallAfter (hl7bus_stage_stalled 1, /readyz 503).
+//   - permanent (Permanent, class "permanent"; PermanentClass for another
+//     class such as "rejected_at_ingress"): the record is dead-lettered at
+//     once and the partition moves on.
+//   - panic (ClassPanic): the handler panicked; dead-lettered like a
+//     permanent failure, its type and stack logged, its value never.
+//
+// # Middleware
+//
+// Each concern is a Middleware in a file of its own, composed by the
+// driver with Chain, outermost first:
+//
+//	Trace          trace.go      process span per record, outputs continue its trace
+//	Measure        metrics.go    hl7bus_stage_processing_seconds (all tries)
+//	DeadLetters    deadletter.go permanent failure -> dead letter to dlq.<stage>
+//	limits         transact.go   outputs over the record limit -> permanent
+//	Retry          retry.go      transient: RetryPolicy.Attempts tries in place
+//	Recover        recover.go    panic -> permanent, class panic
+//	Timeout        timeout.go    each try bounded; a timeout is transient
+//	the handler
+//
+// Retry sits inside DeadLetters so a dead letter records its attempts, and
+// outside Recover and Timeout so each try is guarded and bounded alone.
+// When Retry's attempts are spent on a transient failure the driver
+// aborts the batch and tries it again after Backoff, with the same policy.
+//
+// # Drivers
+//
+// Transact is the transactional driver (parse, transform, route and the
+// stages to come): each fetch is one Kafka transaction holding its
+// outputs, its dead letters and the consumed offsets, so each input yields
+// its outputs exactly once. Run sets one up from a Stage: it creates the
+// topics, registers the output and dead-letter schemas and opens the
+// session. An at-least-once driver for egress (commit after the outcome)
+// is to come; until then egress uses the exported pieces below.
+//
+// # For egress and other callers
+//
+// The pieces are exported so that every stage fails alike: RetryPolicy
+// (defaults in one place: 200 ms doubling to 5 s, ±20 % jitter, 3 tries in
+// place) and Backoff; DeadLetter, DeadLetterOf and DeadLetterRecord build
+// the dead letter (schemas/dlq.avsc: the record untouched plus stage,
+// class, reason, source topic/partition/offset, attempts, times);
+// NewMetrics gives the collectors every stage counts in, among them
+// hl7bus_dlq_writes_total{stage} (Metrics.DeadLettered) and
+// hl7bus_stage_records_total{stage,outcome}.
+//
+// # A new stage
+//
+// Write its handler over its input record, then run it:
+//
+//	pipeline.Run(ctx, kc, serde, log, pipeline.Stage{
+//		Name: "deid", Instance: inst, Input: kc.Topic("transformed"),
+//		Outputs: map[string]string{kc.Topic("deidentified"): schemas.Transformed},
+//		Handle:  pipeline.Typed(serde, s.Handle),
+//	})
+//
+// Nothing else in this package changes: retries, dead letters, panics,
+// timeouts, spans, metrics and readiness come with it.
+package pipeline

@@ -1,0 +1,105 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+)
+
+// Handler is a stage's logic: a plain function from one decoded input
+// record to its outputs. It returns Permanent errors for inputs it can
+// never handle (they are dead-lettered) and any other error for a cause
+// that may pass (registry or broker unavailable: retried, never
+// dead-lettered). It knows nothing of Kafka records, offsets, retries,
+// dead letters, panics, timeouts, spans or metrics: the middleware do.
+type Handler[In canonical.Record] func(ctx context.Context, in In) ([]Output, error)
+
+// Output is one record a handler writes.
+type Output struct {
+	// Topic receives the record; required.
+	Topic string
+	// Key is the record key; nil writes it under its input's key, so
+	// per-patient order holds downstream.
+	Key []byte
+	// Record is encoded with the stage's serde (the schema registered for
+	// Topic).
+	Record canonical.Record
+}
+
+// RecordHandler is what the middleware wrap and the drivers run: one
+// consumed Kafka record to the records to produce, with the identity of
+// the message as far as it was decoded. Stage code does not write these:
+// Typed makes one from a Handler.
+type RecordHandler func(ctx context.Context, rec *kgo.Record) (outs []*kgo.Record, id Ident, err error)
+
+// Middleware wraps a RecordHandler with one concern (retry, recovery,
+// timeout, tracing, metrics, dead-lettering).
+type Middleware func(RecordHandler) RecordHandler
+
+// Chain wraps h in ms, the first outermost: Chain(h, a, b)(rec) runs
+// a(b(h)).
+func Chain(h RecordHandler, ms ...Middleware) RecordHandler {
+	for i := len(ms) - 1; i >= 0; i-- {
+		h = ms[i](h)
+	}
+	return h
+}
+
+// Typed turns a Handler into a RecordHandler: it decodes the input with
+// Decode (a schema the registry cannot give yet is transient, bytes that
+// are not an In are permanent), takes the message's identity from the
+// decoded input, and encodes the outputs with serde.
+func Typed[In canonical.Record](serde *canonical.Serde, h Handler[In]) RecordHandler {
+	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, Ident, error) {
+		in, err := Decode[In](ctx, serde, rec.Value)
+		if err != nil {
+			return nil, Ident{}, err
+		}
+		id := IdentOf(in)
+		outs, err := h(ctx, in)
+		if err != nil {
+			return nil, id, err
+		}
+		recs := make([]*kgo.Record, 0, len(outs))
+		for _, o := range outs {
+			if o.Topic == "" {
+				// A record without a topic would go to the client's
+				// default, or fail at produce: say which output it was.
+				return nil, id, Permanent(fmt.Errorf("an output %s record has no topic", o.Record.Schema()))
+			}
+			v, err := serde.Encode(o.Record)
+			if err != nil {
+				return nil, id, Permanent(fmt.Errorf("encoding %s output: %w", o.Record.Schema(), err))
+			}
+			key := o.Key
+			if key == nil {
+				key = rec.Key
+			}
+			recs = append(recs, &kgo.Record{Topic: o.Topic, Key: key, Value: v})
+		}
+		return recs, id, nil
+	}
+}
+
+// IdentOf returns the identity every hl7bus record carries (its message
+// ID and the sender's MSH-10), or an empty Ident for a record without one.
+func IdentOf(r canonical.Record) Ident {
+	switch r := r.(type) {
+	case *canonical.Raw:
+		return Ident{MessageID: r.MessageID, ControlID: r.Header.ControlID}
+	case *canonical.Parsed:
+		return Ident{MessageID: r.MessageID, ControlID: r.Header.ControlID}
+	case *canonical.Transformed:
+		return Ident{MessageID: r.MessageID, ControlID: r.Header.ControlID}
+	case *canonical.Out:
+		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
+	case *canonical.DeadLetter:
+		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
+	case *canonical.Delivery:
+		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
+	}
+	return Ident{}
+}

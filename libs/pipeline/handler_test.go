@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/schemas"
+)
+
+func TestTyped(t *testing.T) {
+	serde := testSerde(t, map[string]string{"raw": schemas.Raw, "out": schemas.Out})
+	ctx := context.Background()
+	raw := func(id string) []byte {
+		v, err := serde.Encode(&canonical.Raw{MessageID: id, Header: canonical.Header{ControlID: "C-" + id}, Payload: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	h := Typed(serde, func(_ context.Context, in *canonical.Raw) ([]Output, error) {
+		switch in.MessageID {
+		case "bad":
+			return nil, Permanent(errors.New("not a message"))
+		case "notopic":
+			return []Output{{Record: &canonical.Out{MessageID: in.MessageID}}}, nil
+		}
+		return []Output{
+			{Topic: "out", Record: &canonical.Out{MessageID: in.MessageID, Destination: "a"}},
+			{Topic: "out", Key: []byte("own"), Record: &canonical.Out{MessageID: in.MessageID, Destination: "b"}},
+		}, nil
+	})
+	tests := []struct {
+		name      string
+		value     []byte
+		outs      int
+		id        Ident
+		permanent bool
+		text      string
+	}{
+		{"two outputs", raw("M1"), 2, Ident{"M1", "C-M1"}, false, ""},
+		{"handler failure keeps the identity", raw("bad"), 0, Ident{"bad", "C-bad"}, true, "not a message"},
+		{"an output without a topic fails", raw("notopic"), 0, Ident{"notopic", "C-notopic"}, true, "has no topic"},
+		{"not an input record", []byte("MSH|"), 0, Ident{}, true, "not Confluent wire format"},
+		{"unknown schema id: transient", []byte{0, 0, 0, 9, 9, 2}, 0, Ident{}, false, "unknown schema"},
+	}
+	for _, tt := range tests {
+		outs, id, err := h(ctx, &kgo.Record{Key: []byte("patient"), Value: tt.value})
+		if len(outs) != tt.outs || id != tt.id || (tt.text == "") != (err == nil) ||
+			err != nil && (IsPermanent(err) != tt.permanent || !strings.Contains(err.Error(), tt.text)) {
+			t.Errorf("%s: %d outputs, %+v, %v", tt.name, len(outs), id, err)
+			continue
+		}
+		if tt.outs == 2 {
+			if string(outs[0].Key) != "patient" || string(outs[1].Key) != "own" || outs[0].Topic != "out" {
+				t.Errorf("%s: keys %q %q, topic %s", tt.name, outs[0].Key, outs[1].Key, outs[0].Topic)
+			}
+			if o, err := Decode[*canonical.Out](ctx, serde, outs[1].Value); err != nil || o.Destination != "b" {
+				t.Errorf("%s: output decodes to %v %v", tt.name, o, err)
+			}
+		}
+	}
+}
+
+func TestChainOrder(t *testing.T) {
+	var order []string
+	mw := func(name string) Middleware {
+		return func(next RecordHandler) RecordHandler {
+			return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, Ident, error) {
+				order = append(order, name)
+				return next(ctx, rec)
+			}
+		}
+	}
+	h := func(context.Context, *kgo.Record) ([]*kgo.Record, Ident, error) {
+		order = append(order, "handler")
+		return nil, Ident{}, nil
+	}
+	_, _, _ = Chain(h, mw("a"), mw("b"), mw("c"))(context.Background(), &kgo.Record{})
+	if got := strings.Join(order, ","); got != "a,b,c,handler" {
+		t.Errorf("order %s", got)
+	}
+}
+
+func TestIdentOf(t *testing.T) {
+	tests := []struct {
+		rec  canonical.Record
+		want Ident
+	}{
+		{&canonical.Raw{MessageID: "R", Header: canonical.Header{ControlID: "c1"}}, Ident{"R", "c1"}},
+		{&canonical.Parsed{MessageID: "P", Header: canonical.Header{ControlID: "c2"}}, Ident{"P", "c2"}},
+		{&canonical.Transformed{MessageID: "T", Header: canonical.Header{ControlID: "c3"}}, Ident{"T", "c3"}},
+		{&canonical.Out{MessageID: "O", ControlID: "c4"}, Ident{"O", "c4"}},
+		{&canonical.DeadLetter{MessageID: "D", ControlID: "c5"}, Ident{"D", "c5"}},
+		{&canonical.Delivery{MessageID: "V", ControlID: "c6"}, Ident{"V", "c6"}},
+	}
+	for _, tt := range tests {
+		if got := IdentOf(tt.rec); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.rec.Schema(), got, tt.want)
+		}
+	}
+}
