@@ -171,6 +171,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
+	// Parser is the process's one parser, built by the composition root
+	// from the parser section (hl7v2.ParserConfig): the header ingress
+	// computes is carried to every later stage, so parse and transform
+	// must read the payload as ingress did. nil: hl7v2.NewParser().
+	Parser *hl7v2.Parser
 }
 
 // Validate reports problems, each naming its key.
@@ -242,7 +247,11 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if tel == nil {
 		tel = telemetry.Nop()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("ingress")), parser: hl7v2.NewParser(),
+	parser := cfg.Parser
+	if parser == nil {
+		parser = hl7v2.NewParser()
+	}
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("ingress")), parser: parser,
 		entropy: ulid.Monotonic(rand.Reader, 0), addrs: map[string]string{}, topic: kc.Topic(kafka.TopicRaw),
 		tel: tel, tracer: tel.Tracer("hl7bus/ingress"),
 		messages: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_ingress_messages_total",

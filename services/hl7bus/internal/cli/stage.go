@@ -67,19 +67,24 @@ func runStage(name string) func([]string, Env) int {
 			return ExitUsage
 		}
 		defer flush()
+		parser, err := f.Parser.NewParser() // validated above
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "hl7bus: parser.%v\n", err)
+			return ExitUsage
+		}
 		var st interface{ Run(context.Context) error }
 		switch name {
 		case "ingress":
-			st = ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
+			st = ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel, Parser: parser}, f.Kafka, serde, log)
 		case "parse":
 			profiles, err := f.Profiles()
 			if err != nil {
 				fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 				return ExitUsage
 			}
-			st = parse.New(parse.Config{Instance: *instance, Telemetry: tel, Profiles: profiles}, f.Kafka, serde, log)
+			st = parse.New(parse.Config{Instance: *instance, Telemetry: tel, Profiles: profiles, Parser: parser}, f.Kafka, serde, log)
 		case "transform":
-			st = transform.New(transform.Config{Instance: *instance, Telemetry: tel}, f.Kafka, serde, log)
+			st = transform.New(transform.Config{Instance: *instance, Telemetry: tel, Parser: parser}, f.Kafka, serde, log)
 		case "route":
 			st = route.New(route.Config{Instance: *instance, Rules: f.Routes, Telemetry: tel}, f.Kafka, serde, log)
 		case "egress":

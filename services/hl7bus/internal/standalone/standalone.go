@@ -134,7 +134,13 @@ func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *
 	if err != nil {
 		return err
 	}
-	in := ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel}, f.Kafka, serde, log)
+	// One parser for every stage: the header ingress computes is carried,
+	// so parse and transform must read the payload as ingress did.
+	parser, err := f.Parser.NewParser()
+	if err != nil {
+		return fmt.Errorf("parser.%w", err)
+	}
+	in := ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: tel, Parser: parser}, f.Kafka, serde, log)
 	if err := in.Start(ctx); err != nil {
 		_ = in.Stop(context.Background())
 		return err
@@ -143,8 +149,8 @@ func Stages(ctx context.Context, f *config.File, tel *telemetry.Telemetry, log *
 	// on every start, so a restart fences the transactions its killed
 	// predecessor left open.
 	others := []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "standalone", Telemetry: tel, Profiles: profiles}, f.Kafka, serde, log),
-		transform.New(transform.Config{Instance: "standalone", Telemetry: tel}, f.Kafka, serde, log),
+		parse.New(parse.Config{Instance: "standalone", Telemetry: tel, Profiles: profiles, Parser: parser}, f.Kafka, serde, log),
+		transform.New(transform.Config{Instance: "standalone", Telemetry: tel, Parser: parser}, f.Kafka, serde, log),
 		route.New(route.Config{Instance: "standalone", Rules: f.Routes, Telemetry: tel}, f.Kafka, serde, log),
 		egress.New(egress.Config{Destinations: f.Destinations, Telemetry: tel}, f.Kafka, serde, log),
 	}
