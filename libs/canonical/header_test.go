@@ -13,7 +13,7 @@ func TestHeaderOf(t *testing.T) {
 	}
 	want := Header{SendingApplication: "HIS", SendingFacility: "GENHOSP", ReceivingApplication: "LIS", ReceivingFacility: "LAB",
 		MessageCode: "ORU", TriggerEvent: "R01", MessageStructure: "ORU_R01", ControlID: "C1", ProcessingID: "P", Version: "2.5",
-		Charset: "ISO-8859-1"}
+		Charset: "8859/1"}
 	if got := HeaderOf(m); got != want {
 		t.Errorf("HeaderOf = %+v, want %+v", got, want)
 	}
