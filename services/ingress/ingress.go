@@ -299,7 +299,7 @@ func (s *Service) Start(ctx context.Context) error {
 		open := conns.WithLabelValues(it.Name)
 		srv := mllp.NewServer(s.mllpHandler(it), mllp.WithMaxFrameSize(it.MaxMessageSize),
 			mllp.WithMaxConnections(it.MaxConnections), mllp.WithIdleTimeout(it.IdleTimeout), mllp.WithReadTimeout(it.ReadTimeout),
-			mllp.WithOversizeReply(s.oversizeReply(it)),
+			mllp.WithOversizeReply(s.oversizeReply(it)), mllp.WithPanicReply(s.panicReply(it)),
 			mllp.WithAcceptState(func(ok bool) { s.tel.Health.Set(part, ok) }),
 			mllp.WithConnEvents(mllp.ConnEvents{Opened: open.Inc, Closed: open.Dec,
 				Rejected: func(reason string) { rejected.WithLabelValues(it.Name, reason).Inc() }}),
