@@ -31,10 +31,10 @@ import (
 // AA (CA for a message in enhanced mode), or AE (CE) for every message
 // when the batch could not be stored (batch.go).
 //
-// Every builder answers from the frame's first MSH parsed alone
-// (examined.head): hl7v2.BuildACK refuses a message holding an MSA, and a
-// message whose later segments are broken still deserves an answer naming
-// its MSH-10. Without a usable MSH, replyWithoutMSH answers from a stub.
+// Every builder answers from examined.head, the message or, when it does
+// not parse whole, its first MSH parsed alone: a message whose later
+// segments are broken still deserves an answer naming its MSH-10. Without
+// a usable MSH, replyWithoutMSH answers from a stub.
 
 // ackCode is the MSA-1 a frame is owed given what examine decided (a),
 // whether its record was stored, and the acknowledgement mode it asked
