@@ -107,8 +107,10 @@ type Patient struct {
 	Identifiers []Identifier
 	FamilyName  string
 	GivenName   string
-	BirthDate   string
-	Sex         string
+	// BirthDate is PID-7's date as written, at its precision: YYYY,
+	// YYYY-MM or YYYY-MM-DD (see PatientOf).
+	BirthDate string
+	Sex       string
 }
 
 // Transformed is the normalized canonical message (topic transformed).

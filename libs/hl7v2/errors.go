@@ -43,8 +43,9 @@ var (
 	// ErrNotAck is returned by ParseACK when the message has no MSA segment.
 	ErrNotAck = errors.New("hl7v2: message is not an acknowledgement")
 
-	// ErrCharset is returned by Encoder lookups for a character set name the
-	// package cannot decode.
+	// ErrCharset is returned by Encoder lookups, LookupCharset and
+	// ParserConfig.Options for a character set name the package cannot
+	// decode.
 	ErrCharset = errors.New("hl7v2: unsupported character set")
 )
 

@@ -2,6 +2,8 @@ package hl7v2
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
@@ -33,6 +35,58 @@ func NewParser(opts ...Option) *Parser {
 		o(p)
 	}
 	return p
+}
+
+// ParserConfig is the parser's configuration as a configuration file holds
+// it (hl7bus: the parser section). One value configures every stage of a
+// process, so what ingress acknowledged, parse validated and transform
+// projected were decoded alike.
+type ParserConfig struct {
+	// FallbackCharset is WithFallbackCharset's character set, by an HL7
+	// table 0211 name or a common alias (WINDOWS-1252, ISO-8859-1); "none"
+	// turns invalid bytes into U+FFFD. Default (empty) WINDOWS-1252.
+	FallbackCharset string `yaml:"fallback_charset"`
+}
+
+// FallbackNone is the ParserConfig.FallbackCharset that disables the
+// fallback.
+const FallbackNone = "none"
+
+// Options returns the options c stands for; the error names the key
+// (fallback_charset) when c is invalid.
+func (c ParserConfig) Options() ([]Option, error) {
+	name := strings.TrimSpace(c.FallbackCharset)
+	switch {
+	case name == "":
+		return nil, nil
+	case strings.EqualFold(name, FallbackNone):
+		return []Option{WithFallbackCharset("", nil)}, nil
+	}
+	e, err := LookupCharset(name)
+	if err != nil {
+		return nil, fmt.Errorf("fallback_charset: %w", err)
+	}
+	if e == nil {
+		// UTF-8 is what is tried first: falling back to it is no
+		// fallback, and would leave invalid bytes invalid.
+		return nil, fmt.Errorf("fallback_charset: %w: UTF-8 cannot be the fallback (it is what is tried first); use none for U+FFFD", ErrCharset)
+	}
+	return []Option{WithFallbackCharset(strings.ToUpper(name), e)}, nil
+}
+
+// Validate reports whether c can build a parser.
+func (c ParserConfig) Validate() error {
+	_, err := c.Options()
+	return err
+}
+
+// NewParser returns the parser c configures.
+func (c ParserConfig) NewParser() (*Parser, error) {
+	opts, err := c.Options()
+	if err != nil {
+		return nil, err
+	}
+	return NewParser(opts...), nil
 }
 
 var defaultParser = NewParser()

@@ -590,7 +590,7 @@ func (c *check) primitive(raw []byte, typ string, table int, loc Location) {
 	case "SI":
 		ok, what = isDigits(raw), "a sequence ID (digits)"
 	case "DT":
-		ok, what = isDate(raw, c.ver.ID), "a date (YYYY[MM[DD]])"
+		ok, what = isDate(raw), "a date (YYYY[MM[DD]])"
 	case "TM":
 		ok, what = isTime(raw), "a time (HH[MM[SS[.S...]]][+/-ZZZZ])"
 	case "DTM", "TS":
@@ -683,83 +683,4 @@ func num(b []byte) int {
 		n = n*10 + int(ch-'0')
 	}
 	return n
-}
-
-var daysIn = [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
-
-// isDate accepts YYYY, YYYYMM and YYYYMMDD (only the last before 2.5, but
-// partial dates are so common in older messages that we accept them too).
-func isDate(b []byte, _ string) bool {
-	if !isDigits(b) || (len(b) != 4 && len(b) != 6 && len(b) != 8) {
-		return false
-	}
-	if len(b) >= 6 {
-		mo := num(b[4:6])
-		if mo < 1 || mo > 12 {
-			return false
-		}
-		if len(b) == 8 {
-			d := num(b[6:8])
-			if d < 1 || d > daysIn[mo] {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// splitZone separates a trailing +ZZZZ/-ZZZZ offset.
-func splitZone(b []byte) ([]byte, bool) {
-	if i := bytes.IndexAny(b, "+-"); i >= 0 {
-		z := b[i+1:]
-		if len(z) != 4 || !isDigits(z) || num(z[:2]) > 14 || num(z[2:]) > 59 {
-			return nil, false
-		}
-		return b[:i], true
-	}
-	return b, true
-}
-
-func isTime(b []byte) bool {
-	b, ok := splitZone(b)
-	if !ok {
-		return false
-	}
-	return isClock(b, true)
-}
-
-// isClock checks HH[MM[SS[.S{1,4}]]]; required says HH must be there.
-func isClock(b []byte, required bool) bool {
-	if len(b) == 0 {
-		return !required
-	}
-	main, frac, hasFrac := bytes.Cut(b, []byte("."))
-	if !isDigits(main) || (len(main) != 2 && len(main) != 4 && len(main) != 6) {
-		return false
-	}
-	if num(main[:2]) > 23 || len(main) >= 4 && num(main[2:4]) > 59 || len(main) == 6 && num(main[4:6]) > 60 {
-		return false
-	}
-	if hasFrac && (len(main) != 6 || len(frac) < 1 || len(frac) > 4 || !isDigits(frac)) {
-		return false
-	}
-	return true
-}
-
-func isDateTime(b []byte) bool {
-	b, ok := splitZone(b)
-	if !ok || len(b) < 4 {
-		return false
-	}
-	datePart := b
-	if len(b) > 8 {
-		datePart = b[:8]
-	}
-	if !isDate(datePart, "") {
-		return false
-	}
-	if len(b) > 8 {
-		return isClock(b[8:], false)
-	}
-	return true
 }

@@ -14,7 +14,8 @@
 // returns; accept errors are retried with a backoff for as long as the
 // server runs, and reported so readiness can follow them; Shutdown
 // finishes in-flight frames before closing. The package knows nothing of
-// HL7: the reply to an oversize frame is the caller's (WithOversizeReply).
+// HL7: the reply to an oversize frame, and to a frame whose handler
+// panicked, is the caller's (WithOversizeReply, WithPanicReply).
 // See DESIGN.md for the concurrency. Client keeps one persistent connection
 // to a receiver, redials when the peer has closed it, waits for the ACK with
 // a timeout and says when a message never left (ErrNotSent).

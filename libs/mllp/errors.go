@@ -33,8 +33,9 @@ var (
 	ErrNotMLLP = errors.New("mllp: stream is not MLLP")
 
 	// ErrHandlerPanicked is what the server makes of a Handler that
-	// panicked on a frame: the connection is closed without a reply (the
-	// sender resends) and the server goes on.
+	// panicked on a frame when WithPanicReply gives no reply: the
+	// connection is closed without one (the sender resends) and the server
+	// goes on.
 	ErrHandlerPanicked = errors.New("mllp: handler panicked")
 )
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -40,4 +41,74 @@ func TestServerSurvivesAPanickingHandler(t *testing.T) {
 	if !strings.Contains(logs.String(), "panic_type=string") {
 		t.Errorf("the panic is not in the log: %s", logs.String())
 	}
+}
+
+// TestServerAnswersAPanicWithThePanicReply: with WithPanicReply the sender
+// of the frame that tripped the handler gets the reply built from it, the
+// connection serves its next frame, and new connections are served; a
+// panic reply that panics itself closes the connection, as without one.
+func TestServerAnswersAPanicWithThePanicReply(t *testing.T) {
+	var logs syncLog
+	h := HandlerFunc(func(_ context.Context, _ ConnInfo, f []byte) ([]byte, error) {
+		if bytes.Contains(f, []byte("ZZTESTNAME")) {
+			panic("cannot handle " + string(f))
+		}
+		return append([]byte("ACK:"), f...), nil
+	})
+	reply := func(f []byte) []byte {
+		if bytes.Contains(f, []byte("TWICE")) {
+			panic("again " + string(f))
+		}
+		return []byte("ERROR:" + string(f[:4]))
+	}
+	_, addr := startServer(t, h, WithPanicReply(reply), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+
+	c := NewClient(addr, WithAckTimeout(2*time.Second))
+	defer c.Close()
+	for i, tt := range []struct{ send, want string }{
+		{"MSH|ZZTESTNAME", "ERROR:MSH|"},
+		{"MSH|next on the same connection", "ACK:MSH|next on the same connection"},
+		{"MSH|ZZTESTNAME again", "ERROR:MSH|"},
+		{"MSH|fine", "ACK:MSH|fine"},
+	} {
+		got, err := c.Send(context.Background(), []byte(tt.send))
+		if err != nil || string(got) != tt.want {
+			t.Fatalf("frame %d: reply %q, %v; want %q", i+1, got, err, tt.want)
+		}
+	}
+	// The panic reply panics: no reply, the connection closed, the
+	// listener still serves.
+	bad := NewClient(addr, WithAckTimeout(2*time.Second))
+	defer bad.Close()
+	if got, err := bad.Send(context.Background(), []byte("MSH|ZZTESTNAME TWICE")); err == nil {
+		t.Fatalf("a panicking panic reply got a reply %q", got)
+	}
+	good := NewClient(addr, WithAckTimeout(2*time.Second))
+	defer good.Close()
+	if got, err := good.Send(context.Background(), []byte("MSH|fine")); err != nil || string(got) != "ACK:MSH|fine" {
+		t.Fatalf("after two panics: reply %q, %v", got, err)
+	}
+	if out := logs.String(); strings.Contains(out, "ZZTESTNAME") || !strings.Contains(out, "panic_type=string") ||
+		!strings.Contains(out, "mllp panic reply panicked") {
+		t.Errorf("log: the panics' types without their values expected: %s", out)
+	}
+}
+
+// syncLog is a log buffer the server's goroutines write while the test
+// reads it.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

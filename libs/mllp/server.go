@@ -121,6 +121,18 @@ func WithOversizeReply(f func(head []byte, limit int) []byte) ServerOption {
 	return func(s *Server) { s.oversize = f }
 }
 
+// WithPanicReply sets how to answer a frame whose handler panicked: f gets
+// the frame and returns the reply to send (nil for none). With a reply the
+// exchange is complete, so the connection stays open for the next frame;
+// without one the connection is closed, which tells the sender to resend.
+// A panic in f is recovered too (the connection is then closed without a
+// reply). Default: none. The package knows frames, not HL7: the caller
+// builds the answer (hl7bus ingress answers AE, CE in enhanced mode, with
+// an ERR naming an internal error).
+func WithPanicReply(f func(frame []byte) []byte) ServerOption {
+	return func(s *Server) { s.panicReply = f }
+}
+
 // Server serves MLLP connections.
 type Server struct {
 	handler      Handler
@@ -133,6 +145,7 @@ type Server struct {
 	tlsConfig    *tls.Config
 	log          *slog.Logger
 	oversize     func(head []byte, limit int) []byte
+	panicReply   func(frame []byte) []byte
 	acceptState  func(bool)
 	events       ConnEvents
 	// acceptRecovery is how long an Accept must wait without failing
@@ -551,19 +564,38 @@ func (c *serverConn) serve() {
 	}
 }
 
-// serveFrame calls the handler, turning a panic into ErrHandlerPanicked:
-// one frame that trips a bug must cost its connection, not the listener
-// and every other sender's connections with it.
+// serveFrame calls the handler, turning a panic into the panic reply
+// (WithPanicReply) or, without one, ErrHandlerPanicked: one frame that
+// trips a bug must cost at most its connection, never the listener and
+// every other sender's connections with it.
 func (s *Server) serveFrame(info ConnInfo, frame []byte) (reply []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			// The panic value may quote the frame, so only its type and the
 			// stack (function names and offsets) are logged.
 			s.log.Error("mllp handler panicked", logattr.PanicType(fmt.Sprintf("%T", v)), logattr.Stack(string(debug.Stack())))
-			reply, err = nil, ErrHandlerPanicked
+			reply, err = s.replyToPanic(frame)
 		}
 	}()
 	return s.handler.ServeMLLP(s.baseCtx, info, frame)
+}
+
+// replyToPanic returns the panic reply to frame, or ErrHandlerPanicked
+// when there is none (no WithPanicReply, nil from it, or it panicked too).
+func (s *Server) replyToPanic(frame []byte) (reply []byte, err error) {
+	if s.panicReply == nil {
+		return nil, ErrHandlerPanicked
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("mllp panic reply panicked", logattr.PanicType(fmt.Sprintf("%T", v)), logattr.Stack(string(debug.Stack())))
+			reply, err = nil, ErrHandlerPanicked
+		}
+	}()
+	if reply = s.panicReply(frame); reply == nil {
+		return nil, ErrHandlerPanicked
+	}
+	return reply, nil
 }
 
 func (c *serverConn) write(conn net.Conn, reply []byte, log *slog.Logger) bool {

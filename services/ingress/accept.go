@@ -33,17 +33,11 @@ type Receipt struct {
 // accept is the protocol-neutral ingress step: it assigns the message ID,
 // examines the frame, writes it to raw (with the verdict when it is
 // refused) and returns the reply owed to the sender (nil for none) and
-// whether the record was stored. The ACK policy it applies:
-//
-//   - accepted and stored: AA (CA in enhanced mode, if MSH-15 asks);
-//   - accepted, the store failed for a transient reason: AE / CE, resend;
-//   - refused (unparseable, MSH-9/10/12 missing, a stray MSA, several
-//     messages without an envelope, bad batch counts, too large for a
-//     record): AR / CR with ERR, stored with the verdict whether or not
-//     the store worked, since resending the same bytes cannot help;
-//   - failing the profile with ack.on_profile_error: error: AE with ERR,
-//     stored with the verdict;
-//   - an acknowledgement (MSH-9.1 ACK): no answer, stored with the verdict.
+// whether the record was stored. What is owed is the ACK policy of ack.go;
+// a refusal is stored with its verdict whether or not the store worked,
+// since resending the same bytes cannot help. A listener calls accept for
+// each message it receives and sends back the reply; if accept panics, the
+// listener answers with panicReply (ack.go).
 func (s *Service) accept(ctx context.Context, rc Receipt) (reply []byte, stored bool) {
 	received := time.Now()
 	id := s.newID(received)
@@ -56,7 +50,13 @@ func (s *Service) accept(ctx context.Context, rc Receipt) (reply []byte, stored 
 	defer span.End()
 	ackSent := "none"
 	msgType := "unknown"
+	// done stays false when accept panics: then panicReply counts the
+	// message, with the code it sends.
+	done := false
 	defer func() {
+		if !done {
+			return
+		}
 		s.messages.WithLabelValues(it.Name, msgType, ackSent).Inc()
 		s.ackTime.WithLabelValues(it.Name).Observe(time.Since(received).Seconds())
 	}()
@@ -102,11 +102,13 @@ func (s *Service) accept(ctx context.Context, rc Receipt) (reply []byte, stored 
 	case answerNone:
 		log.Warn("sender sent an acknowledgement to an inbound interface; stored, not answered",
 			logattr.Reason(ex.rejection.Reason), logattr.Stored(stored))
+		done = true
 		return nil, stored
 	case answerReject:
 		log.Warn("message rejected", logattr.Reason(ex.rejection.Code+": "+ex.rejection.Reason), logattr.Stored(stored))
 		span.SetStatus(codes.Error, ex.rejection.Code)
 		reply, ackSent = s.rejectReply(ex, id, received)
+		done = true
 		return reply, stored
 	}
 	if summary != nil {
@@ -121,6 +123,7 @@ func (s *Service) accept(ctx context.Context, rc Receipt) (reply []byte, stored 
 		log.Debug("message accepted")
 	}
 	reply, ackSent = s.acceptReply(ex, stored, id, received)
+	done = true
 	return reply, stored
 }
 

@@ -28,7 +28,8 @@ type examined struct {
 	// issues become the reply's ERR segments.
 	issues []hl7v2.Issue
 	// msg is the parsed message (nil for a batch or an unparseable frame);
-	// head is the frame's first MSH parsed alone, what the reply answers
+	// head is what the reply answers: msg itself, or for a batch or a
+	// message that does not parse whole the frame's first MSH parsed alone
 	// (nil when the frame has no usable MSH).
 	msg, head *hl7v2.Message
 	// file is set for a frame holding an FHS/BHS batch that parsed.
@@ -60,7 +61,12 @@ func (s *Service) examine(it Interface, frame []byte) *examined {
 		ex.head = firstHeader(s.parser, frame)
 		s.examineBatch(it, frame, ex)
 		return ex
-	case "MSH":
+	}
+	m, err := s.parser.Parse(frame)
+	if err != nil && firstSegmentName(frame) == "MSH" {
+		// The message does not parse whole; its MSH alone may, and then
+		// the reply names MSH-10. When even that fails, MSH-10 read by
+		// PeekHeader does.
 		ex.head = firstHeader(s.parser, frame)
 		if ex.head == nil {
 			if p, ok := hl7v2.PeekHeader(frame); ok {
@@ -68,7 +74,6 @@ func (s *Service) examine(it Interface, frame []byte) *examined {
 			}
 		}
 	}
-	m, err := s.parser.Parse(frame)
 	switch {
 	case errors.Is(err, hl7v2.ErrBatch):
 		// Parse refuses a second MSH; without an envelope there are no
@@ -85,7 +90,9 @@ func (s *Service) examine(it Interface, frame []byte) *examined {
 		ex.reject(canonical.RejectUnparseable, parseReason(err), is.Code, is.Location)
 		return ex
 	}
-	ex.msg = m
+	// Parsed whole: the message is its own head (BuildACK reads only the
+	// MSH), so a sound message is parsed once at ingress.
+	ex.msg, ex.head = m, m
 	s.examineMessage(it, m, ex, "")
 	return ex
 }

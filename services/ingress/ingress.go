@@ -5,7 +5,8 @@
 // batch counts, an acknowledgement sent as input...) is written too, with
 // the verdict in raw.rejected, so parse dead-letters it and nothing
 // received is lost; the sender gets AR (or nothing, for an ACK). The ACK
-// policy is protocol-neutral (accept.go); the listeners are adapters.
+// policy is protocol-neutral (accept.go, ack.go); the listeners are
+// adapters (mllp.go) that hand each message to accept.
 package ingress
 
 import (
@@ -171,6 +172,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
+	// Parser is the process's one parser, built by the composition root
+	// from the parser section (hl7v2.ParserConfig): the header ingress
+	// computes is carried to every later stage, so parse and transform
+	// must read the payload as ingress did. nil: hl7v2.NewParser().
+	Parser *hl7v2.Parser
 }
 
 // Validate reports problems, each naming its key.
@@ -228,9 +234,10 @@ type Service struct {
 
 	mu      sync.Mutex
 	entropy io.Reader
-	servers []*mllp.Server
+	servers []listener
 	addrs   map[string]string
-	done    chan struct{}
+	// done closes when every listener's Serve has returned (set by Start).
+	done chan struct{}
 }
 
 // New returns the stage; Start or Run starts it.
@@ -242,7 +249,11 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if tel == nil {
 		tel = telemetry.Nop()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("ingress")), parser: hl7v2.NewParser(),
+	parser := cfg.Parser
+	if parser == nil {
+		parser = hl7v2.NewParser()
+	}
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("ingress")), parser: parser,
 		entropy: ulid.Monotonic(rand.Reader, 0), addrs: map[string]string{}, topic: kc.Topic(kafka.TopicRaw),
 		tel: tel, tracer: tel.Tracer("hl7bus/ingress"),
 		messages: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_ingress_messages_total",
@@ -270,8 +281,14 @@ func (s *Service) Start(ctx context.Context) error {
 	if _, err := s.serde.Register(ctx, s.topic, schemas.Raw); err != nil {
 		return fmt.Errorf("ingress: %w", err)
 	}
-	s.done = make(chan struct{})
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.done = done
+	s.mu.Unlock()
 	var wg sync.WaitGroup
+	// done closes once every listener started here has stopped serving,
+	// also when Start fails part way (Stop then waits for those started).
+	defer func() { go func() { wg.Wait(); close(done) }() }()
 	conns := s.tel.GaugeVec(prometheus.GaugeOpts{Name: "hl7bus_ingress_connections",
 		Help: "Open MLLP connections, by interface."}, "interface")
 	rejected := s.tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_ingress_rejected_connections_total",
@@ -287,14 +304,11 @@ func (s *Service) Start(ctx context.Context) error {
 		// fails (out of descriptors) and once it stops.
 		part := "ingress listener " + it.Name
 		s.tel.Health.Set(part, true)
-		open := conns.WithLabelValues(it.Name)
-		srv := mllp.NewServer(s.mllpHandler(it), mllp.WithMaxFrameSize(it.MaxMessageSize),
-			mllp.WithMaxConnections(it.MaxConnections), mllp.WithIdleTimeout(it.IdleTimeout), mllp.WithReadTimeout(it.ReadTimeout),
-			mllp.WithOversizeReply(s.oversizeReply(it)),
-			mllp.WithAcceptState(func(ok bool) { s.tel.Health.Set(part, ok) }),
-			mllp.WithConnEvents(mllp.ConnEvents{Opened: open.Inc, Closed: open.Dec,
-				Rejected: func(reason string) { rejected.WithLabelValues(it.Name, reason).Inc() }}),
-			mllp.WithLogger(s.log.With(logattr.Interface(it.Name))))
+		srv := s.newMLLPListener(it, listenerMetrics{
+			accepting: func(ok bool) { s.tel.Health.Set(part, ok) },
+			open:      conns.WithLabelValues(it.Name),
+			rejected:  func(reason string) { rejected.WithLabelValues(it.Name, reason).Inc() },
+		})
 		s.mu.Lock()
 		s.servers = append(s.servers, srv)
 		s.addrs[it.Name] = ln.Addr().String()
@@ -302,13 +316,12 @@ func (s *Service) Start(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrClosed) {
+			if err := srv.Serve(ln); err != nil {
 				s.log.Error("listener stopped", logattr.Interface(it.Name), logattr.Error(err))
 			}
 		}()
 		s.log.Info("listening", logattr.Interface(it.Name), logattr.Address(ln.Addr().String()))
 	}
-	go func() { wg.Wait(); close(s.done) }()
 	s.tel.Health.Set("ingress", true)
 	return nil
 }
@@ -327,13 +340,21 @@ func (s *Service) Stop(ctx context.Context) error {
 	// Fail readiness first, so load balancers stop sending.
 	s.tel.Health.Set("ingress", false)
 	s.mu.Lock()
-	servers := s.servers
+	servers, done := s.servers, s.done
 	s.servers = nil
 	s.mu.Unlock()
 	var errs []error
 	for _, srv := range servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if done != nil && len(servers) > 0 {
+		// Every Serve has returned (or ctx ended): no listener goroutine
+		// outlives Stop.
+		select {
+		case <-done:
+		case <-ctx.Done():
 		}
 	}
 	if s.producer != nil {

@@ -2,9 +2,56 @@ package ingress
 
 import (
 	"context"
+	"errors"
+	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/libs/mllp"
 )
+
+// listener is one interface's server, whatever its protocol: Start binds
+// the socket and calls Serve, Stop calls Shutdown. A protocol adapter
+// (MLLP here; HTTP to come) builds one whose handler calls accept.
+type listener interface {
+	// Serve serves ln until Shutdown; it returns nil once shut down.
+	Serve(ln net.Listener) error
+	// Shutdown stops accepting and waits for the messages in flight.
+	Shutdown(ctx context.Context) error
+}
+
+// listenerMetrics are the hooks Start gives a listener: readiness
+// (accepting), the interface's open-connections gauge, and the counter of
+// connections refused at once, by reason.
+type listenerMetrics struct {
+	accepting func(ok bool)
+	open      prometheus.Gauge
+	rejected  func(reason string)
+}
+
+// newMLLPListener builds the MLLP listener of interface it: each frame goes
+// to accept, an oversize frame gets oversizeReply's AR without reaching
+// it, and a frame accept panicked on gets panicReply's AE.
+func (s *Service) newMLLPListener(it Interface, m listenerMetrics) listener {
+	return mllpListener{mllp.NewServer(s.mllpHandler(it), mllp.WithMaxFrameSize(it.MaxMessageSize),
+		mllp.WithMaxConnections(it.MaxConnections), mllp.WithIdleTimeout(it.IdleTimeout), mllp.WithReadTimeout(it.ReadTimeout),
+		mllp.WithOversizeReply(s.oversizeReply(it)), mllp.WithPanicReply(s.panicReply(it)),
+		mllp.WithAcceptState(m.accepting),
+		mllp.WithConnEvents(mllp.ConnEvents{Opened: m.open.Inc, Closed: m.open.Dec, Rejected: m.rejected}),
+		mllp.WithLogger(s.log.With(logattr.Interface(it.Name))))}
+}
+
+// mllpListener makes an mllp.Server a listener.
+type mllpListener struct{ *mllp.Server }
+
+// Serve serves ln; mllp.ErrClosed, the end of a shutdown, is no error.
+func (l mllpListener) Serve(ln net.Listener) error {
+	if err := l.Server.Serve(ln); err != nil && !errors.Is(err, mllp.ErrClosed) {
+		return err
+	}
+	return nil
+}
 
 // mllpHandler adapts accept to an MLLP listener of interface it: one frame
 // in, the reply (or none) out.

@@ -14,9 +14,7 @@ import (
 // interface's max_message_size), so it is answered here, from the first
 // bytes the MLLP server kept, and never reaches the handler. Resending the
 // same message cannot help, so the answer is AR (CR in enhanced mode),
-// never AE. These helpers deliberately do not share the handler's reject
-// builders: they need only the MSH, and must keep working whatever the ACK
-// policy of the handler becomes.
+// never AE: ackCode's answer to a refusal. Only the head's MSH is read.
 
 // oversizeText is the reason a sender reads, naming the limit it exceeded.
 func oversizeText(limit int) string {
@@ -51,15 +49,13 @@ func rejectOversize(head []byte, limit int, id string) (reply []byte, msgType, a
 		if strings.EqualFold(strings.TrimSpace(code), "ACK") {
 			return nil, msgType, "none"
 		}
-		if hl7v2.PlanAck(m).Enhanced {
-			spec.Code = hl7v2.AckCommitReject
-		}
+		spec.Code = ackCode(answerReject, false, hl7v2.PlanAck(m))
 		if a, err := hl7v2.BuildACK(m, spec); err == nil {
 			return a.Bytes(), msgType, spec.Code
 		}
 	}
 	spec.Code = hl7v2.AckReject
-	return rejectOversizeWithoutMSH(spec), "unknown", hl7v2.AckReject
+	return replyWithoutMSH(spec, ""), "unknown", hl7v2.AckReject
 }
 
 // oversizeMSH parses the head's first segment when it is a complete,
@@ -77,22 +73,4 @@ func oversizeMSH(head []byte) *hl7v2.Message {
 		return nil
 	}
 	return m
-}
-
-// stubMSH stands in for the sender's MSH when there is none: the default
-// delimiters, processing ID P, v2.5, and an empty MSH-10 so MSA-2 is
-// empty (there is no control ID to answer).
-const stubMSH = "MSH|^~\\&|||||||||P|2.5\r"
-
-// rejectOversizeWithoutMSH builds spec's AR against stubMSH.
-func rejectOversizeWithoutMSH(spec hl7v2.AckSpec) []byte {
-	m, err := hl7v2.Parse([]byte(stubMSH))
-	if err != nil {
-		return nil
-	}
-	a, err := hl7v2.BuildACK(m, spec)
-	if err != nil {
-		return nil
-	}
-	return a.Bytes()
 }

@@ -34,6 +34,10 @@ type Config struct {
 	Telemetry *telemetry.Telemetry
 	// Profiles maps an interface name to its conformance profile.
 	Profiles map[string]*hl7v2.Profile
+	// Parser is the process's one parser, built by the composition root
+	// from the parser section (hl7v2.ParserConfig), so parse reads a
+	// message exactly as ingress did. nil: hl7v2.NewParser().
+	Parser *hl7v2.Parser
 }
 
 // Service is a running parse stage.
@@ -49,7 +53,11 @@ type Service struct {
 
 // New returns the stage; Run starts it.
 func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) *Service {
-	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: hl7v2.NewParser(),
+	parser := cfg.Parser
+	if parser == nil {
+		parser = hl7v2.NewParser()
+	}
+	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: parser,
 		validators: map[string]*hl7v2.Validator{}, plain: hl7v2.NewValidator(nil)}
 	for iface, p := range cfg.Profiles {
 		s.validators[iface] = hl7v2.NewValidator(p)
@@ -114,9 +122,17 @@ func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Parsed
 	if err != nil {
 		return nil, id, pipeline.Permanent(fmt.Errorf("parsing message: %w", err))
 	}
-	p := s.parsed(raw, m, raw.MessageID, raw.OrderingKey)
+	// The header is the one ingress computed from this payload with the
+	// same parser configuration; only a record without one (not written
+	// by ingress: every message ingress accepts has MSH-9 and MSH-10) gets
+	// it derived here.
+	h := raw.Header
+	if h == (canonical.Header{}) {
+		h = canonical.HeaderOf(m)
+	}
+	p := s.parsed(raw, m, h, raw.MessageID, raw.OrderingKey)
 	p.Payload = raw.Payload
-	return []*canonical.Parsed{p}, pipeline.Ident{MessageID: raw.MessageID, ControlID: m.ControlID()}, nil
+	return []*canonical.Parsed{p}, pipeline.Ident{MessageID: raw.MessageID, ControlID: h.ControlID}, nil
 }
 
 // batch splits a batch frame into its messages. Ingress checked its counts
@@ -138,7 +154,9 @@ func (s *Service) batch(raw *canonical.Raw, id pipeline.Ident) ([]*canonical.Par
 		default:
 			key = canonical.OrderingKey(canonical.OrderPatient, raw.Interface, m, child)
 		}
-		p := s.parsed(raw, m, child, key)
+		// Each message of a batch has its own MSH: raw.Header is the
+		// first one's.
+		p := s.parsed(raw, m, canonical.HeaderOf(m), child, key)
 		p.ParentMessageID = raw.MessageID
 		p.Payload = m.Bytes()
 		out = append(out, p)
@@ -146,11 +164,11 @@ func (s *Service) batch(raw *canonical.Raw, id pipeline.Ident) ([]*canonical.Par
 	return out, id, nil
 }
 
-// parsed builds the parsed record of m. Every string is valid UTF-8: the
+// parsed builds the parsed record of m, whose header is h. Every string is valid UTF-8: the
 // header is decoded with the message's character set by hl7v2, and what
 // could still carry stray bytes (the delimiters, issue texts naming a
 // declared character set) is decoded or replaced here.
-func (s *Service) parsed(raw *canonical.Raw, m *hl7v2.Message, id, key string) *canonical.Parsed {
+func (s *Service) parsed(raw *canonical.Raw, m *hl7v2.Message, h canonical.Header, id, key string) *canonical.Parsed {
 	v := s.validators[raw.Interface]
 	if v == nil {
 		v = s.plain
@@ -158,7 +176,7 @@ func (s *Service) parsed(raw *canonical.Raw, m *hl7v2.Message, id, key string) *
 	report := v.Validate(m)
 	p := &canonical.Parsed{
 		MessageID: id, Interface: raw.Interface, ReceivedAt: raw.ReceivedAt, OrderingKey: key,
-		Header: canonical.HeaderOf(m), Delimiters: decodeText(m, m.Delimiters().String()),
+		Header: h, Delimiters: decodeText(m, m.Delimiters().String()),
 		Validation: canonical.Validation{Version: report.Version, Structure: report.Structure, Valid: report.Valid()},
 	}
 	issues := report.Issues

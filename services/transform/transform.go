@@ -11,8 +11,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -30,6 +28,10 @@ type Config struct {
 	Instance string
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
+	// Parser is the process's one parser, built by the composition root
+	// from the parser section (hl7v2.ParserConfig), so transform reads
+	// payload exactly as ingress and parse did. nil: hl7v2.NewParser().
+	Parser *hl7v2.Parser
 }
 
 // Service is a transform stage.
@@ -43,7 +45,11 @@ type Service struct {
 
 // New returns the stage; Run starts it.
 func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) *Service {
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: hl7v2.NewParser()}
+	p := cfg.Parser
+	if p == nil {
+		p = hl7v2.NewParser()
+	}
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p}
 }
 
 // Run runs the stage until ctx ends.
@@ -72,106 +78,26 @@ func (s *Service) handler(out string) pipeline.RecordHandler {
 	}
 }
 
-// Handle turns a parsed record's value into a transformed record.
+// Handle turns a parsed record's value into a transformed record. The
+// parsed record holds the message once, as payload (no tree: see
+// docs/benchmarks.md, "Parse once"), so transform parses it; the header is
+// the one ingress computed, carried unchanged.
 func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transformed, pipeline.Ident, error) {
 	p, err := pipeline.Decode[*canonical.Parsed](ctx, s.serde, value)
 	if err != nil {
 		return nil, pipeline.Ident{}, err
 	}
+	id := pipeline.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}
 	m, err := s.parser.Parse(p.Payload)
 	if err != nil {
-		return nil, pipeline.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, pipeline.Permanent(fmt.Errorf("re-parsing message: %w", err))
+		return nil, id, pipeline.Permanent(fmt.Errorf("parsing payload: %w", err))
 	}
 	t := &canonical.Transformed{
 		MessageID: p.MessageID, Interface: p.Interface, ReceivedAt: p.ReceivedAt, OrderingKey: p.OrderingKey,
-		Header: p.Header, Message: m.Bytes(), Patient: PatientOf(m),
+		Header: p.Header, Message: m.Bytes(), Patient: canonical.PatientOf(m),
 	}
-	t.Header.Version = strings.TrimSpace(t.Header.Version)
-	if utc, offset, ok := ToUTC(m.Header(7)); ok {
+	if utc, offset, ok := canonical.MessageTimeOf(m); ok {
 		t.MessageTime, t.MessageTimeOffset = utc, offset
 	}
-	return t, pipeline.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}, nil
-}
-
-// PatientOf projects the first PID, or returns nil when there is none.
-func PatientOf(m *hl7v2.Message) *canonical.Patient {
-	pid, ok := m.Segment("PID", 1)
-	if !ok {
-		return nil
-	}
-	p := &canonical.Patient{
-		FamilyName: strings.TrimSpace(pid.Field(5).Comp(1).Sub(1).String()),
-		GivenName:  strings.TrimSpace(pid.Field(5).Comp(2).String()),
-		Sex:        strings.TrimSpace(pid.Field(8).Comp(1).String()),
-	}
-	if d, _, ok := ToUTC(pid.Field(7).Comp(1).String()); ok && len(d) >= 10 {
-		p.BirthDate = d[:10]
-	}
-	for _, r := range pid.Field(3).Reps() {
-		id := strings.TrimSpace(r.Comp(1).String())
-		if id == "" || r.IsNull() {
-			continue
-		}
-		p.Identifiers = append(p.Identifiers, canonical.Identifier{
-			Value: id, Authority: strings.TrimSpace(r.Comp(4).Sub(1).String()), Type: strings.TrimSpace(r.Comp(5).String())})
-	}
-	return p
-}
-
-// ToUTC converts an HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S...]]]]]][+/-ZZZZ]) to
-// RFC 3339 in UTC and returns the sender's offset ("+01:00", "" when the
-// value had none, in which case the time is taken as UTC).
-func ToUTC(dtm string) (utc, offset string, ok bool) {
-	s := strings.TrimSpace(dtm)
-	zone := time.UTC
-	if i := strings.LastIndexAny(s, "+-"); i >= 4 {
-		z := s[i+1:]
-		if len(z) != 4 {
-			return "", "", false
-		}
-		h, m := atoi(z[:2]), atoi(z[2:])
-		if h < 0 || m < 0 || h > 14 || m > 59 {
-			return "", "", false
-		}
-		secs := h*3600 + m*60
-		if s[i] == '-' {
-			secs = -secs
-		}
-		offset = fmt.Sprintf("%c%s:%s", s[i], z[:2], z[2:])
-		zone = time.FixedZone(offset, secs)
-		s = s[:i]
-	}
-	frac := ""
-	if i := strings.IndexByte(s, '.'); i >= 0 {
-		s, frac = s[:i], s[i+1:]
-	}
-	layouts := map[int]string{4: "2006", 6: "200601", 8: "20060102", 10: "2006010215", 12: "200601021504", 14: "20060102150405"}
-	layout, known := layouts[len(s)]
-	if !known {
-		return "", "", false
-	}
-	t, err := time.ParseInLocation(layout, s, zone)
-	if err != nil {
-		return "", "", false
-	}
-	if frac != "" && len(s) == 14 {
-		for len(frac) < 9 {
-			frac += "0"
-		}
-		if ns := atoi(frac[:9]); ns >= 0 {
-			t = t.Add(time.Duration(ns))
-		}
-	}
-	return t.UTC().Format(time.RFC3339Nano), offset, true
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return -1
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
+	return t, id, nil
 }

@@ -1,55 +1,61 @@
 package transform
 
 import (
+	"context"
+	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/schemas"
 )
 
-func TestToUTC(t *testing.T) {
-	tests := []struct {
-		in, utc, offset string
-		ok              bool
-	}{
-		{"20240301101500+0100", "2024-03-01T09:15:00Z", "+01:00", true},
-		{"20240301101500-0500", "2024-03-01T15:15:00Z", "-05:00", true},
-		{"20240301101500", "2024-03-01T10:15:00Z", "", true},
-		{"20240301101500.123+0000", "2024-03-01T10:15:00.123Z", "+00:00", true},
-		{"202403011015", "2024-03-01T10:15:00Z", "", true},
-		{"20240301", "2024-03-01T00:00:00Z", "", true},
-		{"2024", "2024-01-01T00:00:00Z", "", true},
-		{" 20240301 ", "2024-03-01T00:00:00Z", "", true},
-		{"", "", "", false},
-		{"2024-03-01", "", "", false},
-		{"20241301", "", "", false},
-		{"20240301101500+01", "", "", false},
-		{"20240301101500+9900", "", "", false},
-		{"yesterday", "", "", false},
-	}
-	for _, tt := range tests {
-		utc, off, ok := ToUTC(tt.in)
-		if utc != tt.utc || off != tt.offset || ok != tt.ok {
-			t.Errorf("ToUTC(%q) = %q %q %v, want %q %q %v", tt.in, utc, off, ok, tt.utc, tt.offset, tt.ok)
+// TestHandle: transform parses payload with the configured parser, carries
+// the header it was given unchanged and projects the patient and MSH-7
+// with the libraries' projections.
+func TestHandle(t *testing.T) {
+	env := kafkatest.New(t)
+	ctx := context.Background()
+	for topic, sc := range map[string]string{"hl7bus.parsed": schemas.Parsed, "hl7bus.transformed": schemas.Transformed} {
+		if _, err := env.Serde.Register(ctx, topic, sc); err != nil {
+			t.Fatal(err)
 		}
 	}
-}
-
-func TestPatientOf(t *testing.T) {
-	m, err := hl7v2.Parse([]byte("MSH|^~\\&|A|F|B|G|20240101||ADT^A01|1|P|2.5\r" +
-		"PID|1|| 123 ^^^GENHOSP&1.2.3&ISO^MR~\"\"~~NG-9^^^NIMC^NI||DOE^JANE^Q||19800101|F\r"))
+	p, err := hl7v2.ParserConfig{FallbackCharset: hl7v2.FallbackNone}.NewParser()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := PatientOf(m)
-	if p == nil || p.FamilyName != "DOE" || p.GivenName != "JANE" || p.BirthDate != "1980-01-01" || p.Sex != "F" {
-		t.Fatalf("patient %+v", p)
+	s := New(Config{Parser: p}, env.Kafka, env.Serde, slog.New(slog.DiscardHandler))
+	msg := "MSH|^~\\&|HIS|GENHOSP|LIS|LAB|20240301101500+0545||ADT^A01^ADT_A01|C1|P|2.5\n" +
+		"PID|1||123^^^GENHOSP^MR||D\x8AOE^JANE||198001010030+0100|F\n"
+	header := canonical.Header{MessageCode: "ADT", TriggerEvent: "A01", ControlID: "C1", Version: "2.5", Charset: "FROM-INGRESS"}
+	v, err := env.Serde.Encode(&canonical.Parsed{MessageID: "M1", Interface: "in", ReceivedAt: time.Now(), OrderingKey: "k",
+		Header: header, Payload: []byte(msg)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(p.Identifiers) != 2 || p.Identifiers[0].Value != "123" || p.Identifiers[0].Authority != "GENHOSP" ||
-		p.Identifiers[0].Type != "MR" || p.Identifiers[1].Value != "NG-9" {
-		t.Errorf("identifiers %+v (trimmed, null and empty repetitions skipped)", p.Identifiers)
+	tr, id, err := s.Handle(ctx, v)
+	if err != nil || id != (kafka.Ident{MessageID: "M1", ControlID: "C1"}) {
+		t.Fatalf("%v %+v", err, id)
 	}
-	noPID, _ := hl7v2.Parse([]byte("MSH|^~\\&|A|F|B|G|20240101||MFN^M01|1|P|2.5\r"))
-	if PatientOf(noPID) != nil {
-		t.Error("no PID, no patient")
+	if tr.Header != header {
+		t.Errorf("header %+v, want the one carried %+v", tr.Header, header)
+	}
+	if tr.MessageTime != "2024-03-01T04:30:00Z" || tr.MessageTimeOffset != "+05:45" {
+		t.Errorf("message time %q %q", tr.MessageTime, tr.MessageTimeOffset)
+	}
+	if tr.Patient == nil || tr.Patient.FamilyName != "D\uFFFDOE" || tr.Patient.BirthDate != "1980-01-01" {
+		t.Errorf("patient %+v (decoded by the configured parser, birth date as written)", tr.Patient)
+	}
+	if want := "MSH|^~\\&|HIS|GENHOSP|LIS|LAB|20240301101500+0545||ADT^A01^ADT_A01|C1|P|2.5\r" +
+		"PID|1||123^^^GENHOSP^MR||D\x8AOE^JANE||198001010030+0100|F\r"; string(tr.Message) != want {
+		t.Errorf("message %q, want the bytes with CR terminators", tr.Message)
+	}
+	bad, _ := env.Serde.Encode(&canonical.Parsed{MessageID: "M2", ReceivedAt: time.Now(), Header: canonical.Header{ControlID: "C2"}, Payload: []byte("hello")})
+	if _, id, err := s.Handle(ctx, bad); !kafka.IsPermanent(err) || id.MessageID != "M2" || id.ControlID != "C2" {
+		t.Errorf("unparseable payload: %v %+v", err, id)
 	}
 }

@@ -46,6 +46,9 @@ type File struct {
 	// the default and fold max_frame_size into max_message_size, which
 	// would hide those mistakes from Validate.
 	written []ingress.Interface
+	// Parser configures the one HL7 parser every stage of the process
+	// reads messages with.
+	Parser hl7v2.ParserConfig `yaml:"parser"`
 }
 
 // Log configures logging.
@@ -125,7 +128,7 @@ func Load(path string, overrides ...string) (*File, error) {
 		"kafka.client_id", "kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password", "kafka.tls.enabled",
 		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "http.pprof",
 		"tracing.otlp_endpoint", "tracing.sample_ratio", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
-		"standalone.sync_writes"} {
+		"standalone.sync_writes", "parser.fallback_charset"} {
 		_ = v.BindEnv(k)
 	}
 	if b := os.Getenv("HL7BUS_KAFKA_BROKERS"); b != "" {
@@ -310,6 +313,9 @@ func (f *File) Validate() error {
 	}
 	if _, err := f.Profiles(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := f.Parser.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("parser.%w", err))
 	}
 	if err := (egress.Config{Destinations: f.Destinations}).Validate(); err != nil {
 		errs = append(errs, err)

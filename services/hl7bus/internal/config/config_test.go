@@ -82,6 +82,7 @@ func TestBad(t *testing.T) {
 			`interfaces[3].address: "127.0.0.1:2577" is also the address of interfaces[2] ("0.0.0.0:2577")`},
 		"loop.bad.yaml": {`destinations[0].address: "127.0.0.1:2575" is the listener of interfaces[0] ("0.0.0.0:2575")`,
 			`destinations[1].address: "localhost:2580" is the listener of interfaces[1] ("127.0.0.1:2580")`},
+		"parser.bad.yaml":        {"parser.fallback_charset: hl7v2: unsupported character set"},
 		"duration-unit.bad.yaml": {"destinations[0].retry.max_backoff", "duration needs a unit (e.g. 30s)"},
 		"record-limit.bad.yaml": {"kafka.max_record_bytes: 1048576 bytes cannot hold the largest message interfaces accept",
 			"interfaces[0].max_message_size", "at least 17825792"},

@@ -101,7 +101,11 @@ func newIngress(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ingressService{ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log)}, nil
+	parser, err := d.Parser(f)
+	if err != nil {
+		return nil, err
+	}
+	return ingressService{ingress.New(ingress.Config{Interfaces: f.Interfaces, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log)}, nil
 }
 
 func (ingressService) Run(ctx context.Context) error {
@@ -118,7 +122,11 @@ func newParse(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parse.New(parse.Config{Instance: d.Instance, Telemetry: d.Telemetry, Profiles: profiles}, f.Kafka, serde, d.Log), nil
+	parser, err := d.Parser(f)
+	if err != nil {
+		return nil, err
+	}
+	return parse.New(parse.Config{Instance: d.Instance, Telemetry: d.Telemetry, Profiles: profiles, Parser: parser}, f.Kafka, serde, d.Log), nil
 }
 
 func newTransform(f *config.File, d Deps) (Service, error) {
@@ -126,7 +134,11 @@ func newTransform(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return transform.New(transform.Config{Instance: d.Instance, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
+	parser, err := d.Parser(f)
+	if err != nil {
+		return nil, err
+	}
+	return transform.New(transform.Config{Instance: d.Instance, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log), nil
 }
 
 func newRoute(f *config.File, d Deps) (Service, error) {

@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
@@ -48,12 +49,13 @@ type Deps struct {
 	// (the transactional IDs and static group membership derive from it).
 	Instance string
 
-	serde *lazySerde
+	serde  *lazySerde
+	parser *lazyParser
 }
 
 // NewDeps returns the dependencies of one process's modules.
 func NewDeps(log *slog.Logger, tel *telemetry.Telemetry, instance string) Deps {
-	return Deps{Log: log, Telemetry: tel, Instance: instance, serde: &lazySerde{}}
+	return Deps{Log: log, Telemetry: tel, Instance: instance, serde: &lazySerde{}, parser: &lazyParser{}}
 }
 
 // lazySerde is the process's one registry serde (one schema cache for
@@ -62,6 +64,28 @@ func NewDeps(log *slog.Logger, tel *telemetry.Telemetry, instance string) Deps {
 type lazySerde struct {
 	mu    sync.Mutex
 	serde *canonical.Serde
+}
+
+// lazyParser is the process's one HL7 parser, shared by ingress, parse
+// and transform: the header ingress computes is carried downstream, so
+// every stage must read a payload as ingress did.
+type lazyParser struct {
+	mu     sync.Mutex
+	parser *hl7v2.Parser
+}
+
+// Parser returns the process's parser, built from f.Parser on first use.
+func (d Deps) Parser(f *config.File) (*hl7v2.Parser, error) {
+	d.parser.mu.Lock()
+	defer d.parser.mu.Unlock()
+	if d.parser.parser == nil {
+		p, err := f.Parser.NewParser()
+		if err != nil {
+			return nil, fmt.Errorf("parser.%w", err)
+		}
+		d.parser.parser = p
+	}
+	return d.parser.parser, nil
 }
 
 // Serde returns the process's serde for the registry of f.
