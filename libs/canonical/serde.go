@@ -3,7 +3,6 @@ package canonical
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,14 +12,6 @@ import (
 
 	"github.com/hl7bus/hl7bus/schemas"
 )
-
-// ErrWireFormat is returned by Decode for bytes that are not in the
-// Confluent wire format (magic byte 0, four-byte schema ID, Avro body).
-var ErrWireFormat = errors.New("canonical: not Confluent wire format")
-
-// ErrUnknownSchema is returned by Decode when the registry does not know the
-// record's schema ID, and by Encode for a record kind never registered.
-var ErrUnknownSchema = errors.New("canonical: unknown schema")
 
 // wire writes and reads the Confluent header (magic byte 0, big-endian
 // schema ID) in front of the Avro body.
@@ -61,7 +52,7 @@ func NewSerde(c *sr.Client) *Serde {
 func (s *Serde) Register(ctx context.Context, topic, name string) (int, error) {
 	text, err := schemas.Get(name)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", ErrUnknownSchema, name)
+		return 0, fmt.Errorf("registering %s: %w: %w", name, ErrNoSuchSchema, err)
 	}
 	subject := topic + "-value"
 	ss, err := s.client.CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
@@ -88,7 +79,7 @@ func (s *Serde) Encode(rec Record) ([]byte, error) {
 	w, ok := s.writers[rec.Schema()]
 	s.mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w: %s was never registered", ErrUnknownSchema, rec.Schema())
+		return nil, fmt.Errorf("encoding %s: %w", rec.Schema(), ErrSchemaNotRegistered)
 	}
 	buf, err := wire.AppendEncode(make([]byte, 0, 256), w.id, nil)
 	if err != nil {
@@ -126,7 +117,7 @@ func (s *Serde) DecodeNative(ctx context.Context, b []byte) (any, error) {
 func (s *Serde) decode(ctx context.Context, b []byte) (string, any, error) {
 	id, body, err := wire.DecodeID(b)
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: %v", ErrWireFormat, err)
+		return "", nil, fmt.Errorf("%w: %w", ErrWireFormat, err)
 	}
 	r, err := s.reader(ctx, id)
 	if err != nil {
@@ -151,7 +142,7 @@ func (s *Serde) reader(ctx context.Context, id int) (reader, error) {
 	}
 	sch, err := s.client.SchemaByID(ctx, id)
 	if err != nil {
-		return reader{}, fmt.Errorf("%w: schema %d: %v", ErrUnknownSchema, id, err)
+		return reader{}, fmt.Errorf("fetching schema %d: %w: %w", id, ErrUnknownSchemaID, err)
 	}
 	codec, err := goavro.NewCodec(sch.Schema)
 	if err != nil {

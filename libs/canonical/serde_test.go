@@ -117,21 +117,81 @@ func TestRegisterIsStableAndBackward(t *testing.T) {
 	}
 }
 
-func TestDecodeErrors(t *testing.T) {
+// TestErrorSentinels checks that each failure carries its own sentinel and
+// no other: the pipeline retries ErrUnknownSchemaID only, so a programming
+// error must never look like a registry outage, nor the reverse.
+func TestErrorSentinels(t *testing.T) {
+	ctx := context.Background()
+	all := []error{ErrWireFormat, ErrNoSuchSchema, ErrSchemaNotRegistered, ErrUnknownSchemaID}
+	tests := []struct {
+		name string
+		run  func(t *testing.T) error
+		want error
+	}{
+		{"plain bytes", func(t *testing.T) error {
+			s, _ := newSerde(t)
+			_, err := s.Decode(ctx, []byte("MSH|"))
+			return err
+		}, ErrWireFormat},
+		{"schema name not embedded", func(t *testing.T) error {
+			s, _ := newSerde(t)
+			_, err := s.Register(ctx, "t", "nope")
+			return err
+		}, ErrNoSuchSchema},
+		{"kind never registered", func(t *testing.T) error {
+			s, _ := newSerde(t)
+			_, err := s.Encode(&Raw{})
+			return err
+		}, ErrSchemaNotRegistered},
+		{"id the registry does not know", func(t *testing.T) error {
+			s, _ := newSerde(t)
+			_, err := s.Decode(ctx, []byte{0, 0, 0, 0, 99, 1})
+			var re *sr.ResponseError
+			if !errors.As(err, &re) {
+				t.Errorf("the registry's answer is not wrapped: %v", err)
+			}
+			return err
+		}, ErrUnknownSchemaID},
+		{"registry unreachable", func(t *testing.T) error {
+			// A record written by one Serde, read by a fresh one (no
+			// cached codec) once the registry is gone.
+			w, reg := newSerde(t)
+			if _, err := w.Register(ctx, "hl7bus.raw", schemas.Raw); err != nil {
+				t.Fatal(err)
+			}
+			b, err := w.Encode(samples()[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := sr.NewClient(sr.URLs(reg.URL()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.Close()
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err = NewSerde(c).Decode(cctx, b)
+			return err
+		}, ErrUnknownSchemaID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run(t)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("error = %v, want %v", err, tt.want)
+			}
+			for _, other := range all {
+				if other != tt.want && errors.Is(err, other) {
+					t.Errorf("error %v also matches %v", err, other)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeTruncated(t *testing.T) {
 	s, _ := newSerde(t)
 	ctx := context.Background()
-	if _, err := s.Decode(ctx, []byte("MSH|")); !errors.Is(err, ErrWireFormat) {
-		t.Errorf("plain bytes: %v", err)
-	}
-	if _, err := s.Decode(ctx, []byte{0, 0, 0, 0, 99, 1}); !errors.Is(err, ErrUnknownSchema) {
-		t.Errorf("unknown id: %v", err)
-	}
-	if _, err := s.Encode(&Raw{}); !errors.Is(err, ErrUnknownSchema) {
-		t.Errorf("unregistered kind: %v", err)
-	}
-	if _, err := s.Register(ctx, "t", "nope"); !errors.Is(err, ErrUnknownSchema) {
-		t.Errorf("unknown schema name: %v", err)
-	}
 	if _, err := s.Register(ctx, "hl7bus.raw", schemas.Raw); err != nil {
 		t.Fatal(err)
 	}

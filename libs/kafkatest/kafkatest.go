@@ -35,6 +35,9 @@ type Env struct {
 	Serde       *canonical.Serde
 	// External reports whether the broker is a real cluster.
 	External bool
+	// ReadTimeout bounds Read and ReadDecoded; zero means
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
 }
 
 var seq atomic.Int64

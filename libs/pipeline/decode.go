@@ -16,7 +16,7 @@ func Decode[T canonical.Record](ctx context.Context, serde *canonical.Serde, val
 	var zero T
 	rec, err := serde.Decode(ctx, value)
 	if err != nil {
-		if errors.Is(err, canonical.ErrUnknownSchema) {
+		if errors.Is(err, canonical.ErrUnknownSchemaID) {
 			return zero, fmt.Errorf("decoding %s input: %w", zero.Schema(), err)
 		}
 		return zero, Permanent(fmt.Errorf("decoding %s input: %w", zero.Schema(), err))

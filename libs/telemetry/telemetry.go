@@ -37,10 +37,12 @@ type Telemetry struct {
 }
 
 // New returns telemetry with a fresh registry (with Go and process
-// collectors) and tp as tracer provider (no-op when nil).
+// collectors and hl7bus_build_info) and tp as tracer provider (no-op when
+// nil).
 func New(tp trace.TracerProvider) *Telemetry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newBuildInfoCollector(ReadBuildInfo()))
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}

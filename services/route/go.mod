@@ -6,6 +6,7 @@ require (
 	github.com/hl7bus/hl7bus/libs v0.0.0
 	github.com/hl7bus/hl7bus/schemas v0.0.0
 	github.com/twmb/franz-go v1.22.2
+	go.uber.org/goleak v1.3.0
 )
 
 require (

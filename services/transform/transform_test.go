@@ -10,6 +10,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -38,7 +39,7 @@ func TestHandle(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr, id, err := s.Handle(ctx, v)
-	if err != nil || id != (kafka.Ident{MessageID: "M1", ControlID: "C1"}) {
+	if err != nil || id != (pipeline.Ident{MessageID: "M1", ControlID: "C1"}) {
 		t.Fatalf("%v %+v", err, id)
 	}
 	if tr.Header != header {
