@@ -52,6 +52,19 @@ type ParserConfig struct {
 // fallback.
 const FallbackNone = "none"
 
+// DefaultFallbackCharset is the fallback NewParser uses: senders that
+// declare nothing (or ASCII) and send 8-bit text mostly send Windows-1252.
+const DefaultFallbackCharset = "WINDOWS-1252"
+
+// WithDefaults returns c with the fallback in force named, so a printed
+// configuration shows it.
+func (c ParserConfig) WithDefaults() ParserConfig {
+	if strings.TrimSpace(c.FallbackCharset) == "" {
+		c.FallbackCharset = DefaultFallbackCharset
+	}
+	return c
+}
+
 // Options returns the options c stands for; the error names the key
 // (fallback_charset) when c is invalid.
 func (c ParserConfig) Options() ([]Option, error) {

@@ -62,10 +62,7 @@ func (s *Service) accept(ctx context.Context, rc Receipt) (reply []byte, stored 
 	}()
 
 	ex := s.examine(it, rc.Payload)
-	mode := it.Ordering
-	if mode == "" {
-		mode = OrderPatient
-	}
+	mode := it.WithDefaults().Ordering
 	raw := &canonical.Raw{MessageID: id, Interface: it.Name, ReceivedAt: received, Protocol: rc.Protocol,
 		Peer: rc.Peer, TLSIdentity: rc.TLSIdentity, Payload: rc.Payload, Ordering: mode, Rejected: ex.rejection}
 	summary := ex.msg

@@ -17,6 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,9 +112,10 @@ const (
 	DefaultReadTimeout = 30 * time.Second
 )
 
-// WithDefaults returns it with its listener settings resolved: the limits
-// and timeouts a zero value leaves to the default, and max_frame_size
-// folded into max_message_size.
+// WithDefaults returns it with every default resolved — the limits and
+// timeouts a zero value leaves to the default, max_frame_size folded into
+// max_message_size, the ordering and ack.on_profile_error — so that the
+// stage and `hl7bus config print` see the same values.
 func (it Interface) WithDefaults() Interface {
 	if it.MaxMessageSize == 0 {
 		it.MaxMessageSize = it.MaxFrameSize
@@ -129,6 +132,12 @@ func (it Interface) WithDefaults() Interface {
 	}
 	if it.ReadTimeout <= 0 {
 		it.ReadTimeout = DefaultReadTimeout
+	}
+	if it.Ordering == "" {
+		it.Ordering = OrderPatient
+	}
+	if it.Ack.OnProfileError == "" {
+		it.Ack.OnProfileError = OnProfileErrorAccept
 	}
 	return it
 }
@@ -192,8 +201,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.name: %q is used twice", key, it.Name))
 		}
 		names[it.Name] = true
-		if it.Protocol != "mllp" {
-			errs = append(errs, fmt.Errorf("%s.protocol: %q is not supported (mllp)", key, it.Protocol))
+		if !slices.Contains(protocols, it.Protocol) {
+			errs = append(errs, fmt.Errorf("%s.protocol: %q is not supported (%s)", key, it.Protocol, strings.Join(protocols, ", ")))
 		}
 		if _, _, err := net.SplitHostPort(it.Address); err != nil {
 			errs = append(errs, fmt.Errorf("%s.address: %v", key, err))
@@ -304,11 +313,15 @@ func (s *Service) Start(ctx context.Context) error {
 		// fails (out of descriptors) and once it stops.
 		part := "ingress listener " + it.Name
 		s.tel.Health.Set(part, true)
-		srv := s.newMLLPListener(it, listenerMetrics{
+		srv, err := s.newListener(it, listenerMetrics{
 			accepting: func(ok bool) { s.tel.Health.Set(part, ok) },
 			open:      conns.WithLabelValues(it.Name),
 			rejected:  func(reason string) { rejected.WithLabelValues(it.Name, reason).Inc() },
 		})
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
 		s.mu.Lock()
 		s.servers = append(s.servers, srv)
 		s.addrs[it.Name] = ln.Addr().String()

@@ -5,30 +5,9 @@ import (
 	"errors"
 	"net"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/libs/mllp"
 )
-
-// listener is one interface's server, whatever its protocol: Start binds
-// the socket and calls Serve, Stop calls Shutdown. A protocol adapter
-// (MLLP here; HTTP to come) builds one whose handler calls accept.
-type listener interface {
-	// Serve serves ln until Shutdown; it returns nil once shut down.
-	Serve(ln net.Listener) error
-	// Shutdown stops accepting and waits for the messages in flight.
-	Shutdown(ctx context.Context) error
-}
-
-// listenerMetrics are the hooks Start gives a listener: readiness
-// (accepting), the interface's open-connections gauge, and the counter of
-// connections refused at once, by reason.
-type listenerMetrics struct {
-	accepting func(ok bool)
-	open      prometheus.Gauge
-	rejected  func(reason string)
-}
 
 // newMLLPListener builds the MLLP listener of interface it: each frame goes
 // to accept, an oversize frame gets oversizeReply's AR without reaching

@@ -192,6 +192,7 @@ func (f *File) applyDefaults() {
 	for i := range f.Destinations {
 		f.Destinations[i] = f.Destinations[i].WithDefaults()
 	}
+	f.Parser = f.Parser.WithDefaults()
 }
 
 // asWritten returns the interfaces to validate: each as the file wrote

@@ -42,6 +42,7 @@ routes:
 		"max_message_size: 16777216", "max_message_size: 4096", "max_connections: 1000", "idle_timeout: 10m0s", "read_timeout: 30s",
 		"ack_timeout: 30s", "connections: 1", "max_attempts: 10", "max_retry_time: 1h0m0s", "initial_backoff: 500ms", "max_backoff: 1m0s",
 		"max_record_bytes: 17825792", "topic_prefix: hl7bus.", "partitions: 6", "level: info", "address: 127.0.0.1:9464",
+		"ordering: patient", "on_profile_error: accept", "fallback_charset: WINDOWS-1252",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("print lacks %q:\n%s", want, out)
