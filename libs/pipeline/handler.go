@@ -63,6 +63,14 @@ func Typed[In canonical.Record](serde *canonical.Serde, h Handler[In]) RecordHan
 		if err != nil {
 			return nil, id, err
 		}
+		if id.ControlID == "" && len(outs) > 0 {
+			// An input without a header (a raw record not written by
+			// ingress) gets its control ID from the handler's output about
+			// the same message, for the logs and any dead letter.
+			if oid := IdentOf(outs[0].Record); oid.MessageID == id.MessageID {
+				id.ControlID = oid.ControlID
+			}
+		}
 		recs := make([]*kgo.Record, 0, len(outs))
 		for _, o := range outs {
 			if o.Topic == "" {

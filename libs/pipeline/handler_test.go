@@ -28,12 +28,23 @@ func TestTyped(t *testing.T) {
 			return nil, Permanent(errors.New("not a message"))
 		case "notopic":
 			return []Output{{Record: &canonical.Out{MessageID: in.MessageID}}}, nil
+		case "noheader":
+			return []Output{{Topic: "out", Record: &canonical.Out{MessageID: in.MessageID, ControlID: "from-output"}}}, nil
+		case "child":
+			return []Output{{Topic: "out", Record: &canonical.Out{MessageID: in.MessageID + "-1", ControlID: "child's"}}}, nil
 		}
 		return []Output{
 			{Topic: "out", Record: &canonical.Out{MessageID: in.MessageID, Destination: "a"}},
 			{Topic: "out", Key: []byte("own"), Record: &canonical.Out{MessageID: in.MessageID, Destination: "b"}},
 		}, nil
 	})
+	headerless := func(id string) []byte {
+		v, err := serde.Encode(&canonical.Raw{MessageID: id, Payload: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
 	tests := []struct {
 		name      string
 		value     []byte
@@ -45,6 +56,8 @@ func TestTyped(t *testing.T) {
 		{"two outputs", raw("M1"), 2, Ident{"M1", "C-M1"}, false, ""},
 		{"handler failure keeps the identity", raw("bad"), 0, Ident{"bad", "C-bad"}, true, "not a message"},
 		{"an output without a topic fails", raw("notopic"), 0, Ident{"notopic", "C-notopic"}, true, "has no topic"},
+		{"a headerless input takes the control ID of its output", headerless("noheader"), 1, Ident{"noheader", "from-output"}, false, ""},
+		{"but not from another message's", headerless("child"), 1, Ident{"child", ""}, false, ""},
 		{"not an input record", []byte("MSH|"), 0, Ident{}, true, "not Confluent wire format"},
 		{"unknown schema id: transient", []byte{0, 0, 0, 9, 9, 2}, 0, Ident{}, false, "unknown schema"},
 	}

@@ -31,7 +31,7 @@ func TestHandleCarriesTheIngressHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		v := encodeRaw(t, env, &canonical.Raw{MessageID: "M1", Interface: "in", OrderingKey: "k", Header: tt.header, Payload: []byte(msg)})
-		ps, id, err := s.Handle(context.Background(), v)
+		ps, id, err := handle(context.Background(), s, v)
 		if err != nil || len(ps) != 1 {
 			t.Fatalf("%s: %v, %d records", tt.name, err, len(ps))
 		}
@@ -52,7 +52,7 @@ func TestHandleUsesTheConfiguredParser(t *testing.T) {
 	}
 	s := New(Config{Parser: p}, env.Kafka, env.Serde, slog.New(slog.DiscardHandler))
 	msg := "MSH|^~\\&|HIS\x8A|GENHOSP|LIS|LAB|20240101||ADT^A01^ADT_A01|C1|P|2.5\rEVN|A01|20240101\rPID|1||1^^^H^MR||DOE\rPV1|1|I\r"
-	ps, _, err := s.Handle(context.Background(), encodeRaw(t, env, &canonical.Raw{MessageID: "M1", Interface: "in", Payload: []byte(msg)}))
+	ps, _, err := handle(context.Background(), s, encodeRaw(t, env, &canonical.Raw{MessageID: "M1", Interface: "in", Payload: []byte(msg)}))
 	if err != nil {
 		t.Fatal(err)
 	}

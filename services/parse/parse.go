@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -49,6 +47,8 @@ type Service struct {
 	parser     *hl7v2.Parser
 	validators map[string]*hl7v2.Validator
 	plain      *hl7v2.Validator
+	// out is the parsed topic.
+	out string
 }
 
 // New returns the stage; Run starts it.
@@ -58,7 +58,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 		parser = hl7v2.NewParser()
 	}
 	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: parser,
-		validators: map[string]*hl7v2.Validator{}, plain: hl7v2.NewValidator(nil)}
+		validators: map[string]*hl7v2.Validator{}, plain: hl7v2.NewValidator(nil), out: kc.Topic(kafka.TopicParsed)}
 	for iface, p := range cfg.Profiles {
 		s.validators[iface] = hl7v2.NewValidator(p)
 	}
@@ -67,60 +67,49 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 
 // Run runs the stage until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	out := s.kc.Topic(kafka.TopicParsed)
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "parse", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicRaw),
-		Outputs: map[string]string{out: schemas.Parsed},
-		Handle:  s.handler(out),
+		Outputs: map[string]string{s.out: schemas.Parsed},
+		Handle:  pipeline.Typed(s.serde, s.Handle),
 	})
 }
 
-// handler writes the records Handle returns to topic out: a single message
-// under its input's key, the messages of a batch each under its own
-// ordering key (so a batch of several patients keeps per-patient order
-// downstream, like messages sent one by one).
-func (s *Service) handler(out string) pipeline.RecordHandler {
-	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
-		ps, id, err := s.Handle(ctx, rec.Value)
-		if err != nil {
-			return nil, id, err
-		}
-		outs := make([]*kgo.Record, 0, len(ps))
-		for _, p := range ps {
-			v, err := s.serde.Encode(p)
-			if err != nil {
-				return nil, id, pipeline.Permanent(err)
-			}
-			key := rec.Key
-			if p.ParentMessageID != "" {
-				key = []byte(p.OrderingKey)
-			}
-			outs = append(outs, &kgo.Record{Topic: out, Key: key, Value: v})
-		}
-		return outs, id, nil
+// Handle is the stage's handler: a raw record in, its parsed records out
+// (one for a message, one per message for a batch, none for an empty
+// batch). A single message is written under its input's key, the messages
+// of a batch each under its own ordering key, so a batch of several
+// patients keeps per-patient order downstream, like messages sent one by
+// one.
+func (s *Service) Handle(_ context.Context, raw *canonical.Raw) ([]pipeline.Output, error) {
+	ps, err := s.messages(raw)
+	if err != nil {
+		return nil, err
 	}
+	outs := make([]pipeline.Output, 0, len(ps))
+	for _, p := range ps {
+		o := pipeline.Output{Topic: s.out, Record: p}
+		if p.ParentMessageID != "" {
+			o.Key = []byte(p.OrderingKey)
+		}
+		outs = append(outs, o)
+	}
+	return outs, nil
 }
 
-// Handle turns a raw record's value into parsed records: one for a
-// message, one per message for a batch (none for an empty batch).
-func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Parsed, pipeline.Ident, error) {
-	raw, err := pipeline.Decode[*canonical.Raw](ctx, s.serde, value)
-	if err != nil {
-		return nil, pipeline.Ident{}, err
-	}
-	id := pipeline.Ident{MessageID: raw.MessageID, ControlID: raw.Header.ControlID}
+// messages parses and validates the message (or the batch) of raw.
+func (s *Service) messages(raw *canonical.Raw) ([]*canonical.Parsed, error) {
 	if r := raw.Rejected; r != nil {
 		// The sender was told AR (or AE, or nothing for an ACK): the
 		// record is the evidence, never a message to route.
-		return nil, id, pipeline.PermanentClass(canonical.ErrorRejectedAtIngress,
+		return nil, pipeline.PermanentClass(canonical.ErrorRejectedAtIngress,
 			fmt.Errorf("rejected at ingress: %s: %s", r.Code, r.Reason))
 	}
 	if isBatch(raw.Payload) {
-		return s.batch(raw, id)
+		return s.batch(raw)
 	}
 	m, err := s.parser.Parse(raw.Payload)
 	if err != nil {
-		return nil, id, pipeline.Permanent(fmt.Errorf("parsing message: %w", err))
+		return nil, pipeline.Permanent(fmt.Errorf("parsing message: %w", err))
 	}
 	// The header is the one ingress computed from this payload with the
 	// same parser configuration; only a record without one (not written
@@ -132,16 +121,16 @@ func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Parsed
 	}
 	p := s.parsed(raw, m, h, raw.MessageID, raw.OrderingKey)
 	p.Payload = raw.Payload
-	return []*canonical.Parsed{p}, pipeline.Ident{MessageID: raw.MessageID, ControlID: h.ControlID}, nil
+	return []*canonical.Parsed{p}, nil
 }
 
 // batch splits a batch frame into its messages. Ingress checked its counts
 // and every message before accepting it; a batch that still fails here
 // (written by an older ingress, or replayed) is dead-lettered whole.
-func (s *Service) batch(raw *canonical.Raw, id pipeline.Ident) ([]*canonical.Parsed, pipeline.Ident, error) {
+func (s *Service) batch(raw *canonical.Raw) ([]*canonical.Parsed, error) {
 	f, err := s.parser.ParseBatch(raw.Payload)
 	if err != nil {
-		return nil, id, pipeline.Permanent(fmt.Errorf("parsing batch: %w", err))
+		return nil, pipeline.Permanent(fmt.Errorf("parsing batch: %w", err))
 	}
 	var out []*canonical.Parsed
 	for n, m := range f.Messages() {
@@ -161,7 +150,7 @@ func (s *Service) batch(raw *canonical.Raw, id pipeline.Ident) ([]*canonical.Par
 		p.Payload = m.Bytes()
 		out = append(out, p)
 	}
-	return out, id, nil
+	return out, nil
 }
 
 // parsed builds the parsed record of m, whose header is h. Every string is valid UTF-8: the

@@ -44,6 +44,24 @@ func encodeRaw(t *testing.T, env *kafkatest.Env, raw *canonical.Raw) []byte {
 	return v
 }
 
+// handle runs s's handler on the raw record value v as the driver does
+// (pipeline.Typed: decode, handle, encode) and decodes what it wrote.
+func handle(ctx context.Context, s *Service, v []byte) ([]*canonical.Parsed, pipeline.Ident, error) {
+	outs, id, err := pipeline.Typed(s.serde, s.Handle)(ctx, &kgo.Record{Value: v})
+	if err != nil {
+		return nil, id, err
+	}
+	var ps []*canonical.Parsed
+	for _, o := range outs {
+		rec, err := s.serde.Decode(ctx, o.Value)
+		if err != nil {
+			return nil, id, err
+		}
+		ps = append(ps, rec.(*canonical.Parsed))
+	}
+	return ps, id, nil
+}
+
 func TestHandleAppliesTheInterfaceProfile(t *testing.T) {
 	profile, err := hl7v2.ParseProfile([]byte("name: strict\nrequired: [PID-7]\n"))
 	if err != nil {
@@ -54,7 +72,7 @@ func TestHandleAppliesTheInterfaceProfile(t *testing.T) {
 	msg := "MSH|^~\\&|HIS|GENHOSP|LIS|LAB|20240101||ADT^A01^ADT_A01|C1|P|2.5\rEVN|A01|20240101\rPID|1||1^^^H^MR||DOE\rPV1|1|I\r"
 	for iface, wantValid := range map[string]bool{"lab": false, "other": true} {
 		v := encodeRaw(t, env, &canonical.Raw{MessageID: "M1", Interface: iface, Protocol: "mllp", Peer: "p", OrderingKey: "k", Payload: []byte(msg)})
-		ps, id, err := s.Handle(ctx, v)
+		ps, id, err := handle(ctx, s, v)
 		if err != nil || id.MessageID != "M1" || id.ControlID != "C1" || len(ps) != 1 {
 			t.Fatalf("%s: %v %+v %d", iface, err, id, len(ps))
 		}
@@ -67,7 +85,7 @@ func TestHandleAppliesTheInterfaceProfile(t *testing.T) {
 		}
 	}
 	bad := encodeRaw(t, env, &canonical.Raw{MessageID: "M2", Interface: "lab", Payload: []byte("hello")})
-	if _, id, err := s.Handle(ctx, bad); !pipeline.IsPermanent(err) || pipeline.ErrorClass(err) != canonical.ErrorPermanent || id.MessageID != "M2" {
+	if _, id, err := handle(ctx, s, bad); !pipeline.IsPermanent(err) || pipeline.ErrorClass(err) != canonical.ErrorPermanent || id.MessageID != "M2" {
 		t.Errorf("unparseable: %v %+v", err, id)
 	}
 }
@@ -79,7 +97,7 @@ func TestHandleDeadLettersWhatIngressRejected(t *testing.T) {
 	v := encodeRaw(t, env, &canonical.Raw{MessageID: "M3", Interface: "in", Payload: []byte("MSH|^~\\&|A|B|C|D|1||ADT^A01|C3|P|2.5\rMSA|AA|X\r"),
 		Header:   canonical.Header{ControlID: "C3"},
 		Rejected: &canonical.Rejection{Code: canonical.RejectUnexpectedMSA, Reason: "MSA segment not allowed"}})
-	ps, id, err := s.Handle(context.Background(), v)
+	ps, id, err := handle(context.Background(), s, v)
 	if ps != nil || !pipeline.IsPermanent(err) || pipeline.ErrorClass(err) != canonical.ErrorRejectedAtIngress || id.MessageID != "M3" || id.ControlID != "C3" {
 		t.Fatalf("got %v %+v %v (class %s)", ps, id, err, pipeline.ErrorClass(err))
 	}
@@ -104,7 +122,7 @@ func TestHandleSplitsABatch(t *testing.T) {
 		{"", [2]string{"NATLAB|1^GENHOSP", "NATLAB|2^GENHOSP"}}, // records from before the field: patient
 	} {
 		v := encodeRaw(t, env, &canonical.Raw{MessageID: "P1", Interface: "in", OrderingKey: "interface:in", Ordering: tt.ordering, Payload: batch})
-		h := s.handler("hl7bus.parsed")
+		h := pipeline.Typed(s.serde, s.Handle)
 		outs, id, err := h(context.Background(), &kgo.Record{Key: []byte("interface:in"), Value: v})
 		if err != nil || id.MessageID != "P1" || len(outs) != 2 {
 			t.Fatalf("%s: %v %+v %d records", tt.ordering, err, id, len(outs))
@@ -134,7 +152,7 @@ func TestHandleBoundsTheReport(t *testing.T) {
 	for i := 0; i < 500; i++ {
 		b.WriteString("OBX|x|NM|GLU||notanumber|||||||||||||||||||||||||||||\r") // bad set ID, value, status...
 	}
-	ps, _, err := s.Handle(context.Background(), encodeRaw(t, env, &canonical.Raw{MessageID: "M9", Interface: "in", Payload: []byte(b.String())}))
+	ps, _, err := handle(context.Background(), s, encodeRaw(t, env, &canonical.Raw{MessageID: "M9", Interface: "in", Payload: []byte(b.String())}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +190,7 @@ func TestParsedRecordsAreValidUTF8(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		ps, _, err := s.Handle(ctx, encodeRaw(t, env, &canonical.Raw{MessageID: "U", Interface: "in", Payload: data}))
+		ps, _, err := handle(ctx, s, encodeRaw(t, env, &canonical.Raw{MessageID: "U", Interface: "in", Payload: data}))
 		if err != nil {
 			continue // not a message (bad samples): dead-lettered, no parsed record
 		}

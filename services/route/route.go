@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
@@ -108,37 +106,15 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "route", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
-		Handle: s.handler(),
+		Handle: pipeline.Typed(s.serde, s.Handle),
 	})
 }
 
-// handler writes each out record Handle returns to its destination's topic
-// under its input's key (so per-patient order holds downstream).
-func (s *Service) handler() pipeline.RecordHandler {
-	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
-		outs, id, err := s.Handle(ctx, rec.Value)
-		if err != nil {
-			return nil, id, err
-		}
-		recs := make([]*kgo.Record, 0, len(outs))
-		for _, o := range outs {
-			v, err := s.serde.Encode(o)
-			if err != nil {
-				return nil, id, pipeline.Permanent(err)
-			}
-			recs = append(recs, &kgo.Record{Topic: s.kc.OutTopic(o.Destination), Key: rec.Key, Value: v})
-		}
-		return recs, id, nil
-	}
-}
-
-// Handle returns the out records a transformed record's value yields.
-func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, pipeline.Ident, error) {
-	t, err := pipeline.Decode[*canonical.Transformed](ctx, s.serde, value)
-	if err != nil {
-		return nil, pipeline.Ident{}, err
-	}
-	var outs []*canonical.Out
+// Handle is the stage's handler: a transformed record in, one out record
+// per destination its matching rules name, each to its destination's
+// topic under the input's key (so per-patient order holds downstream).
+func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipeline.Output, error) {
+	var outs []pipeline.Output
 	seen := map[string]bool{}
 	for _, r := range s.cfg.Rules {
 		if !r.matches(t.Header) {
@@ -149,17 +125,17 @@ func (s *Service) Handle(ctx context.Context, value []byte) ([]*canonical.Out, p
 				continue
 			}
 			seen[d] = true
-			outs = append(outs, &canonical.Out{MessageID: t.MessageID, Interface: t.Interface, ReceivedAt: t.ReceivedAt,
-				OrderingKey: t.OrderingKey, ControlID: t.Header.ControlID, Destination: d, Route: r.Name,
-				ContentType: canonical.ContentTypeV2, Payload: t.Message})
+			outs = append(outs, pipeline.Output{Topic: s.kc.OutTopic(d), Record: &canonical.Out{MessageID: t.MessageID, Interface: t.Interface,
+				ReceivedAt: t.ReceivedAt, OrderingKey: t.OrderingKey, ControlID: t.Header.ControlID, Destination: d, Route: r.Name,
+				ContentType: canonical.ContentTypeV2, Payload: t.Message}})
 		}
 	}
 	if len(outs) == 0 {
 		// Type and facility are routing metadata, not PHI.
-		return nil, pipeline.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, pipeline.Permanent(fmt.Errorf("no route matches %s^%s from facility %q",
+		return nil, pipeline.Permanent(fmt.Errorf("no route matches %s^%s from facility %q",
 			t.Header.MessageCode, t.Header.TriggerEvent, t.Header.SendingFacility))
 	}
-	return outs, pipeline.Ident{MessageID: t.MessageID, ControlID: t.Header.ControlID}, nil
+	return outs, nil
 }
 
 func (r Rule) matches(h canonical.Header) bool {

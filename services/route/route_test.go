@@ -2,15 +2,41 @@ package route
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
 )
+
+// handle runs s's handler on the transformed record value v as the
+// driver does (pipeline.Typed: decode, handle, encode) and decodes what it
+// wrote, checking each out record went to its destination's topic.
+func handle(ctx context.Context, s *Service, v []byte) ([]*canonical.Out, pipeline.Ident, error) {
+	recs, id, err := pipeline.Typed(s.serde, s.Handle)(ctx, &kgo.Record{Value: v})
+	if err != nil {
+		return nil, id, err
+	}
+	var outs []*canonical.Out
+	for _, r := range recs {
+		rec, err := s.serde.Decode(ctx, r.Value)
+		if err != nil {
+			return nil, id, err
+		}
+		o := rec.(*canonical.Out)
+		if r.Topic != s.kc.OutTopic(o.Destination) {
+			return nil, id, fmt.Errorf("out record for %s written to %s", o.Destination, r.Topic)
+		}
+		outs = append(outs, o)
+	}
+	return outs, id, nil
+}
 
 func TestHandle(t *testing.T) {
 	env := kafkatest.New(t)
@@ -24,6 +50,11 @@ func TestHandle(t *testing.T) {
 		{Name: "also-lis", MessageTypes: []string{"ORU"}, Destinations: []string{"lis"}},
 	}}
 	s := New(cfg, env.Kafka, env.Serde, slog.New(slog.DiscardHandler))
+	for _, d := range cfg.Destinations() {
+		if _, err := env.Serde.Register(ctx, env.Kafka.OutTopic(d), schemas.Out); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		code, event, facility string
 		want                  []string // destination/route
@@ -41,7 +72,7 @@ func TestHandle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		outs, id, err := s.Handle(ctx, v)
+		outs, id, err := handle(ctx, s, v)
 		if tt.unroutable {
 			if !pipeline.IsPermanent(err) || id.MessageID != "M" || id.ControlID != "C1" || !strings.Contains(err.Error(), "no route matches "+tt.code+"^"+tt.event) {
 				t.Errorf("%s^%s from %s: want a permanent 'no route' error, got %v", tt.code, tt.event, tt.facility, err)
@@ -62,7 +93,7 @@ func TestHandle(t *testing.T) {
 			t.Errorf("%s^%s from %s: %v, want %v", tt.code, tt.event, tt.facility, got, tt.want)
 		}
 	}
-	if _, _, err := s.Handle(ctx, []byte("not avro")); !pipeline.IsPermanent(err) {
+	if _, _, err := handle(ctx, s, []byte("not avro")); !pipeline.IsPermanent(err) {
 		t.Errorf("garbage input: %v", err)
 	}
 	if got := cfg.Destinations(); strings.Join(got, ",") != "ehr,lis,registry" {

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -41,6 +39,8 @@ type Service struct {
 	serde  *canonical.Serde
 	log    *slog.Logger
 	parser *hl7v2.Parser
+	// out is the transformed topic.
+	out string
 }
 
 // New returns the stage; Run starts it.
@@ -49,48 +49,27 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if p == nil {
 		p = hl7v2.NewParser()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p}
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, out: kc.Topic(kafka.TopicTransformed)}
 }
 
 // Run runs the stage until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	out := s.kc.Topic(kafka.TopicTransformed)
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "transform", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicParsed),
-		Outputs: map[string]string{out: schemas.Transformed},
-		Handle:  s.handler(out),
+		Outputs: map[string]string{s.out: schemas.Transformed},
+		Handle:  pipeline.Typed(s.serde, s.Handle),
 	})
 }
 
-// handler writes the record Handle returns to topic out under its input's
-// key (so per-patient order holds downstream).
-func (s *Service) handler(out string) pipeline.RecordHandler {
-	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, pipeline.Ident, error) {
-		t, id, err := s.Handle(ctx, rec.Value)
-		if err != nil {
-			return nil, id, err
-		}
-		v, err := s.serde.Encode(t)
-		if err != nil {
-			return nil, id, pipeline.Permanent(err)
-		}
-		return []*kgo.Record{{Topic: out, Key: rec.Key, Value: v}}, id, nil
-	}
-}
-
-// Handle turns a parsed record's value into a transformed record. The
-// parsed record holds the message once, as payload (no tree: see
-// docs/benchmarks.md, "Parse once"), so transform parses it; the header is
-// the one ingress computed, carried unchanged.
-func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transformed, pipeline.Ident, error) {
-	p, err := pipeline.Decode[*canonical.Parsed](ctx, s.serde, value)
-	if err != nil {
-		return nil, pipeline.Ident{}, err
-	}
-	id := pipeline.Ident{MessageID: p.MessageID, ControlID: p.Header.ControlID}
+// Handle is the stage's handler: a parsed record in, its transformed
+// record out, under the input's key (so per-patient order holds
+// downstream). The parsed record holds the message once, as payload (no
+// tree: see docs/benchmarks.md, "Parse once"), so transform parses it; the
+// header is the one ingress computed, carried unchanged.
+func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Output, error) {
 	m, err := s.parser.Parse(p.Payload)
 	if err != nil {
-		return nil, id, pipeline.Permanent(fmt.Errorf("parsing payload: %w", err))
+		return nil, pipeline.Permanent(fmt.Errorf("parsing payload: %w", err))
 	}
 	t := &canonical.Transformed{
 		MessageID: p.MessageID, Interface: p.Interface, ReceivedAt: p.ReceivedAt, OrderingKey: p.OrderingKey,
@@ -99,5 +78,5 @@ func (s *Service) Handle(ctx context.Context, value []byte) (*canonical.Transfor
 	if utc, offset, ok := canonical.MessageTimeOf(m); ok {
 		t.MessageTime, t.MessageTimeOffset = utc, offset
 	}
-	return t, id, nil
+	return []pipeline.Output{{Topic: s.out, Record: t}}, nil
 }

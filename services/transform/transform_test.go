@@ -2,13 +2,15 @@ package transform
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
-	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
@@ -17,6 +19,23 @@ import (
 // TestHandle: transform parses payload with the configured parser, carries
 // the header it was given unchanged and projects the patient and MSH-7
 // with the libraries' projections.
+// handle runs s's handler on the parsed record value v as the driver does
+// (pipeline.Typed: decode, handle, encode) and decodes what it wrote.
+func handle(ctx context.Context, s *Service, v []byte) (*canonical.Transformed, pipeline.Ident, error) {
+	outs, id, err := pipeline.Typed(s.serde, s.Handle)(ctx, &kgo.Record{Value: v})
+	if err != nil {
+		return nil, id, err
+	}
+	if len(outs) != 1 || outs[0].Topic != s.out {
+		return nil, id, fmt.Errorf("%d outputs, want one to %s", len(outs), s.out)
+	}
+	rec, err := s.serde.Decode(ctx, outs[0].Value)
+	if err != nil {
+		return nil, id, err
+	}
+	return rec.(*canonical.Transformed), id, nil
+}
+
 func TestHandle(t *testing.T) {
 	env := kafkatest.New(t)
 	ctx := context.Background()
@@ -38,7 +57,7 @@ func TestHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, id, err := s.Handle(ctx, v)
+	tr, id, err := handle(ctx, s, v)
 	if err != nil || id != (pipeline.Ident{MessageID: "M1", ControlID: "C1"}) {
 		t.Fatalf("%v %+v", err, id)
 	}
@@ -56,7 +75,7 @@ func TestHandle(t *testing.T) {
 		t.Errorf("message %q, want the bytes with CR terminators", tr.Message)
 	}
 	bad, _ := env.Serde.Encode(&canonical.Parsed{MessageID: "M2", ReceivedAt: time.Now(), Header: canonical.Header{ControlID: "C2"}, Payload: []byte("hello")})
-	if _, id, err := s.Handle(ctx, bad); !kafka.IsPermanent(err) || id.MessageID != "M2" || id.ControlID != "C2" {
+	if _, id, err := handle(ctx, s, bad); !pipeline.IsPermanent(err) || id.MessageID != "M2" || id.ControlID != "C2" {
 		t.Errorf("unparseable payload: %v %+v", err, id)
 	}
 }
