@@ -18,10 +18,10 @@ import (
 // passes.
 type RetryPolicy struct {
 	// Initial is the first wait. Default 200 ms.
-	Initial time.Duration `yaml:"initial"`
+	Initial time.Duration `yaml:"initial_backoff"`
 	// Max bounds every wait. Default 5 s: short enough that a stage
 	// resumes within seconds of an outage's end.
-	Max time.Duration `yaml:"max"`
+	Max time.Duration `yaml:"max_backoff"`
 	// Multiplier grows the wait after each failure. Default 2.
 	Multiplier float64 `yaml:"multiplier"`
 	// Jitter spreads each wait by up to ±Jitter of itself, so the
@@ -75,10 +75,10 @@ func (p RetryPolicy) WithDefaults() RetryPolicy {
 func (p RetryPolicy) Validate(prefix string) error {
 	var errs []error
 	if p.Initial < 0 {
-		errs = append(errs, fmt.Errorf("%s.initial: must not be negative", prefix))
+		errs = append(errs, fmt.Errorf("%s.initial_backoff: must not be negative", prefix))
 	}
 	if p.Max < 0 {
-		errs = append(errs, fmt.Errorf("%s.max: must not be negative", prefix))
+		errs = append(errs, fmt.Errorf("%s.max_backoff: must not be negative", prefix))
 	}
 	if p.Multiplier != 0 && p.Multiplier < 1 {
 		errs = append(errs, fmt.Errorf("%s.multiplier: %v is below 1 (the wait would shrink)", prefix, p.Multiplier))

@@ -28,6 +28,10 @@ import (
 type Config struct {
 	// Instance distinguishes instances of the stage (see pipeline.Stage).
 	Instance string
+	// Runtime is the stage runtime's retry policy, record timeout and
+	// stall threshold (the root configuration's stages section; zero
+	// fields take pipeline's defaults).
+	Runtime pipeline.Runtime
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
 	// Profiles maps an interface name to its conformance profile.
@@ -68,7 +72,8 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 // Run runs the stage until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
-		Name: "parse", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicRaw),
+		Name: "parse", Instance: s.cfg.Instance, Retry: s.cfg.Runtime.Retry, Timeout: s.cfg.Runtime.RecordTimeout, StallAfter: s.cfg.Runtime.StallAfter,
+		Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicRaw),
 		Outputs: map[string]string{s.out: schemas.Parsed},
 		Handle:  pipeline.Typed(s.serde, s.Handle),
 	})

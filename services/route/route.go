@@ -33,6 +33,10 @@ type Rule struct {
 type Config struct {
 	// Instance distinguishes instances of the stage (see pipeline.Stage).
 	Instance string
+	// Runtime is the stage runtime's retry policy, record timeout and
+	// stall threshold (the root configuration's stages section; zero
+	// fields take pipeline's defaults).
+	Runtime pipeline.Runtime
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
 	Rules     []Rule
@@ -105,7 +109,8 @@ func (s *Service) Run(ctx context.Context) error {
 		outputs[s.kc.OutTopic(d)] = schemas.Out
 	}
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
-		Name: "route", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
+		Name: "route", Instance: s.cfg.Instance, Retry: s.cfg.Runtime.Retry, Timeout: s.cfg.Runtime.RecordTimeout, StallAfter: s.cfg.Runtime.StallAfter,
+		Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicTransformed), Outputs: outputs,
 		Handle: pipeline.Typed(s.serde, s.Handle),
 	})
 }

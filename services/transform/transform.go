@@ -24,6 +24,10 @@ import (
 type Config struct {
 	// Instance distinguishes instances of the stage (see pipeline.Stage).
 	Instance string
+	// Runtime is the stage runtime's retry policy, record timeout and
+	// stall threshold (the root configuration's stages section; zero
+	// fields take pipeline's defaults).
+	Runtime pipeline.Runtime
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
 	// Parser is the process's one parser, built by the composition root
@@ -55,7 +59,8 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 // Run runs the stage until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
-		Name: "transform", Instance: s.cfg.Instance, Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicParsed),
+		Name: "transform", Instance: s.cfg.Instance, Retry: s.cfg.Runtime.Retry, Timeout: s.cfg.Runtime.RecordTimeout, StallAfter: s.cfg.Runtime.StallAfter,
+		Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicParsed),
 		Outputs: map[string]string{s.out: schemas.Transformed},
 		Handle:  pipeline.Typed(s.serde, s.Handle),
 	})

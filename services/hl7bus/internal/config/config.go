@@ -23,6 +23,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/mllp"
 
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/ingress"
@@ -40,12 +41,19 @@ type File struct {
 	Destinations []egress.Destination    `yaml:"destinations"`
 	Routes       []route.Rule            `yaml:"routes"`
 	Standalone   Standalone              `yaml:"standalone"`
+	// Stages tunes the stage runtime of every transactional stage (parse,
+	// transform, route): retry policy, record timeout, stall threshold.
+	Stages pipeline.Runtime `yaml:"stages"`
 
 	// written holds the interfaces as the file wrote them, before
 	// applyDefaults: their defaults turn a negative max_connections into
 	// the default and fold max_frame_size into max_message_size, which
 	// would hide those mistakes from Validate.
 	written []ingress.Interface
+	// writtenStages is the stages section as written, for the same
+	// reason: its defaults replace a multiplier below 1 or a negative
+	// timeout.
+	writtenStages pipeline.Runtime
 	// Parser configures the one HL7 parser every stage of the process
 	// reads messages with.
 	Parser hl7v2.ParserConfig `yaml:"parser"`
@@ -122,13 +130,11 @@ func Load(path string, overrides ...string) (*File, error) {
 	if err := v.ReadInConfig(); err != nil {
 		return nil, fmt.Errorf("reading configuration %s: %w", path, err)
 	}
-	// Environment variables override only keys viper knows; bind the
-	// scalar ones so they work even when the file leaves them out.
-	for _, k := range []string{"log.level", "log.format", "kafka.topic_prefix", "kafka.partitions", "kafka.replication", "kafka.max_record_bytes",
-		"kafka.client_id", "kafka.sasl.mechanism", "kafka.sasl.username", "kafka.sasl.password", "kafka.tls.enabled",
-		"kafka.tls.ca_file", "kafka.tls.cert_file", "kafka.tls.key_file", "registry.url", "registry.username", "registry.password", "http.address", "http.pprof",
-		"tracing.otlp_endpoint", "tracing.sample_ratio", "standalone.data_dir", "standalone.kafka_address", "standalone.registry_address",
-		"standalone.sync_writes", "parser.fallback_charset"} {
+	// Environment variables override only keys viper knows; bind every
+	// scalar key of the model so they work even when the file leaves them
+	// out. The list comes from the yaml tags, so a new key is bound the
+	// day it is added.
+	for _, k := range scalarKeys(reflect.TypeFor[File](), "") {
 		_ = v.BindEnv(k)
 	}
 	if b := os.Getenv("HL7BUS_KAFKA_BROKERS"); b != "" {
@@ -152,6 +158,7 @@ func Load(path string, overrides ...string) (*File, error) {
 		return nil, fmt.Errorf("configuration %s: %w", path, err)
 	}
 	f.written = append([]ingress.Interface(nil), f.Interfaces...)
+	f.writtenStages = f.Stages
 	f.applyDefaults()
 	return f, nil
 }
@@ -193,6 +200,7 @@ func (f *File) applyDefaults() {
 		f.Destinations[i] = f.Destinations[i].WithDefaults()
 	}
 	f.Parser = f.Parser.WithDefaults()
+	f.Stages = f.Stages.WithDefaults()
 }
 
 // asWritten returns the interfaces to validate: each as the file wrote
@@ -290,6 +298,14 @@ func (f *File) ForStandalone() {
 // Validate returns every problem in the file at once, each naming its key.
 func (f *File) Validate() error {
 	var errs []error
+	stages := f.Stages
+	if stages.WithDefaults() == f.writtenStages.WithDefaults() {
+		// Unchanged since Load: check it as the file wrote it.
+		stages = f.writtenStages
+	}
+	if err := stages.Validate("stages"); err != nil {
+		errs = append(errs, err)
+	}
 	if err := f.Kafka.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -474,4 +490,27 @@ func normalHost(h string) string {
 		return ip.String()
 	}
 	return h
+}
+
+// scalarKeys lists the dotted keys of t's scalar fields (strings, numbers,
+// booleans, durations), following nested structs by their yaml tags; lists
+// and maps are left out (environment variables cannot address their
+// elements; kafka.brokers is read separately).
+func scalarKeys(t reflect.Type, prefix string) []string {
+	var keys []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if !f.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Struct:
+			keys = append(keys, scalarKeys(f.Type, prefix+name+".")...)
+		case reflect.Slice, reflect.Map, reflect.Pointer, reflect.Interface, reflect.Func, reflect.Chan:
+		default:
+			keys = append(keys, prefix+name)
+		}
+	}
+	return keys
 }

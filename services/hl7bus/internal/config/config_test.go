@@ -62,9 +62,15 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("HL7BUS_KAFKA_BROKERS", "a:1,b:2")
 	t.Setenv("HL7BUS_LOG_LEVEL", "debug")
 	t.Setenv("HL7BUS_STANDALONE_DATA_DIR", "/tmp/x")
+	// Keys of the stages section: bound from the model's yaml tags.
+	t.Setenv("HL7BUS_STAGES_RETRY_MAX_BACKOFF", "9s")
+	t.Setenv("HL7BUS_STAGES_STALL_AFTER", "1m")
 	f, err := Load("testdata/standalone.good.yaml")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if f.Stages.Retry.Max != 9*time.Second || f.Stages.StallAfter != time.Minute {
+		t.Errorf("stages overrides not applied: %+v", f.Stages)
 	}
 	if f.Kafka.TopicPrefix != "test." || len(f.Kafka.Brokers) != 2 || f.Log.Level != "debug" || f.Standalone.DataDir != "/tmp/x" {
 		t.Errorf("overrides not applied: %+v %+v %+v", f.Kafka, f.Log, f.Standalone)
@@ -83,6 +89,7 @@ func TestBad(t *testing.T) {
 		"loop.bad.yaml": {`destinations[0].address: "127.0.0.1:2575" is the listener of interfaces[0] ("0.0.0.0:2575")`,
 			`destinations[1].address: "localhost:2580" is the listener of interfaces[1] ("127.0.0.1:2580")`},
 		"parser.bad.yaml":        {"parser.fallback_charset: hl7v2: unsupported character set"},
+		"stages.bad.yaml":        {"stages.retry.multiplier: 0.5 is below 1", "stages.record_timeout: must not be negative", "stages.retry.jitter: 2 is above 1"},
 		"duration-unit.bad.yaml": {"destinations[0].retry.max_backoff", "duration needs a unit (e.g. 30s)"},
 		"record-limit.bad.yaml": {"kafka.max_record_bytes: 1048576 bytes cannot hold the largest message interfaces accept",
 			"interfaces[0].max_message_size", "at least 17825792"},

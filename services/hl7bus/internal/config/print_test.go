@@ -43,6 +43,7 @@ routes:
 		"ack_timeout: 30s", "connections: 1", "max_attempts: 10", "max_retry_time: 1h0m0s", "initial_backoff: 500ms", "max_backoff: 1m0s",
 		"max_record_bytes: 17825792", "topic_prefix: hl7bus.", "partitions: 6", "level: info", "address: 127.0.0.1:9464",
 		"ordering: patient", "on_profile_error: accept", "fallback_charset: WINDOWS-1252",
+		"record_timeout: 10s", "stall_after: 30s", "initial_backoff: 200ms", "max_backoff: 5s", "attempts: 3",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("print lacks %q:\n%s", want, out)

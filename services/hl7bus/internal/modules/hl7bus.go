@@ -126,7 +126,7 @@ func newParse(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parse.New(parse.Config{Instance: d.Instance, Telemetry: d.Telemetry, Profiles: profiles, Parser: parser}, f.Kafka, serde, d.Log), nil
+	return parse.New(parse.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Profiles: profiles, Parser: parser}, f.Kafka, serde, d.Log), nil
 }
 
 func newTransform(f *config.File, d Deps) (Service, error) {
@@ -138,7 +138,7 @@ func newTransform(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return transform.New(transform.Config{Instance: d.Instance, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log), nil
+	return transform.New(transform.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log), nil
 }
 
 func newRoute(f *config.File, d Deps) (Service, error) {
@@ -146,7 +146,7 @@ func newRoute(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return route.New(route.Config{Instance: d.Instance, Rules: f.Routes, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
+	return route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Rules: f.Routes, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
 }
 
 func newEgress(f *config.File, d Deps) (Service, error) {
