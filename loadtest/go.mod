@@ -8,6 +8,7 @@ require golang.org/x/image v0.47.0
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/text v0.43.0 // indirect
 )
