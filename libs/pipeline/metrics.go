@@ -35,8 +35,6 @@ func NewMetrics(t *telemetry.Telemetry) *Metrics {
 	return &Metrics{
 		records: t.CounterVec(prometheus.CounterOpts{Name: "hl7bus_stage_records_total",
 			Help: "Records a stage finished, by outcome: ok and dead_lettered count committed records only; retried counts records of aborted batches, processed again."}, "stage", "outcome"),
-		// Egress registers the same metric with the same help until it
-		// adopts this runtime: keep the two texts identical.
 		deadLetters: t.CounterVec(prometheus.CounterOpts{Name: "hl7bus_dlq_writes_total",
 			Help: "Records written to a dead-letter queue, by stage."}, "stage"),
 		latency: t.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_stage_processing_seconds",

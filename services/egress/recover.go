@@ -7,15 +7,9 @@ import (
 	"time"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
-	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/logattr"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 )
-
-// ErrorPanic is the dead-letter error class of a message whose delivery
-// panicked. (It belongs with canonical's classes; it moves there when the
-// stage runtime lands in libs/pipeline, which classes the loop's panics
-// the same way.)
-const ErrorPanic = "panic"
 
 // send is one sender goroutine: it processes the jobs it is handed on snd
 // until jobs is closed, then closes snd.
@@ -77,13 +71,13 @@ func (w *worker) deadLetterPanic(ctx context.Context, j *job, panicType string) 
 		w.receipt(&canonical.Delivery{MessageID: out.MessageID, ControlID: out.ControlID, Destination: w.d.Name,
 			Attempt: attempt, Outcome: canonical.OutcomeDeadLettered, Error: reason, At: time.Now()})
 	}
-	return w.deadLetter(ctx, j, j.ident(), ErrorPanic, reason, attempt, false)
+	return w.deadLetter(ctx, j, j.ident(), pipeline.ClassPanic, reason, attempt, false)
 }
 
 // ident names j's message as far as it was decoded.
-func (j *job) ident() kafka.Ident {
+func (j *job) ident() pipeline.Ident {
 	if j.out == nil {
-		return kafka.Ident{}
+		return pipeline.Ident{}
 	}
-	return kafka.Ident{MessageID: j.out.MessageID, ControlID: j.out.ControlID}
+	return pipeline.Ident{MessageID: j.out.MessageID, ControlID: j.out.ControlID}
 }

@@ -434,8 +434,8 @@ func (w *worker) process(ctx context.Context, j *job, snd Sender) result {
 	if j.out == nil {
 		out, err := pipeline.Decode[*canonical.Out](ctx, w.s.serde, rec.Value)
 		if err != nil {
-			if kafka.IsPermanent(err) {
-				return w.deadLetter(ctx, j, kafka.Ident{}, canonical.ErrorPermanent, err.Error(), 1, false)
+			if pipeline.IsPermanent(err) {
+				return w.deadLetter(ctx, j, pipeline.Ident{}, canonical.ErrorPermanent, err.Error(), 1, false)
 			}
 			if ctx.Err() != nil {
 				return result{j: j, kind: abortedResult}
@@ -470,12 +470,13 @@ func (w *worker) process(ctx context.Context, j *job, snd Sender) result {
 	now := time.Now()
 	d := &canonical.Delivery{MessageID: out.MessageID, ControlID: out.ControlID, Destination: w.d.Name,
 		Attempt: attempt, AckCode: res.Code, LatencyMS: float64(res.RoundTrip.Microseconds()) / 1000, At: now}
-	id := kafka.Ident{MessageID: out.MessageID, ControlID: out.ControlID}
+	id := pipeline.Ident{MessageID: out.MessageID, ControlID: out.ControlID}
 	switch res.Verdict {
 	case Delivered:
 		d.Outcome = canonical.OutcomeDelivered
 		w.receipt(d)
 		w.s.endToEnd.WithLabelValues(w.d.Name).Observe(time.Since(out.ReceivedAt).Seconds())
+		w.s.metrics.Records(stageName, pipeline.OutcomeOK, 1)
 		return result{j: j, kind: finishedResult, reached: true}
 	case Rejected:
 		w.s.failures.WithLabelValues(w.d.Name, res.Class).Inc()
@@ -526,28 +527,31 @@ func (w *worker) receipt(d *canonical.Delivery) {
 
 // deadLetter writes j's record to dlq.egress, retrying until Kafka has it:
 // a record must never be committed past without its dead letter.
-func (w *worker) deadLetter(ctx context.Context, j *job, id kafka.Ident, class, reason string, attempts int, reached bool) result {
+func (w *worker) deadLetter(ctx context.Context, j *job, id pipeline.Ident, class, reason string, attempts int, reached bool) result {
 	first := j.firstFailure
 	if first.IsZero() {
 		first = time.Now()
 	}
-	dl := kafka.DeadLetter("egress", id, j.rec, class, reason, attempts, first, time.Now())
-	v, err := w.s.serde.Encode(dl)
+	dl := pipeline.DeadLetter(stageName, id, j.rec, class, reason, attempts, first, time.Now())
+	out, err := pipeline.DeadLetterRecord(w.s.serde, w.dlq, j.rec, dl)
 	if err != nil {
 		// Without its dead letter the record cannot be passed: stop, so
 		// it is processed again after a restart instead of being lost.
-		return result{j: j, kind: fatalResult, err: fmt.Errorf("encoding a dead letter: %w", err)}
+		return result{j: j, kind: fatalResult, err: err}
 	}
 	for {
-		err := w.prod.ProduceSync(ctx, &kgo.Record{Topic: w.dlq, Key: j.rec.Key, Value: v}).FirstErr()
+		err := w.prod.ProduceSync(ctx, out).FirstErr()
 		if err == nil {
-			w.s.deadTotal.WithLabelValues("egress").Inc()
+			w.s.metrics.DeadLettered(stageName, 1)
+			w.s.metrics.Records(stageName, pipeline.OutcomeDeadLettered, 1)
 			return result{j: j, kind: finishedResult, reached: reached}
 		}
 		w.log.Error("writing dead letter; retrying", logattr.Error(err))
 		if !sleep(ctx, time.Second) {
 			return result{j: j, kind: abortedResult}
 		}
+		// ProduceSync sets the record's fields; a fresh copy each time.
+		out = &kgo.Record{Topic: out.Topic, Key: out.Key, Value: out.Value, Headers: out.Headers}
 	}
 }
 
