@@ -58,16 +58,28 @@
 // outputs, its dead letters and the consumed offsets, so each input yields
 // its outputs exactly once. Run sets one up from a Stage: it creates the
 // topics, registers the output and dead-letter schemas and opens the
-// session. An at-least-once driver for egress (commit after the outcome)
-// is to come; until then egress uses the exported pieces below.
+// session.
+//
+// AtLeastOnce is the at-least-once driver (egress: commit after the
+// outcome), for a stage whose effect is outside Kafka. It consumes a
+// topic in a group; records of different keys run in parallel, up to
+// Parallel at once, each key's records one at a time in offset order; a
+// partition is committed only up to its lowest unfinished record. The
+// stage supplies Process, one try of one record, which answers Done,
+// RetryLater (only its key waits), Hold (its downstream is unreachable:
+// everything waits behind one probe), Aborted or Fatal; Job.State keeps
+// the stage's data across tries. Revoked partitions finish their records
+// in process and commit; records waiting for a retry are left to the next
+// owner. DESIGN.md states its goroutines and the scheduler's invariants.
 //
 // # For egress and other callers
 //
 // The pieces are exported so that every stage fails alike: RetryPolicy
 // (defaults in one place: 200 ms doubling to 5 s, ±20 % jitter, 3 tries in
-// place) and Backoff; DeadLetter, DeadLetterOf and DeadLetterRecord build
-// the dead letter (schemas/dlq.avsc: the record untouched plus stage,
-// class, reason, source topic/partition/offset, attempts, times);
+// place) and Backoff (egress paces its retries with it, from
+// destinations[].retry); DeadLetter, DeadLetterOf and DeadLetterRecord
+// build the dead letter (schemas/dlq.avsc: the record untouched plus
+// stage, class, reason, source topic/partition/offset, attempts, times);
 // NewMetrics gives the collectors every stage counts in, among them
 // hl7bus_dlq_writes_total{stage} (Metrics.DeadLettered) and
 // hl7bus_stage_records_total{stage,outcome}.

@@ -13,3 +13,7 @@ var ErrHandlerPanicked = errors.New("the stage's handler panicked on this record
 // outage every record is slow, and an outage must never dead-letter good
 // messages.
 var ErrRecordTimeout = errors.New("record not handled within its timeout")
+
+// ErrNoProcess is returned by AtLeastOnce.Run when its configuration has
+// no Process function.
+var ErrNoProcess = errors.New("at-least-once driver without a Process function")

@@ -9,7 +9,8 @@ import (
 // Dead-letter error classes of this runtime, besides canonical's
 // (ErrorPermanent, ErrorRejectedAtIngress).
 const (
-	// ClassPanic: the handler panicked on the record (Recover).
+	// ClassPanic: the handler panicked on the record (Recover), or, in
+	// egress, delivering the message panicked.
 	ClassPanic = "panic"
 )
 
@@ -17,8 +18,7 @@ const (
 // returns the dead letter's error class ("" for canonical.ErrorPermanent).
 // Permanent and PermanentClass return such errors. The classifier finds
 // it anywhere in an error's chain with errors.As, so a package that cannot
-// import pipeline (libs/kafka's deprecated Permanent) marks its errors the
-// same way.
+// import pipeline can mark its errors the same way.
 type Classed interface {
 	error
 	DeadLetterClass() string

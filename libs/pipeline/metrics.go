@@ -34,9 +34,7 @@ const (
 func NewMetrics(t *telemetry.Telemetry) *Metrics {
 	return &Metrics{
 		records: t.CounterVec(prometheus.CounterOpts{Name: "hl7bus_stage_records_total",
-			Help: "Records a stage finished, by outcome: ok and dead_lettered count committed records only; retried counts records of aborted batches, processed again."}, "stage", "outcome"),
-		// Egress registers the same metric with the same help until it
-		// adopts this runtime: keep the two texts identical.
+			Help: "Records a stage finished, by outcome: ok and dead_lettered count records finished for good (committed, or for egress delivered or dead-lettered); retried counts records of aborted batches, processed again."}, "stage", "outcome"),
 		deadLetters: t.CounterVec(prometheus.CounterOpts{Name: "hl7bus_dlq_writes_total",
 			Help: "Records written to a dead-letter queue, by stage."}, "stage"),
 		latency: t.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_stage_processing_seconds",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 )
 
@@ -181,11 +182,17 @@ func (d Destination) WithDefaults() Destination {
 	return d
 }
 
-// backoff is the wait after the n-th failed attempt (n from 1).
-func (r Retry) backoff(n int) time.Duration {
-	b := r.InitialBackoff
-	for i := 1; i < n && b < r.MaxBackoff; i++ {
-		b *= 2
-	}
-	return min(b, r.MaxBackoff)
+// policy is the retry policy of the runtime (pipeline.RetryPolicy) that
+// paces r's retries: retry.initial_backoff doubling to retry.max_backoff,
+// the same Backoff every stage uses. It has no jitter: a destination's
+// messages are paced by one worker, not by many instances in step, and
+// the waits stay what the operator configured. Attempts and the retry
+// time stay egress's own (MaxAttempts, MaxRetryTime): the design's egress
+// retry contract counts only failures of the message, and the policy's
+// in-place Attempts mean nothing here.
+func (r Retry) policy() pipeline.RetryPolicy {
+	return pipeline.RetryPolicy{Initial: r.InitialBackoff, Max: r.MaxBackoff, Multiplier: 2, Jitter: -1}
 }
+
+// backoff is the wait after the n-th failed attempt (n from 1).
+func (r Retry) backoff(n int) time.Duration { return pipeline.Backoff(r.policy(), n) }

@@ -40,6 +40,7 @@
 //     and stack but never its value; the sender is replaced and delivery
 //     goes on.
 //
-// DESIGN.md states the scheduler's invariants, the goroutines, and how to
-// add a protocol.
+// DESIGN.md states how a destination runs on pipeline.AtLeastOnce (the
+// at-least-once driver, which keeps the order per key and the commit
+// point) and how to add a protocol.
 package egress

@@ -12,6 +12,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -37,16 +38,16 @@ func TestUndecodableRecords(t *testing.T) {
 
 	// A schema ID the registry does not know (yet): held for a retry, never
 	// dead-lettered, and no attempt counted. (No client: nothing is sent.)
-	unknown := &job{rec: &kgo.Record{Topic: "t", Value: []byte{0, 0, 0, 0, 77, 2}}}
-	if r := w.process(ctx, unknown, nil); r.kind != retryResult || unknown.attempts != 0 || r.at.IsZero() {
-		t.Errorf("a record whose schema cannot be fetched was passed: result %+v, attempts %d", r, unknown.attempts)
+	unknown := &job{Rec: &kgo.Record{Topic: "t", Value: []byte{0, 0, 0, 0, 77, 2}}}
+	if r := w.process(ctx, unknown, nil); r.Kind != pipeline.RetryLater || unknown.State.attempts != 0 || r.At.IsZero() {
+		t.Errorf("a record whose schema cannot be fetched was passed: result %+v, attempts %d", r, unknown.State.attempts)
 	}
 	// Bytes that are no record at all: dead-lettered at once.
-	r := w.process(ctx, &job{rec: &kgo.Record{Topic: "t", Value: []byte("not avro")}}, nil)
-	if r.kind == fatalResult {
-		t.Fatalf("fatal: %v", r.err)
+	r := w.process(ctx, &job{Rec: &kgo.Record{Topic: "t", Value: []byte("not avro")}}, nil)
+	if r.Kind == pipeline.Fatal {
+		t.Fatalf("fatal: %v", r.Err)
 	}
-	if r.kind != finishedResult {
+	if r.Kind != pipeline.Done {
 		t.Fatal("garbage was not dead-lettered")
 	}
 	reader, err := kafka.NewReader(env.Kafka, log, dlq, true, false)

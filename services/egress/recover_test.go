@@ -15,6 +15,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -154,7 +155,7 @@ func TestSenderPanicDeadLettersTheMessage(t *testing.T) {
 	if len(dead) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dead))
 	}
-	if dl := dead[0]; dl.ControlID != "M2" || dl.ErrorClass != ErrorPanic || dl.Reason != "delivering the message panicked (a string)" ||
+	if dl := dead[0]; dl.ControlID != "M2" || dl.ErrorClass != pipeline.ClassPanic || dl.Reason != "delivering the message panicked (a string)" ||
 		!bytes.Contains(dl.Value, []byte("PANIC")) {
 		t.Errorf("dead letter %s class %q reason %q, want M2's record untouched, class panic", dl.ControlID, dl.ErrorClass, dl.Reason)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/logattr"
+	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
@@ -26,14 +27,19 @@ type Service struct {
 	// adapters builds each destination's senders, by protocol.
 	adapters map[string]Adapter
 
-	attempts  *prometheus.CounterVec
-	failures  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	endToEnd  *prometheus.HistogramVec
-	up        *prometheus.GaugeVec
-	pending   *prometheus.GaugeVec
-	deadTotal *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	endToEnd *prometheus.HistogramVec
+	up       *prometheus.GaugeVec
+	pending  *prometheus.GaugeVec
+	// metrics are the runtime's, shared with every stage:
+	// hl7bus_dlq_writes_total and hl7bus_stage_records_total{stage="egress"}.
+	metrics *pipeline.Metrics
 }
+
+// stageName is egress's stage label and the <stage> of dlq.<stage>.
+const stageName = "egress"
 
 // New returns the stage; Run starts it.
 func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) *Service {
@@ -41,7 +47,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if tel == nil {
 		tel = telemetry.Nop()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage("egress")), tel: tel, adapters: cfg.adapters(),
+	return &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage(stageName)), tel: tel, adapters: cfg.adapters(),
 		attempts: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_egress_attempts_total",
 			Help: "Delivery attempts, by destination and outcome (delivered, retry, dead_lettered). A message not sent because the destination is unreachable is no attempt."}, "destination", "outcome"),
 		failures: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_egress_attempt_failures_total",
@@ -54,8 +60,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 			Help: "1 when the destination is reachable (its last attempt reached it, whatever it answered), 0 while it cannot be reached and its messages are held."}, "destination"),
 		pending: tel.GaugeVec(prometheus.GaugeOpts{Name: "hl7bus_egress_pending_messages",
 			Help: "Messages fetched for the destination and not yet delivered or dead-lettered."}, "destination"),
-		deadTotal: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_dlq_writes_total",
-			Help: "Records written to a dead-letter queue, by stage."}, "stage"),
+		metrics: pipeline.NewMetrics(tel),
 	}
 }
 
@@ -74,16 +79,16 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		dests = append(dests, dest{d, a})
 	}
-	s.tel.Health.Register("egress")
-	defer s.tel.Health.Set("egress", false)
+	s.tel.Health.Register(stageName)
+	defer s.tel.Health.Set(stageName, false)
 	// acks=all (NewProducer): dead letters must be durable before the
 	// offset commits.
-	prod, err := kafka.NewProducer(s.kc, s.log, kafka.Instrument(s.tel, "egress").Opts()...)
+	prod, err := kafka.NewProducer(s.kc, s.log, kafka.Instrument(s.tel, stageName).Opts()...)
 	if err != nil {
 		return fmt.Errorf("egress: producer: %w", err)
 	}
 	defer prod.Close()
-	dlq, delivery := s.kc.DLQTopic("egress"), s.kc.Topic(kafka.TopicDelivery)
+	dlq, delivery := s.kc.DLQTopic(stageName), s.kc.Topic(kafka.TopicDelivery)
 	topics := []string{dlq, delivery}
 	for _, d := range s.cfg.Destinations {
 		topics = append(topics, s.kc.OutTopic(d.Name))
@@ -96,7 +101,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("egress: %w", err)
 		}
 	}
-	s.tel.Health.Set("egress", true)
+	s.tel.Health.Set(stageName, true)
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.cfg.Destinations))
 	for _, dd := range dests {

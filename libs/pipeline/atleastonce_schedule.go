@@ -1,4 +1,4 @@
-package egress
+package pipeline
 
 import (
 	"container/heap"
@@ -6,43 +6,41 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/hl7bus/hl7bus/libs/canonical"
 )
 
-// scheduler decides which fetched record is sent next and how far each
-// partition's offset may be committed (DESIGN.md states its invariants).
-// Records of one ordering key (the Kafka key) go one at a time in offset
-// order; different keys go in any order; the committable offset of a
-// partition is that of its lowest unfinished record. It does no I/O and is
-// owned by one goroutine (the worker's coordinator).
-type scheduler struct {
-	parts map[int32]*partState
-	// ready holds key heads that may be sent now, oldest first.
-	ready []*job
+// scheduler decides which fetched record is processed next and how far
+// each partition's offset may be committed for AtLeastOnce (DESIGN.md
+// states its invariants). Records of one ordering key (the Kafka key) go
+// one at a time in offset order; different keys go in any order; the
+// committable offset of a partition is that of its lowest unfinished
+// record. It does no I/O and is owned by one goroutine (the driver's
+// coordinator).
+type scheduler[S any] struct {
+	parts map[int32]*partState[S]
+	// ready holds key heads that may go now, oldest first.
+	ready []*Job[S]
 	// waiting holds key heads in backoff, soonest first.
-	waiting waitHeap
+	waiting waitHeap[S]
 	// pending counts unfinished records and their bytes.
 	pending, pendingBytes int
 }
 
-// job is one record on its way through the scheduler. Its fields are
-// touched by whichever goroutine holds it: the coordinator while it is
-// queued, a sender while it is in flight.
-type job struct {
-	rec  *kgo.Record
-	part *partState
+// Job is one record on its way through AtLeastOnce. It is touched by
+// whichever goroutine holds it: the coordinator while it is queued, the
+// stage's Process while it is in flight, so State needs no lock.
+type Job[S any] struct {
+	// Rec is the record, as fetched.
+	Rec *kgo.Record
+	// State is the stage's, kept across the tries of the record (egress:
+	// the decoded message, its failed attempts, when it first failed).
+	State S
+
+	part *partState[S]
 	key  string
 	// readyAt is when a job in backoff may go again.
 	readyAt time.Time
 	state   jobState
-	// Kept across attempts by the sender:
-	out          *canonical.Out
-	attempts     int       // failed attempts (AE, wrong ACK, no answer)
-	firstFailure time.Time // when the first attempt failed
-	downAtFirst  time.Duration
-	holds        int // consecutive holds (record not decodable yet)
-	index        int // in waiting
+	index   int // in waiting
 }
 
 type jobState int
@@ -51,17 +49,17 @@ const (
 	queued   jobState = iota // in no list: behind an earlier record of its key
 	ready                    // in ready
 	waiting                  // in waiting (backoff)
-	inFlight                 // with a sender
-	finished                 // delivered or dead-lettered
+	inFlight                 // with Process
+	finished                 // done (egress: delivered or dead-lettered)
 )
 
 // partState is one partition's records in offset order.
-type partState struct {
+type partState[S any] struct {
 	partition int32
 	// entries are the records fetched and not yet passed by the commit
 	// point, in offset order.
-	entries []*job
-	keys    map[string][]*job // unfinished records per key, in offset order
+	entries []*Job[S]
+	keys    map[string][]*Job[S] // unfinished records per key, in offset order
 	// next is the offset to commit (one past the last record passed); -1
 	// before anything finished.
 	next  int64
@@ -70,19 +68,19 @@ type partState struct {
 	// last is the highest offset added, to drop a record fetched twice.
 	last int64
 	// revoking: the group is taking the partition away; nothing more of it
-	// is sent, and the jobs in flight finish before it is forgotten.
+	// is processed, and the jobs in flight finish before it is forgotten.
 	revoking bool
 	gone     bool // revoked: results of its jobs are ignored
 }
 
-func newScheduler() *scheduler { return &scheduler{parts: map[int32]*partState{}} }
+func newScheduler[S any]() *scheduler[S] { return &scheduler[S]{parts: map[int32]*partState[S]{}} }
 
 // add takes a fetched record. A record with no key (ordering: none) is its
 // own key: it waits for nothing.
-func (s *scheduler) add(rec *kgo.Record) {
+func (s *scheduler[S]) add(rec *kgo.Record) {
 	p := s.parts[rec.Partition]
 	if p == nil {
-		p = &partState{partition: rec.Partition, keys: map[string][]*job{}, next: -1, last: -1}
+		p = &partState[S]{partition: rec.Partition, keys: map[string][]*Job[S]{}, next: -1, last: -1}
 		s.parts[rec.Partition] = p
 	}
 	if rec.Offset <= p.last {
@@ -93,7 +91,7 @@ func (s *scheduler) add(rec *kgo.Record) {
 	if len(rec.Key) == 0 {
 		key = "\x00" + strconv.FormatInt(rec.Offset, 10)
 	}
-	j := &job{rec: rec, part: p, key: key, index: -1}
+	j := &Job[S]{Rec: rec, part: p, key: key, index: -1}
 	p.entries = append(p.entries, j)
 	p.keys[key] = append(p.keys[key], j)
 	s.pending++
@@ -105,7 +103,7 @@ func (s *scheduler) add(rec *kgo.Record) {
 }
 
 // next returns the oldest ready job, now in flight, or nil.
-func (s *scheduler) next() *job {
+func (s *scheduler[S]) next() *Job[S] {
 	for len(s.ready) > 0 {
 		j := s.ready[0]
 		s.ready[0] = nil
@@ -120,7 +118,7 @@ func (s *scheduler) next() *job {
 }
 
 // hasReady reports whether next would return a job.
-func (s *scheduler) hasReady() bool {
+func (s *scheduler[S]) hasReady() bool {
 	for len(s.ready) > 0 && (s.ready[0].part.gone || s.ready[0].part.revoking || s.ready[0].state != ready) {
 		s.ready[0] = nil
 		s.ready = s.ready[1:]
@@ -131,13 +129,13 @@ func (s *scheduler) hasReady() bool {
 // done records that j is finished (delivered or dead-lettered): the next
 // record of its key becomes ready and the commit point moves past every
 // finished record at the front of the partition.
-func (s *scheduler) done(j *job) {
+func (s *scheduler[S]) done(j *Job[S]) {
 	if j.part.gone || j.state != inFlight {
 		return
 	}
 	j.state = finished
 	s.pending--
-	s.pendingBytes -= len(j.rec.Value)
+	s.pendingBytes -= len(j.Rec.Value)
 	p := j.part
 	q := p.keys[j.key]
 	q[0] = nil
@@ -151,7 +149,7 @@ func (s *scheduler) done(j *job) {
 	}
 	n := 0
 	for n < len(p.entries) && p.entries[n].state == finished {
-		p.next, p.epoch = p.entries[n].rec.Offset+1, p.entries[n].rec.LeaderEpoch
+		p.next, p.epoch = p.entries[n].Rec.Offset+1, p.entries[n].Rec.LeaderEpoch
 		p.entries[n] = nil
 		n++
 	}
@@ -162,7 +160,7 @@ func (s *scheduler) done(j *job) {
 }
 
 // retryAt puts j, still the head of its key, in backoff until at.
-func (s *scheduler) retryAt(j *job, at time.Time) {
+func (s *scheduler[S]) retryAt(j *Job[S], at time.Time) {
 	if j.part.gone || j.state != inFlight {
 		return
 	}
@@ -170,20 +168,21 @@ func (s *scheduler) retryAt(j *job, at time.Time) {
 	heap.Push(&s.waiting, j)
 }
 
-// putBack returns j, unsent, to the front of the ready list: it goes first
-// when sending resumes.
-func (s *scheduler) putBack(j *job) {
+// putBack returns j, not processed (its downstream could not be
+// reached), to the front of the ready list: it goes first when the
+// driver resumes.
+func (s *scheduler[S]) putBack(j *Job[S]) {
 	if j.part.gone || j.state != inFlight {
 		return
 	}
 	j.state = ready
-	s.ready = append([]*job{j}, s.ready...)
+	s.ready = append([]*Job[S]{j}, s.ready...)
 }
 
 // wake makes every job whose backoff has ended by now ready.
-func (s *scheduler) wake(now time.Time) {
+func (s *scheduler[S]) wake(now time.Time) {
 	for len(s.waiting) > 0 && !s.waiting[0].readyAt.After(now) {
-		j := heap.Pop(&s.waiting).(*job)
+		j := heap.Pop(&s.waiting).(*Job[S])
 		if j.part.gone {
 			continue
 		}
@@ -193,7 +192,7 @@ func (s *scheduler) wake(now time.Time) {
 }
 
 // nextWake is when the soonest backoff ends (zero when none).
-func (s *scheduler) nextWake() time.Time {
+func (s *scheduler[S]) nextWake() time.Time {
 	if len(s.waiting) == 0 {
 		return time.Time{}
 	}
@@ -202,7 +201,7 @@ func (s *scheduler) nextWake() time.Time {
 
 // commits returns the partitions whose commit point moved since the last
 // call, with that point.
-func (s *scheduler) commits() map[int32]kgo.EpochOffset {
+func (s *scheduler[S]) commits() map[int32]kgo.EpochOffset {
 	var out map[int32]kgo.EpochOffset
 	for n, p := range s.parts {
 		if p.dirty {
@@ -217,7 +216,7 @@ func (s *scheduler) commits() map[int32]kgo.EpochOffset {
 }
 
 // all returns every partition's commit point (for the final commit).
-func (s *scheduler) all() map[int32]kgo.EpochOffset {
+func (s *scheduler[S]) all() map[int32]kgo.EpochOffset {
 	out := map[int32]kgo.EpochOffset{}
 	for n, p := range s.parts {
 		if p.next >= 0 {
@@ -229,12 +228,12 @@ func (s *scheduler) all() map[int32]kgo.EpochOffset {
 
 // startRevoke stops sending records of partitions the group is taking
 // away, so that revoke can follow once their jobs in flight are back.
-func (s *scheduler) startRevoke(parts []int32) {
+func (s *scheduler[S]) startRevoke(parts []int32) {
 	for _, n := range parts {
 		p := s.parts[n]
 		if p == nil {
 			// Records of it fetched meanwhile must wait too.
-			p = &partState{partition: n, keys: map[string][]*job{}, next: -1, last: -1}
+			p = &partState[S]{partition: n, keys: map[string][]*Job[S]{}, next: -1, last: -1}
 			s.parts[n] = p
 		}
 		p.revoking = true
@@ -243,7 +242,7 @@ func (s *scheduler) startRevoke(parts []int32) {
 
 // revoke forgets partitions the group took away and returns their commit
 // points. Jobs of theirs still in flight finish unheeded.
-func (s *scheduler) revoke(parts []int32) map[int32]kgo.EpochOffset {
+func (s *scheduler[S]) revoke(parts []int32) map[int32]kgo.EpochOffset {
 	out := map[int32]kgo.EpochOffset{}
 	for _, n := range parts {
 		p := s.parts[n]
@@ -257,7 +256,7 @@ func (s *scheduler) revoke(parts []int32) map[int32]kgo.EpochOffset {
 		for _, j := range p.entries {
 			if j.state != finished {
 				s.pending--
-				s.pendingBytes -= len(j.rec.Value)
+				s.pendingBytes -= len(j.Rec.Value)
 			}
 		}
 		delete(s.parts, n)
@@ -266,20 +265,20 @@ func (s *scheduler) revoke(parts []int32) map[int32]kgo.EpochOffset {
 }
 
 // waitHeap orders jobs in backoff by readyAt.
-type waitHeap []*job
+type waitHeap[S any] []*Job[S]
 
-func (h waitHeap) Len() int           { return len(h) }
-func (h waitHeap) Less(i, k int) bool { return h[i].readyAt.Before(h[k].readyAt) }
-func (h waitHeap) Swap(i, k int) {
+func (h waitHeap[S]) Len() int           { return len(h) }
+func (h waitHeap[S]) Less(i, k int) bool { return h[i].readyAt.Before(h[k].readyAt) }
+func (h waitHeap[S]) Swap(i, k int) {
 	h[i], h[k] = h[k], h[i]
 	h[i].index, h[k].index = i, k
 }
-func (h *waitHeap) Push(x any) {
-	j := x.(*job)
+func (h *waitHeap[S]) Push(x any) {
+	j := x.(*Job[S])
 	j.index = len(*h)
 	*h = append(*h, j)
 }
-func (h *waitHeap) Pop() any {
+func (h *waitHeap[S]) Pop() any {
 	old := *h
 	j := old[len(old)-1]
 	old[len(old)-1] = nil

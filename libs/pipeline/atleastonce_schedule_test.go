@@ -1,4 +1,4 @@
-package egress
+package pipeline
 
 import (
 	"fmt"
@@ -11,7 +11,8 @@ import (
 
 // TestSchedulerInvariants drives the scheduler with random fetches,
 // completions, retries, unsent returns and revocations, and checks after
-// every step the invariants DESIGN.md states:
+// every step the invariants DESIGN.md states (the scheduler of AtLeastOnce,
+// moved here from egress with these checks):
 //
 //	(a) the records of one key finish in offset order, and at most one of
 //	    them is in flight or in backoff at a time;
@@ -39,7 +40,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 		revokeAt = rng.IntN(records)
 	}
 
-	s := newScheduler()
+	s := newScheduler[struct{}]()
 	now := time.Unix(0, 0)
 	// The topic as the broker has it, fetched in order per partition; some
 	// offsets are skipped, as transaction markers do.
@@ -62,7 +63,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 	commit := map[int32]int64{}
 	revoked := map[int32]bool{}
 	revoking := int32(-1)
-	var inFlight []*job
+	var inFlight []*Job[struct{}]
 	steps := 0
 
 	keyOf := func(r *kgo.Record) string {
@@ -76,16 +77,16 @@ func checkScheduler(t *testing.T, seed uint64) {
 		// (a) one key, one record out at a time.
 		out := map[string]bool{}
 		for _, j := range inFlight {
-			if out[keyOf(j.rec)] {
-				t.Fatalf("step %d %s: two records of key %s out at once", steps, what, keyOf(j.rec))
+			if out[keyOf(j.Rec)] {
+				t.Fatalf("step %d %s: two records of key %s out at once", steps, what, keyOf(j.Rec))
 			}
-			out[keyOf(j.rec)] = true
+			out[keyOf(j.Rec)] = true
 		}
 		for _, j := range s.waiting {
-			if out[keyOf(j.rec)] {
-				t.Fatalf("step %d %s: key %s in backoff and in flight", steps, what, keyOf(j.rec))
+			if out[keyOf(j.Rec)] {
+				t.Fatalf("step %d %s: key %s in backoff and in flight", steps, what, keyOf(j.Rec))
 			}
-			out[keyOf(j.rec)] = true
+			out[keyOf(j.Rec)] = true
 		}
 		// (b) the commit point is behind every unfinished record.
 		for p, o := range s.all() {
@@ -147,7 +148,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 			check("fetch")
 		case a < 6 && len(inFlight) < senders: // a free sender takes the next job
 			if j := s.next(); j != nil {
-				if j.rec.Partition == revoking {
+				if j.Rec.Partition == revoking {
 					t.Fatalf("step %d: a record of partition %d sent while it is being revoked", steps, revoking)
 				}
 				inFlight = append(inFlight, j)
@@ -160,12 +161,12 @@ func checkScheduler(t *testing.T, seed uint64) {
 			switch rng.IntN(4) {
 			case 0, 1:
 				if !j.part.gone {
-					k := keyOf(j.rec)
-					if last, ok := lastDone[k]; ok && j.rec.Offset <= last {
-						t.Fatalf("step %d: key %s finished offset %d after %d", steps, k, j.rec.Offset, last)
+					k := keyOf(j.Rec)
+					if last, ok := lastDone[k]; ok && j.Rec.Offset <= last {
+						t.Fatalf("step %d: key %s finished offset %d after %d", steps, k, j.Rec.Offset, last)
 					}
-					lastDone[k] = j.rec.Offset
-					finished[j.rec]++
+					lastDone[k] = j.Rec.Offset
+					finished[j.Rec]++
 				}
 				s.done(j)
 			case 2:
@@ -181,7 +182,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 		default:
 			busy := false
 			for _, j := range inFlight {
-				busy = busy || j.rec.Partition == revoking
+				busy = busy || j.Rec.Partition == revoking
 			}
 			switch {
 			case revokeAt >= 0 && steps >= revokeAt && revoking < 0 && len(revoked) == 0:
@@ -228,7 +229,7 @@ func checkScheduler(t *testing.T, seed uint64) {
 
 // With one sender, a key in backoff leaves the sender to the other keys.
 func TestSchedulerHeldKeyDoesNotBlockOthers(t *testing.T) {
-	s := newScheduler()
+	s := newScheduler[struct{}]()
 	rec := func(off int64, key string) *kgo.Record {
 		return &kgo.Record{Partition: 0, Offset: off, Key: []byte(key)}
 	}
@@ -237,13 +238,13 @@ func TestSchedulerHeldKeyDoesNotBlockOthers(t *testing.T) {
 	}
 	now := time.Unix(0, 0)
 	a := s.next()
-	if string(a.rec.Key) != "p1" || a.rec.Offset != 0 {
-		t.Fatalf("first job %d %s", a.rec.Offset, a.rec.Key)
+	if string(a.Rec.Key) != "p1" || a.Rec.Offset != 0 {
+		t.Fatalf("first job %d %s", a.Rec.Offset, a.Rec.Key)
 	}
 	s.retryAt(a, now.Add(time.Minute)) // AE: p1 waits
 	var order []string
 	for j := s.next(); j != nil; j = s.next() {
-		order = append(order, fmt.Sprintf("%s@%d", j.rec.Key, j.rec.Offset))
+		order = append(order, fmt.Sprintf("%s@%d", j.Rec.Key, j.Rec.Offset))
 		s.done(j)
 	}
 	if got := fmt.Sprint(order); got != "[p2@1 p3@4 p2@3]" {
@@ -259,7 +260,7 @@ func TestSchedulerHeldKeyDoesNotBlockOthers(t *testing.T) {
 	}
 	s.done(j)
 	j = s.next()
-	if j == nil || j.rec.Offset != 2 {
+	if j == nil || j.Rec.Offset != 2 {
 		t.Fatalf("p1's second record did not follow its first")
 	}
 	s.done(j)
