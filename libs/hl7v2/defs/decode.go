@@ -153,15 +153,16 @@ func (c *catalog) version(i int) (*Version, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
+	sl := c.slabsFor(segs, dts)
 	for _, ref := range segs {
-		s, err := c.segment(ref)
+		s, err := c.segment(ref, sl)
 		if err != nil {
 			return nil, err
 		}
 		v.segments[s.ID] = s
 	}
 	for _, ref := range dts {
-		d, err := c.dataType(ref)
+		d, err := c.dataType(ref, sl)
 		if err != nil {
 			return nil, err
 		}
@@ -179,13 +180,85 @@ func (c *catalog) version(i int) (*Version, error) {
 	return v, nil
 }
 
-func (c *catalog) segment(i int) (*Segment, error) {
+// slabs hold the values one version decodes, allocated together: the
+// validator reads a segment's fields and then their data types for every
+// field of a message, and values side by side in memory keep that walk as
+// fast as it was over the static Go literals.
+type slabs struct {
+	segments  []Segment
+	dataTypes []DataType
+	fields    []Field
+}
+
+// slabsFor sizes the slabs for the items of segs and dts not yet decoded.
+func (c *catalog) slabsFor(segs, dts []int) *slabs {
+	var nSeg, nDT, nField int
+	for _, ref := range segs {
+		if c.segmentVals[ref] == nil {
+			nSeg++
+			nField += c.countAfter(c.segments[ref], 2)
+		}
+	}
+	for _, ref := range dts {
+		if c.dataTypeVal[ref] == nil {
+			nDT++
+			nField += c.countAfter(c.dataTypes[ref], 1)
+		}
+	}
+	return &slabs{
+		segments:  make([]Segment, 0, nSeg),
+		dataTypes: make([]DataType, 0, nDT),
+		fields:    make([]Field, 0, nField),
+	}
+}
+
+// countAfter reads the count that follows strs string references at off;
+// 0 if it does not read (decoding the item then reports the error).
+func (c *catalog) countAfter(off uint32, strs int) int {
+	r := &reader{c: c, off: int(off)}
+	for ; strs > 0; strs-- {
+		r.str()
+	}
+	return r.count()
+}
+
+// newSegment returns a place for a segment: in the slab while it has
+// room, which it always has unless a version references a segment twice.
+func (sl *slabs) newSegment() *Segment {
+	if len(sl.segments) == cap(sl.segments) {
+		return &Segment{}
+	}
+	sl.segments = sl.segments[:len(sl.segments)+1]
+	return &sl.segments[len(sl.segments)-1]
+}
+
+func (sl *slabs) newDataType() *DataType {
+	if len(sl.dataTypes) == cap(sl.dataTypes) {
+		return &DataType{}
+	}
+	sl.dataTypes = sl.dataTypes[:len(sl.dataTypes)+1]
+	return &sl.dataTypes[len(sl.dataTypes)-1]
+}
+
+// newFields returns n fields, capacity capped so that no append by a
+// caller can reach into the next item's fields.
+func (sl *slabs) newFields(n int) []Field {
+	if cap(sl.fields)-len(sl.fields) < n {
+		return make([]Field, n)
+	}
+	start := len(sl.fields)
+	sl.fields = sl.fields[:start+n]
+	return sl.fields[start : start+n : start+n]
+}
+
+func (c *catalog) segment(i int, sl *slabs) (*Segment, error) {
 	if s := c.segmentVals[i]; s != nil {
 		return s, nil
 	}
 	r := &reader{c: c, off: int(c.segments[i])}
-	s := &Segment{ID: r.str(), Name: r.str()}
-	s.Fields = r.fieldList()
+	s := sl.newSegment()
+	s.ID, s.Name = r.str(), r.str()
+	s.Fields = r.fieldList(sl)
 	if s.Fields == nil {
 		s.Fields = []Field{}
 	}
@@ -196,13 +269,14 @@ func (c *catalog) segment(i int) (*Segment, error) {
 	return s, nil
 }
 
-func (c *catalog) dataType(i int) (*DataType, error) {
+func (c *catalog) dataType(i int, sl *slabs) (*DataType, error) {
 	if d := c.dataTypeVal[i]; d != nil {
 		return d, nil
 	}
 	r := &reader{c: c, off: int(c.dataTypes[i])}
-	d := &DataType{ID: r.str()}
-	d.Components = r.fieldList()
+	d := sl.newDataType()
+	d.ID = r.str()
+	d.Components = r.fieldList(sl)
 	if r.err != nil {
 		return nil, fmt.Errorf("data type %d: %w", i, r.err)
 	}
@@ -356,12 +430,12 @@ func (r *reader) index(skip func()) []uint32 {
 	return out
 }
 
-func (r *reader) fieldList() []Field {
+func (r *reader) fieldList(sl *slabs) []Field {
 	refs := r.refs(len(r.c.fields))
 	if len(refs) == 0 || r.err != nil {
 		return nil
 	}
-	out := make([]Field, len(refs))
+	out := sl.newFields(len(refs))
 	for i, ref := range refs {
 		fr := &reader{c: r.c, off: int(r.c.fields[ref])}
 		out[i] = Field{Name: fr.str(), Type: fr.str(), Min: fr.int(), Max: fr.int(), Len: fr.int(), Table: fr.int()}
