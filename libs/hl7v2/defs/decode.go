@@ -15,6 +15,9 @@ const (
 	flagGroup   = 1
 	flagChoice  = 2
 	maxNodeDeep = 32 // deeper than any structure HL7 defines
+	// maxPayload bounds the buffer the size in the gzip trailer asks for;
+	// the payload is under 1 MB.
+	maxPayload = 64 << 20
 )
 
 // catalog is the decompressed data file: one string holding the payload,
@@ -37,17 +40,24 @@ type catalog struct {
 	structVals  []*Structure
 }
 
-// decompress reads the gzip data file into its payload.
+// decompress reads the gzip data file into its payload. The gzip trailer
+// holds the payload's size, so the payload is read into one buffer of that
+// size and becomes the string without a copy.
 func decompress(gz string) (string, error) {
 	zr, err := gzip.NewReader(strings.NewReader(gz))
 	if err != nil {
 		return "", fmt.Errorf("%w: gzip header: %w", ErrCorrupt, err)
 	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
+	var b strings.Builder
+	if len(gz) >= 4 {
+		if size := binary.LittleEndian.Uint32([]byte(gz[len(gz)-4:])); size <= maxPayload {
+			b.Grow(int(size))
+		}
+	}
+	if _, err := io.Copy(&b, zr); err != nil {
 		return "", fmt.Errorf("%w: gzip stream: %w", ErrCorrupt, err)
 	}
-	return string(b), nil
+	return b.String(), nil
 }
 
 // openCatalog decompresses the data file and indexes its items; it reads
