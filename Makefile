@@ -54,10 +54,10 @@ loadtest: build ## run a load scenario against hl7bus standalone (SCENARIO=loadt
 bench: ## run the Go micro-benchmarks on one core (see docs/benchmarks.md)
 	cd libs && GOMAXPROCS=1 $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./hl7v2 ./mllp
 
-generate: ## regenerate libs/hl7v2/defs from PyPI and npm packages
+generate: ## regenerate libs/hl7v2/defs (defs.bin.gz, VERSIONS.md, CROSSCHECK.md) from PyPI and npm packages
 	scripts/hl7defs.sh
 
-check-generated: ## fail if libs/hl7v2/defs is not what the generator makes
+check-generated: ## fail if libs/hl7v2/defs (data file and reports) is not what the generator makes
 	scripts/hl7defs.sh --check
 
 ci: lint test check-generated fuzz ## what .ci/run runs

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates libs/hl7v2/defs from its machine-readable sources, fetched from
+# Regenerates libs/hl7v2/defs (defs.bin.gz, VERSIONS.md, CROSSCHECK.md) from
+# its machine-readable sources, fetched from
 # the package registries (PyPI through pip, npm through npm pack) at pinned
 # versions and checked against pinned SHA-256 sums.
 #
@@ -44,13 +45,23 @@ fi
 if [ "${1:-}" = "--check" ]; then
   status=0
   for f in "$target"/*; do
-    if ! cmp -s "$f" "$out/$(basename "$f")"; then
-      echo "libs/hl7v2/defs/$(basename "$f") is not what the generator makes; run scripts/hl7defs.sh" >&2
-      status=1
+    name=$(basename "$f")
+    cmp -s "$f" "$out/$name" && continue
+    # The data file is gzip: a Go release that changed compress/flate would
+    # change its bytes but not its content, which is what is checked.
+    if [ "$name" = defs.bin.gz ] && [ -f "$out/$name" ] &&
+      cmp -s <(gzip -dc "$f") <(gzip -dc "$out/$name"); then
+      echo "note: libs/hl7v2/defs/$name compresses differently with this Go (same content)" >&2
+      continue
     fi
+    echo "libs/hl7v2/defs/$name is not what the generator makes; run scripts/hl7defs.sh" >&2
+    status=1
   done
+  # The definitions were Go source (zz_*.go) before they became a data file.
   for f in "$out"/zz_*.go; do
-    [ -f "$target/$(basename "$f")" ] || { echo "$f is no longer generated; delete it" >&2; status=1; }
+    [ -e "$f" ] || continue
+    echo "$f is no longer generated; delete it" >&2
+    status=1
   done
   exit $status
 fi

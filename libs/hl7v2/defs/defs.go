@@ -1,9 +1,10 @@
 // Package defs holds the HL7 v2 definitions for every version from 2.1 to
 // 2.8.2: message structures with their groups, the trigger event to
 // structure map, segments with their fields, data types with their
-// components, and the HL7 tables. The data is generated (see README.md for
-// where each fact comes from and how to regenerate it); this file is the
-// hand-written API over it.
+// components, and the HL7 tables. The data is generated into one embedded,
+// deduplicated, compressed file that is decoded a version at a time on
+// first use (see README.md for where each fact comes from and how to
+// regenerate it, data.go for the loading); this file is the API over it.
 package defs
 
 import (
@@ -139,25 +140,6 @@ func sortedKeys[T any](m map[string]T) []string {
 	return out
 }
 
-// versionData is what the generated files provide.
-type versionData struct {
-	id         string
-	segments   []Segment
-	dataTypes  []DataType
-	structures []Structure
-	events     [][2]string // {"ADT^A04", "ADT_A01"}
-}
-
-// loaders build each version's maps once, on first use; the result is
-// shared read-only.
-var loaders = func() map[string]func() *Version {
-	m := make(map[string]func() *Version, len(generated))
-	for _, d := range generated {
-		m[d.id] = sync.OnceValue(func() *Version { return build(d) })
-	}
-	return m
-}()
-
 // resolved caches Lookup answers by the ID as written in MSH-12, so the hot
 // path is one map read. It is bounded because MSH-12 comes from the
 // network: a hostile sender must not grow it without limit.
@@ -170,11 +152,7 @@ const maxResolved = 256
 
 // Versions returns the supported version IDs in ascending order.
 func Versions() []string {
-	out := make([]string, len(generated))
-	for i, d := range generated {
-		out[i] = d.id
-	}
-	return out
+	return append([]string(nil), data().versionIDs...)
 }
 
 // Lookup returns the definitions of a version. It accepts a version ID as
@@ -187,52 +165,25 @@ func Lookup(id string) (*Version, bool) {
 	}
 	trimmed := strings.TrimSpace(id)
 	best := -1
-	for i, d := range generated {
-		if d.id == trimmed {
+	for i, vid := range data().versionIDs {
+		if vid == trimmed {
 			best = i
 			break
 		}
-		if sameMinor(d.id, trimmed) && compareVersion(d.id, trimmed) <= 0 {
+		if sameMinor(vid, trimmed) && compareVersion(vid, trimmed) <= 0 {
 			best = i
 		}
 	}
 	if best < 0 {
 		return nil, false
 	}
-	v := loaders[generated[best].id]()
+	v := loaders()[best]()
 	if resolvedCount.Load() < maxResolved {
 		if _, loaded := resolved.LoadOrStore(id, v); !loaded {
 			resolvedCount.Add(1)
 		}
 	}
 	return v, true
-}
-
-func build(d *versionData) *Version {
-	v := &Version{
-		ID:         d.id,
-		segments:   make(map[string]*Segment, len(d.segments)),
-		dataTypes:  make(map[string]*DataType, len(d.dataTypes)),
-		structures: make(map[string]*Structure, len(d.structures)),
-		events:     make(map[string]string, len(d.events)),
-		names:      make(map[*Structure]map[string]bool, len(d.structures)),
-	}
-	for i := range d.segments {
-		v.segments[d.segments[i].ID] = &d.segments[i]
-	}
-	for i := range d.dataTypes {
-		v.dataTypes[d.dataTypes[i].ID] = &d.dataTypes[i]
-	}
-	for i := range d.structures {
-		s := &d.structures[i]
-		v.structures[s.ID] = s
-		v.names[s] = map[string]bool{}
-		collectNames(s.Nodes, v.names[s])
-	}
-	for _, e := range d.events {
-		v.events[e[0]] = e[1]
-	}
-	return v
 }
 
 func sameMinor(a, b string) bool {
@@ -273,9 +224,10 @@ func atoi(s string) int {
 }
 
 var tableIndex = sync.OnceValue(func() map[int]*Table {
-	m := make(map[int]*Table, len(tables))
-	for i := range tables {
-		m[tables[i].ID] = &tables[i]
+	ts := tables()
+	m := make(map[int]*Table, len(ts))
+	for i := range ts {
+		m[ts[i].ID] = &ts[i]
 	}
 	return m
 })
