@@ -59,8 +59,8 @@ func (s *Serde) Register(ctx context.Context, topic, name string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("registering %s: %w", subject, err)
 	}
-	if res := s.client.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackward}, subject); len(res) > 0 && res[0].Err != nil {
-		return 0, fmt.Errorf("setting BACKWARD compatibility on %s: %w", subject, res[0].Err)
+	if err := s.backward(ctx, subject); err != nil {
+		return 0, err
 	}
 	codec, err := goavro.NewCodec(text)
 	if err != nil {
@@ -71,6 +71,24 @@ func (s *Serde) Register(ctx context.Context, topic, name string) (int, error) {
 	s.writers[name] = writer{id: ss.ID, codec: codec}
 	s.readers[ss.ID] = reader{name: name, codec: codec}
 	return ss.ID, nil
+}
+
+// backward sets subject's compatibility to BACKWARD. Instances of a stage
+// start together and register the same subjects: a registry that refuses
+// a concurrent set (Apicurio answers 409 "A rule named 'COMPATIBILITY'
+// already exists" to the loser) has the level in force already, so the
+// refusal is checked against what the registry now says, not taken as a
+// failure to start.
+func (s *Serde) backward(ctx context.Context, subject string) error {
+	res := s.client.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatBackward}, subject)
+	if len(res) == 0 || res[0].Err == nil {
+		return nil
+	}
+	setErr := res[0].Err
+	if got := s.client.Compatibility(ctx, subject); len(got) > 0 && got[0].Err == nil && got[0].Level == sr.CompatBackward {
+		return nil
+	}
+	return fmt.Errorf("setting BACKWARD compatibility on %s: %w", subject, setErr)
 }
 
 // Encode appends nothing and returns rec in the Confluent wire format.
