@@ -11,6 +11,7 @@ package kafkatest
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -68,6 +69,15 @@ func New(t testing.TB, opts ...kfake.Opt) *Env {
 	}
 	if u := os.Getenv("HL7BUS_TEST_REGISTRY_URL"); u != "" {
 		env.RegistryURL = u
+		// Registry clients (pkg/sr's default http.Client) keep keep-alive
+		// connections to a real registry in http.DefaultTransport, the
+		// test's and those of the code under test alike: close them when
+		// the test ends, so goleak in the package's TestMain sees none.
+		t.Cleanup(func() {
+			if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+				tr.CloseIdleConnections()
+			}
+		})
 	} else {
 		reg := srfake.New()
 		t.Cleanup(reg.Close)
