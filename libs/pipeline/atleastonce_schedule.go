@@ -75,8 +75,9 @@ type partState[S any] struct {
 
 func newScheduler[S any]() *scheduler[S] { return &scheduler[S]{parts: map[int32]*partState[S]{}} }
 
-// add takes a fetched record. A record with no key (ordering: none) is its
-// own key: it waits for nothing.
+// add takes a fetched record. A record with no key is its own key: it
+// waits for nothing. (hl7bus records always have one; with ordering: none
+// it is the message ID, so such records wait for nothing either.)
 func (s *scheduler[S]) add(rec *kgo.Record) {
 	p := s.parts[rec.Partition]
 	if p == nil {
