@@ -2,8 +2,9 @@ package pipeline
 
 import (
 	"errors"
-	"fmt"
 	"time"
+
+	"github.com/hl7bus/hl7bus/libs/config"
 )
 
 // Runtime is what an operator tunes of the stage runtime: one value, the
@@ -41,12 +42,8 @@ func (r Runtime) Validate(prefix string) error {
 		key string
 		v   time.Duration
 	}{{"record_timeout", r.RecordTimeout}, {"stall_after", r.StallAfter}} {
-		switch {
-		case d.v < 0:
-			errs = append(errs, fmt.Errorf("%s.%s: must not be negative", prefix, d.key))
-		case d.v > 0 && d.v < time.Millisecond:
-			// A bare number decodes as nanoseconds.
-			errs = append(errs, fmt.Errorf("%s.%s: %v is too short; a duration needs a unit (for example 10s)", prefix, d.key, d.v))
+		if err := config.CheckDuration(prefix+"."+d.key, d.v); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/config"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/mllp"
@@ -162,13 +163,8 @@ func (it Interface) validateListener(key string) []error {
 		name string
 		d    time.Duration
 	}{{"idle_timeout", it.IdleTimeout}, {"read_timeout", it.ReadTimeout}} {
-		switch {
-		case f.d < 0:
-			errs = append(errs, fmt.Errorf("%s.%s: must not be negative", key, f.name))
-		case f.d > 0 && f.d < time.Millisecond:
-			// A number without a unit decodes as nanoseconds: 30 would
-			// close every connection at once.
-			errs = append(errs, fmt.Errorf("%s.%s: %v is too short; a duration needs a unit (for example 30s)", key, f.name, f.d))
+		if err := config.CheckDuration(key+"."+f.name, f.d); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errs

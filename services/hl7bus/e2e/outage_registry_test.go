@@ -31,10 +31,11 @@ import (
 	"github.com/hl7bus/hl7bus/services/transform"
 )
 
-// registryOutage is how long the registry is away: well past the stage
-// loop's retry budget of the issue (five attempts, about 6 s, with a 5 s
-// maximum backoff), so a stage that counts a registry outage against a
-// retry budget dead-letters good messages within it.
+// registryOutage is how long the registry is away: well past any retry
+// budget a stage might count an outage against (the old loop's five
+// attempts, about 6 s; the runtime's default in-place tries and its 5 s
+// maximum backoff), so a stage that did would dead-letter good messages
+// within it.
 const registryOutage = 20 * time.Second
 
 // stage is one running stage instance, stopped on its own.
