@@ -13,6 +13,7 @@ import (
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/mapping"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
@@ -27,6 +28,31 @@ type Rule struct {
 	// SendingFacilities lists MSH-4.1 values.
 	SendingFacilities []string `yaml:"sending_facilities"`
 	Destinations      []string `yaml:"destinations"`
+	// When is a CEL bool predicate over the transformed message (see
+	// libs/mapping Vars); empty matches everything the lists above let
+	// through.
+	When string `yaml:"when"`
+	// Default makes this the catch-all: it matches only a message no
+	// other route matched. Without one, routes are default-deny.
+	Default bool `yaml:"default"`
+}
+
+// Rules are the compiled routes and destination rules, swapped whole on
+// reload. SKELETON: the services helper implements Compile and applies them.
+type Rules struct {
+	// Version is the configuration version written as config_version.
+	Version string
+	// Destinations holds each destination's outbound rule set (its
+	// destinations[].rules), by destination name.
+	Destinations map[string]*mapping.RuleSet
+	routes       []Rule
+}
+
+// Compile compiles routes (at key "routes") against env, with the
+// destinations' rule sets; known lists the configured destinations.
+// Every problem at once, each naming its key (routes[2].when: column 7: ...).
+func Compile(routes []Rule, env *mapping.Env, dests map[string]*mapping.RuleSet, known map[string]bool) (*Rules, error) {
+	return &Rules{Destinations: dests, routes: routes}, (Config{Rules: routes}).Validate(known)
 }
 
 // Config is the route stage's configuration.

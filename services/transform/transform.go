@@ -15,6 +15,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/mapping"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
@@ -34,6 +35,19 @@ type Config struct {
 	// from the parser section (hl7v2.ParserConfig), so transform reads
 	// payload exactly as ingress and parse did. nil: hl7v2.NewParser().
 	Parser *hl7v2.Parser
+	// Rules are the inbound rules and the configuration version; nil
+	// applies none. SetRules swaps them while the stage runs.
+	Rules *Rules
+}
+
+// Rules is what transform applies, swapped whole on reload.
+// SKELETON: the services helper applies them in Handle.
+type Rules struct {
+	// Version is the configuration version written as config_version.
+	Version string
+	// Interfaces holds each interface's inbound rule set (its
+	// interfaces[].rules), by interface name.
+	Interfaces map[string]*mapping.RuleSet
 }
 
 // Service is a transform stage.
