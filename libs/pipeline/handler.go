@@ -108,6 +108,8 @@ func IdentOf(r canonical.Record) Ident {
 		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
 	case *canonical.Delivery:
 		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
+	case *canonical.Decision:
+		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
 	}
 	return Ident{}
 }
