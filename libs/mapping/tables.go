@@ -1,9 +1,12 @@
 package mapping
 
-// SKELETON: the contract other packages build against; the tables helper
-// implements it (CSV and YAML, 100,000 rows under a second, O(1) lookup).
+// Code tables: local code to standard code, system and display, loaded
+// once per configuration into a hash map (see LoadTables).
 
-import "errors"
+import (
+	"errors"
+	"slices"
+)
 
 // Entry is what a local code maps to.
 type Entry struct {
@@ -16,17 +19,60 @@ type Entry struct {
 type Table struct {
 	Name    string
 	Version string
-	rows    map[string]Entry
+	// rows indexes entries by local code; entries keep file order so CEL
+	// iterates a table (tables.x.exists(...)) deterministically, and a
+	// *Entry into the slice is what CEL sees of a row without copying it.
+	rows    map[string]int32
+	entries []tableRow
+}
+
+// tableRow is one row: its local code and what it maps to.
+type tableRow struct {
+	local string
+	Entry
+}
+
+// NewTable returns a table over rows (local code to entry), for callers
+// and tests that build one in code; rows are ordered by local code.
+func NewTable(name, version string, rows map[string]Entry) *Table {
+	t := &Table{Name: name, Version: version, rows: make(map[string]int32, len(rows))}
+	keys := make([]string, 0, len(rows))
+	for k := range rows {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		t.add(k, rows[k])
+	}
+	return t
+}
+
+// add appends a row; the caller has checked that local is new.
+func (t *Table) add(local string, e Entry) {
+	t.rows[local] = int32(len(t.entries))
+	t.entries = append(t.entries, tableRow{local: local, Entry: e})
 }
 
 // Lookup returns the entry of local code and whether the table has it.
 func (t *Table) Lookup(code string) (Entry, bool) {
-	e, ok := t.rows[code]
-	return e, ok
+	i, ok := t.rows[code]
+	if !ok {
+		return Entry{}, false
+	}
+	return t.entries[i].Entry, true
+}
+
+// entry returns a pointer to the row of local code, nil when absent.
+func (t *Table) entry(code string) *Entry {
+	i, ok := t.rows[code]
+	if !ok {
+		return nil
+	}
+	return &t.entries[i].Entry
 }
 
 // Len returns the number of rows.
-func (t *Table) Len() int { return len(t.rows) }
+func (t *Table) Len() int { return len(t.entries) }
 
 // Tables are the configuration's code tables by name.
 type Tables map[string]*Table
