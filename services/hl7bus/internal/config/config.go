@@ -341,7 +341,7 @@ func (f *File) Validate() error {
 	for _, d := range f.Destinations {
 		known[d.Name] = true
 	}
-	if err := (route.Config{Rules: f.Routes}).Validate(known); err != nil {
+	if err := route.Validate(f.Routes, known); err != nil {
 		errs = append(errs, err)
 	}
 	for _, a := range []struct{ key, addr string }{{"standalone.kafka_address", f.Standalone.KafkaAddress},

@@ -146,7 +146,24 @@ func newRoute(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Rules: f.Routes, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
+	parser, err := d.Parser(f)
+	if err != nil {
+		return nil, err
+	}
+	// The routes' lists only, until the configuration compiles the rules
+	// with its CEL environment and tables (config.File.Rules).
+	known := map[string]bool{}
+	var dests []string
+	for _, dst := range f.Destinations {
+		known[dst.Name] = true
+		dests = append(dests, dst.Name)
+	}
+	rules, err := route.Compile(f.Routes, nil, nil, known)
+	if err != nil {
+		return nil, err
+	}
+	return route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser,
+		Destinations: dests, Rules: rules}, f.Kafka, serde, d.Log), nil
 }
 
 func newEgress(f *config.File, d Deps) (Service, error) {
