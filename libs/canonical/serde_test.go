@@ -60,6 +60,8 @@ func samples() []Record {
 		&DeadLetter{MessageID: "01HZ", ControlID: "MSG1", Stage: "route", ErrorClass: ErrorPermanent, Reason: "rule lis-codes: unmapped code GLU",
 			SourceTopic: "hl7bus.transformed", SourcePartition: 1, SourceOffset: 7, Attempts: 1, FirstFailedAt: at, LastFailedAt: at,
 			Value: []byte{9}, Destination: "lis", Program: "elr"},
+		&Decision{MessageID: "01HV", Interface: "lab-in", Stage: StageTransform, DecidedAt: at, Outcome: OutcomeFiltered,
+			Filter: &FilterDecision{Rule: "drop-test", Reason: "test traffic (MSH-11 = T)"}},
 		&Decision{MessageID: "01HZ-1", ParentMessageID: "01HZ", Interface: "lab-in", ControlID: "MSG1", MessageType: "ORU^R01",
 			Stage: StageRoute, DecidedAt: at, ConfigVersion: "3f2a9c0d11be", Outcome: OutcomeRouted,
 			Routes: []RouteDecision{
@@ -71,8 +73,6 @@ func samples() []Record {
 				{Destination: "lis", Outcome: OutcomeDeadLettered, Rule: "lis-codes", Reason: "unmapped code GLU"},
 			},
 			Programs: []string{"covid"}},
-		&Decision{MessageID: "01HV", Interface: "lab-in", Stage: StageTransform, DecidedAt: at, Outcome: OutcomeFiltered,
-			Filter: &FilterDecision{Rule: "drop-test", Reason: "test traffic (MSH-11 = T)"}},
 	}
 }
 
