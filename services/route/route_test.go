@@ -256,6 +256,20 @@ func TestHandleEncodes(t *testing.T) {
 			t.Errorf("%s: %T", r.Topic, rec)
 		}
 	}
+	// Default-deny through the driver's handler: the decision beside the
+	// placeholder of the whole message's dead letter (no destination),
+	// which the DeadLetters middleware builds.
+	v, err = env.Serde.Encode(transformed("ADT", "A01", "LAB", []byte("MSH|")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err = pipeline.Typed(s.serde, s.Handle)(ctx, &kgo.Record{Key: []byte("k"), Value: v})
+	if err != nil || len(recs) != 2 || recs[0].Topic != "hl7bus.decisions" {
+		t.Fatalf("default-deny: %v %v", recs, err)
+	}
+	if sc, ok := pipeline.ScopedOf(recs[1]); !ok || sc.Destination != "" || !strings.HasPrefix(sc.Reason, "no route matches ADT^A01 from facility LAB (1 routes: labs: ") {
+		t.Errorf("default-deny dead letter %+v %v", sc, ok)
+	}
 	if _, _, err := pipeline.Typed(s.serde, s.Handle)(ctx, &kgo.Record{Value: []byte("not avro")}); !pipeline.IsPermanent(err) {
 		t.Errorf("garbage input: %v", err)
 	}
@@ -346,6 +360,23 @@ func TestSetRules(t *testing.T) {
 		t.Fatal("CurrentRules after SetRules")
 	}
 	check("ehr/new@v2", "v2")
+	// Swaps while records are handled: each record sees one version, in
+	// its out record and its decision alike.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			s.SetRules([]*Rules{v1, v2}[i%2])
+		}
+	}()
+	for range 200 {
+		r, err := run(t, s, transformed("ORU", "R01", "F", []byte("MSH|")))
+		if err != nil || len(r.outs) != 1 || r.outs[0].ConfigVersion != r.decision.ConfigVersion ||
+			r.outs[0].Route != map[string]string{"v1": "old", "v2": "new"}[r.decision.ConfigVersion] {
+			t.Fatalf("a record saw two versions: %+v %+v %v", r.outs, r.decision, err)
+		}
+	}
+	<-done
 	s.SetRules(nil)
 	r, err := run(t, s, transformed("ORU", "R01", "F", []byte("MSH|")))
 	if err != nil || len(r.outs) != 0 || len(r.dead) != 1 || r.decision.Outcome != canonical.OutcomeDeadLettered {

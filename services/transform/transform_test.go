@@ -298,8 +298,8 @@ func TestSetRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		tr := transformedOf(t, s, outs)[0]
-		if tr.Header.ReceivingApplication != receiver || tr.ConfigVersion != version {
-			t.Errorf("MSH-5 %q at %q, want %q at %q", tr.Header.ReceivingApplication, tr.ConfigVersion, receiver, version)
+		if !strings.HasPrefix(string(tr.Message), "MSH|^~\\&|LAB|NATLAB|"+receiver+"|") || tr.ConfigVersion != version {
+			t.Errorf("%.40q at %q, want MSH-5 %q at %q", tr.Message, tr.ConfigVersion, receiver, version)
 		}
 	}
 	if s.CurrentRules() != v1 {
