@@ -234,6 +234,12 @@ func (r *Reloader) reload(w *fsnotify.Watcher, trigger string) {
 			logattr.Trigger(trigger), logattr.ConfigVersion(inForce), logattr.Error(err))
 		return
 	}
+	if w != nil {
+		// The tables section may name other files now.
+		dirs := slices.Clone(r.dirs)
+		r.watch(f)
+		r.addDirs(w, dirs)
+	}
 	if c.Version == inForce {
 		r.log.Info("configuration unchanged", logattr.Trigger(trigger), logattr.ConfigVersion(inForce))
 		return
@@ -246,12 +252,6 @@ func (r *Reloader) reload(w *fsnotify.Watcher, trigger string) {
 	r.metrics.inForce(old, c.Version)
 	r.metrics.reloads.WithLabelValues("applied").Inc()
 	r.log.Info("configuration reloaded", logattr.Trigger(trigger), logattr.ConfigVersion(c.Version))
-	if w != nil {
-		// The tables section may name other files now.
-		dirs := slices.Clone(r.dirs)
-		r.watch(f)
-		r.addDirs(w, dirs)
-	}
 }
 
 // check loads, validates and compiles the configuration, and checks that

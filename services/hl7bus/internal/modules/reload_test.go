@@ -257,3 +257,34 @@ func TestReloaderNoStage(t *testing.T) {
 	x.sighup <- syscall.SIGHUP
 	x.waitLog("no stage of this process has rules")
 }
+
+// TestReloaderTableChange: a changed table file (in a directory of its
+// own: the watcher watches each file's directory) is a new configuration
+// version, applied without touching the configuration file.
+func TestReloaderTableChange(t *testing.T) {
+	tables := filepath.Join(t.TempDir(), "codes.csv")
+	if err := os.WriteFile(tables, []byte("local_code,code\nGLU,2345-7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x := newReloadFixture(t, 50*time.Millisecond, false)
+	x.write(reloadConfig("a", "tables: [{name: codes, file: \""+tables+"\", version: \"1\"}]\n"))
+	f, err := config.Load(x.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.deps.Rules(f, func(c *config.Compiled) { x.got <- c }); err != nil {
+		t.Fatal(err)
+	}
+	v0 := x.next().Version
+	// The reloader started before the file named the table: a reload
+	// (of the same version: unchanged) makes it watch the table too.
+	x.sighup <- syscall.SIGHUP
+	x.waitLog("configuration unchanged")
+	if err := os.WriteFile(tables, []byte("local_code,code\nGLU,2345-7\nK,2823-3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := x.next()
+	if c.Version == v0 || c.Env.Tables()["codes"].Len() != 2 {
+		t.Fatalf("table change: version %s (was %s), table %+v", c.Version, v0, c.Env.Tables()["codes"])
+	}
+}
