@@ -19,9 +19,8 @@ type Compiled struct {
 	// Version is the configuration version (see Version), also set in
 	// Transform and Route, so every record says which one handled it.
 	Version string
-	// Env is the CEL environment over the loaded tables; nil when the
-	// file has nothing to compile against it (no tables, no rules, no
-	// route with a when).
+	// Env is the CEL environment over the loaded tables (nil only for a
+	// file with nothing to compile against one, if it cannot be built).
 	Env *mapping.Env
 	// Transform holds each interface's inbound rules.
 	Transform *transform.Rules
@@ -127,19 +126,22 @@ func (f *File) Rules() (*Compiled, error) {
 	return &Compiled{Version: version, Env: env, Transform: tr, Route: rr}, nil
 }
 
-// env loads the tables and builds the CEL environment over them; nil
-// (and no error) when nothing in the file compiles against one, so a
-// file without rules needs no CEL at all.
+// env loads the tables and builds the CEL environment over them. A file
+// with nothing to compile against one (no tables, rules or when) does not
+// fail for want of it: its Env is nil if it cannot be built.
 func (f *File) env() (*mapping.Env, error) {
-	if !f.usesEnv() {
-		return nil, nil
-	}
-	tables, err := mapping.LoadTables("tables", f.Tables, f.dir)
-	if err != nil {
-		return nil, err
+	tables := mapping.Tables{}
+	if len(f.Tables) > 0 {
+		var err error
+		if tables, err = mapping.LoadTables("tables", f.Tables, f.dir); err != nil {
+			return nil, err
+		}
 	}
 	env, err := mapping.NewEnv(tables)
 	if err != nil {
+		if !f.usesEnv() {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("building the CEL environment: %w", err)
 	}
 	return env, nil

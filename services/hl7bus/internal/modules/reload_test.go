@@ -288,3 +288,38 @@ func TestReloaderTableChange(t *testing.T) {
 		t.Fatalf("table change: version %s (was %s), table %+v", c.Version, v0, c.Env.Tables()["codes"])
 	}
 }
+
+// TestReloaderRuleChange: a changed interface rule reaches the stage as a
+// new rule set; a rule with a bad CEL expression is refused with the key
+// and column in the log, and the rules in force stay.
+func TestReloaderRuleChange(t *testing.T) {
+	withRules := func(rules string) string {
+		return strings.Replace(reloadConfig("a", ""), `address: "127.0.0.1:2575"}`,
+			`address: "127.0.0.1:2575", rules: [`+rules+`]}`, 1)
+	}
+	x := newReloadFixture(t, 50*time.Millisecond, false)
+	x.write(withRules(`{name: receiver, set: {path: MSH-5, value: LIS}}`))
+	f, err := config.Load(x.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.deps.Rules(f, func(c *config.Compiled) { x.got <- c }); err != nil {
+		t.Fatal(err)
+	}
+	first := x.next()
+	if n := first.Transform.Interfaces["lab-in"].Len(); n != 1 {
+		t.Fatalf("lab-in has %d rules, want 1", n)
+	}
+	x.write(withRules(`{name: receiver, set: {path: MSH-5, value: LAB}}, {name: no-ssn, clear: {path: PID-19}}`))
+	c := x.next()
+	if c.Version == first.Version || c.Transform.Interfaces["lab-in"].Len() != 2 {
+		t.Fatalf("rule change: version %s (was %s), %d rules", c.Version, first.Version, c.Transform.Interfaces["lab-in"].Len())
+	}
+	x.write(withRules(`{name: typo, when: "msg.type == 'ORU' && nosuch", filter: {reason: x}}`))
+	x.waitLog("configuration refused")
+	x.waitLog("interfaces[0].rules[0].when: column")
+	x.none()
+	if cur, _ := x.deps.rules.inForce(); cur != c {
+		t.Error("a refused rule replaced the rules in force")
+	}
+}
