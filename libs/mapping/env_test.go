@@ -164,7 +164,7 @@ func TestEvalString(t *testing.T) {
 	}
 }
 
-func TestCompileErrors(t *testing.T) {
+func TestCELCompileErrors(t *testing.T) {
 	env := celTestEnv(t)
 	for _, tc := range []struct {
 		name, expr string
