@@ -25,8 +25,8 @@
 //
 // [ParsePath] and the Get/Set methods address values with the grammar
 //
-//	path       = segment [ "[" occurrence "]" ] "-" field [ "[" repetition "]" ]
-//	             [ "." component [ "." subcomponent ] ]
+//	path       = segment [ "[" ( occurrence | "*" ) "]" ] "-" field
+//	             [ "[" ( repetition | "*" ) "]" ] [ "." component [ "." subcomponent ] ]
 //	segment    = 3 upper-case letters or digits
 //	occurrence, field, repetition, component, subcomponent = positive integer
 //
@@ -36,6 +36,21 @@
 // occurrence or repetition means the first. For MSH, FHS and BHS, field 1 is
 // the field separator and field 2 the encoding characters, as the standard
 // counts them.
+//
+// The wildcard [*] addresses every occurrence or every repetition:
+// OBX[*]-5 is OBX-5 of each OBX, PID-3[*].1 the first component of each
+// repetition of PID-3, OBX[*]-3[*].1 both at once. [Message.Values] reads
+// every match in message order and [Message.Expand] lists the concrete
+// paths, which is how a rule writes to each match; Get and Set refuse a
+// wildcard path, since it names more than one value, and [Message.Value]
+// reads its first match.
+//
+// # Changing a message
+//
+// Set, SetRaw, [Message.DeleteSegment] and [Message.InsertSegment] change a
+// message by replacing whole segments, never by writing into a segment's
+// bytes, so [Message.Clone] is a copy of the segment list and a clone and
+// its original never see each other's changes.
 //
 // # Escapes
 //

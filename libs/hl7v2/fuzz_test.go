@@ -121,10 +121,17 @@ func FuzzUnescape(f *testing.F) {
 	})
 }
 
-// FuzzPath checks the path grammar never panics and formats stably.
+// FuzzPath checks the path grammar never panics and formats stably, and
+// that reading and expanding any path over a message agree: Values are the
+// present values at Expand's concrete paths, none of which is a wildcard,
+// and Get refuses exactly the wildcard paths.
 func FuzzPath(f *testing.F) {
-	for _, s := range []string{"PID-3[2].1", "OBX[3]-5", "MSH-9.2", "PID-11[1].2.1"} {
+	for _, s := range []string{"PID-3[2].1", "OBX[3]-5", "MSH-9.2", "PID-11[1].2.1", "OBX[*]-5", "PID-3[*].1", "OBX[*]-3[*].1", "MSH[*]-2[*]"} {
 		f.Add(s)
+	}
+	m, err := Parse(msg(mshLine, `PID|1||A~B^x&y~~C`, `OBX|1|CE|X^Y~Z||1`, `OBX|2`, `OBX|3|ST|||\F\`))
+	if err != nil {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePath(s)
@@ -132,8 +139,32 @@ func FuzzPath(f *testing.F) {
 			return
 		}
 		q, err := ParsePath(p.String())
-		if err != nil || q.String() != p.String() {
-			t.Fatalf("%q -> %q does not re-parse: %v", s, p.String(), err)
+		if err != nil || q.String() != p.String() || q.IsWildcard() != p.IsWildcard() {
+			t.Fatalf("%q -> %q does not re-parse to the same path: %v", s, p.String(), err)
+		}
+		if _, err := m.Get(s); (err != nil) != p.IsWildcard() {
+			t.Fatalf("Get(%q) err = %v", s, err)
+		}
+		var present []string
+		for _, c := range m.Expand(p) {
+			if c.IsWildcard() {
+				t.Fatalf("Expand(%q) gave a wildcard %q", s, c)
+			}
+			if v := m.Value(c); v.Present() {
+				present = append(present, v.String())
+			}
+		}
+		vals := m.Values(p)
+		if len(vals) != len(present) {
+			t.Fatalf("Values(%q) has %d, Expand %d present", s, len(vals), len(present))
+		}
+		for i := range vals {
+			if vals[i].String() != present[i] {
+				t.Fatalf("Values(%q)[%d] differs from Expand's", s, i)
+			}
+		}
+		if len(vals) > 0 && m.Value(p).String() != present[0] {
+			t.Fatalf("Value(%q) is not the first match", s)
 		}
 	})
 }

@@ -10,6 +10,11 @@ import (
 // Path addresses a value in a message; see the package documentation for the
 // grammar. Zero Occurrence or Repetition means "not given" (read as 1); zero
 // Component or Subcomponent means the path stops above that level.
+//
+// A path with a wildcard ([*] on the segment occurrence or the field
+// repetition) addresses every match: read it with Values, enumerate its
+// concrete paths with Expand. Occurrence (or Repetition) is 0 when its
+// wildcard is set.
 type Path struct {
 	Segment      string
 	Occurrence   int
@@ -17,9 +22,17 @@ type Path struct {
 	Repetition   int
 	Component    int
 	Subcomponent int
+	// WildcardOccurrence is [*] after the segment: every occurrence.
+	WildcardOccurrence bool
+	// WildcardRepetition is [*] after the field: every repetition.
+	WildcardRepetition bool
 }
 
-// ParsePath parses a path such as PID-3[2].1 or OBX[3]-5.
+// IsWildcard reports whether p addresses every match of a wildcard rather
+// than one value.
+func (p Path) IsWildcard() bool { return p.WildcardOccurrence || p.WildcardRepetition }
+
+// ParsePath parses a path such as PID-3[2].1, OBX[3]-5 or OBX[*]-3[*].1.
 func ParsePath(s string) (Path, error) {
 	var p Path
 	bad := func(why string) (Path, error) {
@@ -33,7 +46,9 @@ func ParsePath(s string) (Path, error) {
 	}
 	p.Segment, s = s[:3], s[3:]
 	var err error
-	if strings.HasPrefix(s, "[") {
+	if strings.HasPrefix(s, "[*]") {
+		p.WildcardOccurrence, s = true, s[3:]
+	} else if strings.HasPrefix(s, "[") {
 		if p.Occurrence, s, err = bracket(s); err != nil {
 			return bad("segment occurrence: " + err.Error())
 		}
@@ -44,7 +59,9 @@ func ParsePath(s string) (Path, error) {
 	if p.Field, s, err = number(s[1:]); err != nil {
 		return bad("field: " + err.Error())
 	}
-	if strings.HasPrefix(s, "[") {
+	if strings.HasPrefix(s, "[*]") {
+		p.WildcardRepetition, s = true, s[3:]
+	} else if strings.HasPrefix(s, "[") {
 		if p.Repetition, s, err = bracket(s); err != nil {
 			return bad("repetition: " + err.Error())
 		}
@@ -97,11 +114,15 @@ func number(s string) (int, string, error) {
 func (p Path) String() string {
 	var b strings.Builder
 	b.WriteString(p.Segment)
-	if p.Occurrence > 1 {
+	if p.WildcardOccurrence {
+		b.WriteString("[*]")
+	} else if p.Occurrence > 1 {
 		fmt.Fprintf(&b, "[%d]", p.Occurrence)
 	}
 	fmt.Fprintf(&b, "-%d", p.Field)
-	if p.Repetition > 1 {
+	if p.WildcardRepetition {
+		b.WriteString("[*]")
+	} else if p.Repetition > 1 {
 		fmt.Fprintf(&b, "[%d]", p.Repetition)
 	}
 	if p.Component > 0 {
@@ -121,8 +142,12 @@ func atLeast1(n int) int {
 }
 
 // Value returns the value p addresses (absent when the message does not
-// reach it).
+// reach it). For a wildcard path it is the first present match, the first
+// of Values.
 func (m *Message) Value(p Path) Value {
+	if p.IsWildcard() {
+		return m.firstMatch(p)
+	}
 	seg, ok := m.Segment(p.Segment, atLeast1(p.Occurrence))
 	if !ok {
 		return Value{c: m.c}
@@ -145,10 +170,14 @@ func (m *Message) Value(p Path) Value {
 }
 
 // Get returns the decoded value at path (see Value.String), "" when absent.
+// A wildcard path is an error: it addresses several values (use Values).
 func (m *Message) Get(path string) (string, error) {
 	p, err := ParsePath(path)
 	if err != nil {
 		return "", err
+	}
+	if p.IsWildcard() {
+		return "", wildcardError(p)
 	}
 	return m.Value(p).String(), nil
 }
@@ -157,7 +186,8 @@ func (m *Message) Get(path string) (string, error) {
 // path. A path that stops at a field without a repetition index replaces the
 // whole field, every repetition included. Missing fields, repetitions and
 // components are created empty; a segment occurrence one past the last is
-// appended after the last segment of that name (or at the end).
+// appended after the last segment of that name (or at the end). A wildcard
+// path is an error: Expand it and set each concrete path.
 func (m *Message) Set(path, value string) error {
 	p, err := ParsePath(path)
 	if err != nil {
@@ -182,13 +212,29 @@ func (m *Message) SetRaw(path string, raw []byte) error {
 	if err != nil {
 		return err
 	}
+	return m.SetRawValue(p, raw)
+}
+
+// SetRawValue is SetRaw with a parsed path: raw must be in the message's
+// own delimiters and character set (a value read from the same message).
+func (m *Message) SetRawValue(p Path, raw []byte) error {
 	if bytes.ContainsAny(raw, "\r\n") || bytes.IndexByte(raw, m.c.d.Field) >= 0 {
 		return fmt.Errorf("%w: raw value for %s contains a segment terminator or field separator", ErrNotSettable, p)
 	}
 	return m.setRaw(p, raw)
 }
 
+func wildcardError(p Path) error {
+	return fmt.Errorf("%w %q: a wildcard addresses several values; expand it first", ErrPath, p.String())
+}
+
+// setRaw stores val at p. It never changes a segment's bytes in place: it
+// builds the new segment in a fresh buffer (bytes.Join always allocates)
+// and replaces the Segment in m.segs, which is what makes Clone cheap.
 func (m *Message) setRaw(p Path, val []byte) error {
+	if p.IsWildcard() {
+		return wildcardError(p)
+	}
 	occ := atLeast1(p.Occurrence)
 	idx := m.segmentIndex(p.Segment, occ)
 	if idx < 0 {

@@ -1,9 +1,9 @@
 package mapping
 
-// SKELETON: the contract; the operations helper implements it.
-
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 )
@@ -20,19 +20,213 @@ const (
 	Outbound
 )
 
-// RuleSet is a compiled rule set, safe for concurrent use.
+// RuleSet is a compiled rule set, safe for concurrent use: compiling does
+// every check and parse once, and Apply only reads it.
 type RuleSet struct {
 	rules []compiled
 }
 
-type compiled struct{ name string }
+// compiled is one rule ready to run.
+type compiled struct {
+	name string
+	when *Program // nil: always
+	op   op
+}
+
+// op is one compiled operation. apply changes m in place; the operations
+// that change the number of messages (filter, split) are handled by Apply
+// itself.
+type op interface {
+	apply(r *run, m *hl7v2.Message) error
+}
+
+// run is the state of one Apply: the rule being applied, the variables for
+// CEL, the issues raised so far and a path buffer reused by every
+// operation so expanding a wildcard does not allocate per rule.
+type run struct {
+	rule   string
+	vars   *Vars
+	issues []Issue
+	paths  []hl7v2.Path
+}
+
+// fail returns the RuleError of the rule being applied.
+func (r *run) fail(format string, args ...any) error {
+	return &RuleError{Rule: r.rule, Reason: fmt.Sprintf(format, args...)}
+}
+
+// flag records an issue for the rule being applied.
+func (r *run) flag(path, reason string) {
+	r.issues = append(r.issues, Issue{Rule: r.rule, Path: path, Reason: reason})
+}
+
+// expand returns the concrete paths of p in r's reusable buffer; the
+// result is valid until the next expand.
+func (r *run) expand(m *hl7v2.Message, p hl7v2.Path) []hl7v2.Path {
+	r.paths = m.AppendExpand(r.paths[:0], p)
+	return r.paths
+}
+
+// compiler collects every problem of a rule set, each naming its key.
+type compiler struct {
+	env   *Env
+	scope Scope
+	errs  []error
+}
+
+func (c *compiler) errorf(key, format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// path parses a path at key, recording the error; ok is false on error.
+func (c *compiler) path(key, s string) (hl7v2.Path, bool) {
+	if s == "" {
+		c.errorf(key, "required")
+		return hl7v2.Path{}, false
+	}
+	p, err := hl7v2.ParsePath(s)
+	if err != nil {
+		c.errorf(key, "%v", err)
+		return hl7v2.Path{}, false
+	}
+	if max(p.Occurrence, p.Field, p.Repetition, p.Component, p.Subcomponent) > maxRuleIndex {
+		c.errorf(key, "%s: an index above %d is not a position a message has", p, maxRuleIndex)
+		return hl7v2.Path{}, false
+	}
+	return p, true
+}
+
+// maxRuleIndex bounds each index of a rule's path. The path grammar goes
+// to 2^20, but a rule writing PID-1000000 would build a megabyte of empty
+// fields into every message it touches; no segment definition has more
+// than a few hundred fields, components or repetitions.
+const maxRuleIndex = 1000
+
+// writable is path for a value an operation writes: MSH-1 and MSH-2 (and
+// FHS/BHS) define the delimiters and cannot be written value by value.
+func (c *compiler) writable(key, s string) (hl7v2.Path, bool) {
+	p, ok := c.path(key, s)
+	if !ok {
+		return p, false
+	}
+	switch p.Segment {
+	case "MSH", "FHS", "BHS":
+		if p.Field <= 2 {
+			c.errorf(key, "%s-%d defines the delimiters and cannot be written", p.Segment, p.Field)
+			return p, false
+		}
+	}
+	return p, true
+}
+
+// opNames lists the operation keys, in the order spec.go declares them.
+var opNames = []string{"set", "copy", "move", "clear", "delete_segment", "add_segment", "map", "normalize", "version", "split", "filter"}
+
+func (r *Rule) ops() []string {
+	present := []bool{r.Set != nil, r.Copy != nil, r.Move != nil, r.Clear != nil, r.DeleteSegment != nil,
+		r.AddSegment != nil, r.Map != nil, r.Normalize != nil, r.Version != nil, r.Split != nil, r.Filter != nil}
+	var out []string
+	for i, ok := range present {
+		if ok {
+			out = append(out, opNames[i])
+		}
+	}
+	return out
+}
 
 // Compile checks and compiles rules (at key, e.g. interfaces[0].rules)
 // against env: every path parses, every table exists, every CEL
 // expression type-checks, exactly one operation per rule, unique names.
-// All problems at once, each naming its key.
+// All problems at once, each naming its key. A nil env is an environment
+// without tables in which no CEL expression compiles.
 func Compile(key string, rules []Rule, env *Env, scope Scope) (*RuleSet, error) {
-	return nil, errors.New("mapping: Compile not implemented yet")
+	c := &compiler{env: env, scope: scope}
+	rs := &RuleSet{rules: make([]compiled, 0, len(rules))}
+	seen := make(map[string]string, len(rules))
+	for i := range rules {
+		r := &rules[i]
+		rk := fmt.Sprintf("%s[%d]", key, i)
+		cr := compiled{name: r.Name}
+		switch {
+		case r.Name == "":
+			c.errorf(rk+".name", "required")
+		case seen[r.Name] != "":
+			c.errorf(rk+".name", "%q is already the name of %s", r.Name, seen[r.Name])
+		default:
+			seen[r.Name] = rk
+		}
+		if r.When != "" {
+			cr.when = c.cel(rk+".when", r.When, true)
+		}
+		ops := r.ops()
+		if len(ops) != 1 {
+			got := "none"
+			if len(ops) > 0 {
+				got = strings.Join(ops, ", ")
+			}
+			c.errorf(rk, "exactly one operation (%s) expected, got %s", strings.Join(opNames, ", "), got)
+			continue
+		}
+		before := len(c.errs)
+		var o op
+		switch {
+		case r.Set != nil:
+			o = c.compileSet(rk+".set", r.Set)
+		case r.Copy != nil:
+			o = c.compileCopy(rk+".copy", r.Copy, false)
+		case r.Move != nil:
+			o = c.compileCopy(rk+".move", r.Move, true)
+		case r.Clear != nil:
+			o = c.compileClear(rk+".clear", r.Clear)
+		case r.DeleteSegment != nil:
+			o = c.compileDeleteSegment(rk+".delete_segment", r.DeleteSegment)
+		case r.AddSegment != nil:
+			o = c.compileAddSegment(rk+".add_segment", r.AddSegment)
+		case r.Map != nil:
+			o = c.compileMap(rk+".map", r.Map)
+		case r.Normalize != nil:
+			o = c.compileNormalize(rk+".normalize", r.Normalize)
+		case r.Version != nil:
+			o = c.compileVersion(rk+".version", r.Version)
+		case r.Split != nil:
+			o = c.compileSplit(rk+".split", r.Split)
+		case r.Filter != nil:
+			o = compileFilter(r.Filter)
+		}
+		if len(c.errs) > before {
+			continue
+		}
+		cr.op = o
+		rs.rules = append(rs.rules, cr)
+	}
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return rs, nil
+}
+
+// cel compiles a CEL expression at key, bool or string, recording the
+// error.
+func (c *compiler) cel(key, expr string, isBool bool) *Program {
+	if c.env == nil {
+		c.errorf(key, "no CEL environment to compile the expression in")
+		return nil
+	}
+	var (
+		p   *Program
+		err error
+	)
+	if isBool {
+		p, err = c.env.CompileBool(key, expr)
+	} else {
+		p, err = c.env.CompileString(key, expr)
+	}
+	if err != nil {
+		// The environment names key and column itself.
+		c.errs = append(c.errs, err)
+		return nil
+	}
+	return p
 }
 
 // Len returns the number of rules.
@@ -49,6 +243,8 @@ type Result struct {
 	// split (children in order), none when filtered.
 	Messages []*hl7v2.Message
 	// Filtered is the filter that dropped the message, nil otherwise.
+	// After a split, a filter drops the children it holds for and
+	// Filtered is set only when it dropped the last one left.
 	Filtered *Filtered
 	// Issues are the flags raised (unmapped codes under policy flag,
 	// times without an offset), in order.
@@ -82,10 +278,57 @@ func (e *RuleError) Error() string { return "rule " + e.Rule + ": " + e.Reason }
 // Apply applies the rules in order to m (which it may change; clone it
 // first to keep the original) with vars for the CEL expressions
 // (vars.Msg is set to the message being worked on). A nil RuleSet
-// returns m unchanged.
+// returns m unchanged. After a split the rules that follow apply to each
+// child in turn. The error, when not nil, is a *RuleError.
 func (rs *RuleSet) Apply(m *hl7v2.Message, vars Vars) (Result, error) {
 	if rs == nil {
 		return Result{Messages: []*hl7v2.Message{m}}, nil
 	}
-	return Result{}, errors.New("mapping: Apply not implemented yet")
+	r := &run{vars: &vars}
+	msgs := []*hl7v2.Message{m}
+	var filtered *Filtered
+	for i := range rs.rules {
+		c := &rs.rules[i]
+		r.rule = c.name
+		// Without a split every message maps to at most one, so the
+		// survivors are collected in place.
+		out := msgs[:0]
+		if _, ok := c.op.(*splitOp); ok {
+			out = make([]*hl7v2.Message, 0, len(msgs)*2)
+		}
+		for _, cur := range msgs {
+			if c.when != nil {
+				vars.Msg = cur
+				ok, err := c.when.EvalBool(&vars)
+				if err != nil {
+					return Result{}, r.fail("when: %v", err)
+				}
+				if !ok {
+					out = append(out, cur)
+					continue
+				}
+			}
+			switch o := c.op.(type) {
+			case *filterOp:
+				filtered = &Filtered{Rule: c.name, Reason: o.reason}
+			case *splitOp:
+				kids, err := o.split(r, cur)
+				if err != nil {
+					return Result{}, err
+				}
+				out = append(out, kids...)
+			default:
+				vars.Msg = cur
+				if err := o.apply(r, cur); err != nil {
+					return Result{}, err
+				}
+				out = append(out, cur)
+			}
+		}
+		msgs = out
+		if len(msgs) == 0 {
+			return Result{Filtered: filtered, Issues: r.issues}, nil
+		}
+	}
+	return Result{Messages: msgs, Issues: r.issues}, nil
 }

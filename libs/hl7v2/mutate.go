@@ -1,0 +1,266 @@
+package hl7v2
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+)
+
+// Wildcard paths, segment edits and cloning: what a rule engine needs
+// beyond Get and Set.
+//
+// Segments are immutable once built: Set, SetRaw and the other writers
+// build a new segment (new bytes, new index) and replace the entry in the
+// message's segment slice; nothing writes into a segment's bytes. A clone
+// therefore only copies the slice of segments (one allocation), and a
+// change to the clone or to the original never shows in the other. Both
+// still refer to the parsed input, which must stay unmodified while
+// either is in use.
+
+// Clone returns a copy of m that can be changed without changing m. It
+// shares m's segment bytes, which are never written in place.
+func (m *Message) Clone() *Message {
+	return &Message{c: m.c, segs: slices.Clone(m.segs)}
+}
+
+// Expand returns the concrete paths (no wildcard) a path addresses, in
+// message order: for [*] on the occurrence, one per segment of that name;
+// for [*] on the repetition, one per repetition the field has in that
+// segment (none when the field is absent). A path without a wildcard is
+// returned as it is, whether or not the message reaches it (Set may
+// create it).
+func (m *Message) Expand(p Path) []Path {
+	return m.AppendExpand(nil, p)
+}
+
+// AppendExpand appends the concrete paths of p (see Expand) to dst, so a
+// caller applying many paths can reuse one buffer.
+func (m *Message) AppendExpand(dst []Path, p Path) []Path {
+	if !p.IsWildcard() {
+		return append(dst, p)
+	}
+	occ := 0
+	for i := range m.segs {
+		if !m.segs[i].Is(p.Segment) {
+			continue
+		}
+		occ++
+		if !p.WildcardOccurrence && occ != atLeast1(p.Occurrence) {
+			continue
+		}
+		q := p
+		q.WildcardOccurrence, q.Occurrence = false, occ
+		if !p.WildcardRepetition {
+			dst = append(dst, q)
+		} else {
+			q.WildcardRepetition = false
+			n := m.segs[i].Field(p.Field).NumReps()
+			for r := 1; r <= n; r++ {
+				q.Repetition = r
+				dst = append(dst, q)
+			}
+		}
+		if !p.WildcardOccurrence {
+			break
+		}
+	}
+	return dst
+}
+
+// Values returns every value p addresses that the message has, in message
+// order: the present values at the concrete paths of Expand. Without a
+// wildcard it is the one value when present, else nothing.
+func (m *Message) Values(p Path) []Value {
+	if !p.IsWildcard() {
+		if v := m.Value(p); v.Present() {
+			return []Value{v}
+		}
+		return nil
+	}
+	var out []Value
+	for _, q := range m.Expand(p) {
+		if v := m.Value(q); v.Present() {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// firstMatch is the first present value of a wildcard path, found without
+// allocating.
+func (m *Message) firstMatch(p Path) Value {
+	occ := 0
+	for i := range m.segs {
+		if !m.segs[i].Is(p.Segment) {
+			continue
+		}
+		occ++
+		if !p.WildcardOccurrence && occ != atLeast1(p.Occurrence) {
+			continue
+		}
+		q := p
+		q.WildcardOccurrence, q.Occurrence = false, occ
+		q.WildcardRepetition = false
+		n := 1
+		if p.WildcardRepetition {
+			n = m.segs[i].Field(p.Field).NumReps()
+		}
+		for r := 1; r <= n; r++ {
+			if p.WildcardRepetition {
+				q.Repetition = r
+			}
+			if v := m.Value(q); v.Present() {
+				return v
+			}
+		}
+		if !p.WildcardOccurrence {
+			break
+		}
+	}
+	return Value{c: m.c}
+}
+
+// DeleteSegment removes the occ-th (1-based) segment named name, or every
+// one of them when occ is 0 (none is not an error then). The header (MSH)
+// cannot be deleted; a missing occurrence is ErrNoSegment.
+func (m *Message) DeleteSegment(name string, occ int) error {
+	if name == "MSH" {
+		return fmt.Errorf("%w: the message header cannot be deleted", ErrNotSettable)
+	}
+	if occ < 0 {
+		return fmt.Errorf("%w: %s occurrence %d", ErrNoSegment, name, occ)
+	}
+	if occ == 0 {
+		m.segs = slices.DeleteFunc(m.segs, func(s Segment) bool { return s.Is(name) })
+		return nil
+	}
+	i := m.segmentIndex(name, occ)
+	if i < 0 {
+		return fmt.Errorf("%w: %s occurrence %d (message has %d)", ErrNoSegment, name, occ, m.Count(name))
+	}
+	m.segs = slices.Delete(m.segs, i, i+1)
+	return nil
+}
+
+// CheckSegmentER7 reports whether er7 is a segment InsertSegment accepts:
+// one segment in the standard delimiters |^~\& with a valid segment ID
+// that is not a header (MSH, FHS, BHS), no segment terminator. A rule
+// compiler checks a configured segment with it once, at load.
+func CheckSegmentER7(er7 string) error {
+	if bytes.ContainsAny([]byte(er7), "\r\n") {
+		return fmt.Errorf("%w: a segment to insert holds a line break", ErrSegmentName)
+	}
+	name := er7
+	if i := bytes.IndexByte([]byte(er7), DefaultDelimiters.Field); i >= 0 {
+		name = er7[:i]
+	}
+	if !validSegmentName([]byte(name)) {
+		return fmt.Errorf("%w: a segment to insert must start with 3 upper-case letters or digits and |", ErrSegmentName)
+	}
+	switch name {
+	case "MSH", "FHS", "BHS":
+		return fmt.Errorf("%w: %s cannot be inserted", ErrNotSettable, name)
+	}
+	return nil
+}
+
+// InsertSegment inserts the segment er7, written with the standard
+// delimiters |^~\& (escapes such as \F\ included), after the segment at
+// index after (0 is the MSH; -1 appends at the end). It is re-encoded in
+// the message's own delimiters and character set, so a configured segment
+// fits a sender that uses other ones.
+func (m *Message) InsertSegment(after int, er7 string) error {
+	if err := CheckSegmentER7(er7); err != nil {
+		return err
+	}
+	if after < -1 || after >= len(m.segs) {
+		return fmt.Errorf("%w: no segment at index %d to insert after (message has %d)", ErrNoSegment, after, len(m.segs))
+	}
+	raw, err := m.reencode(er7)
+	if err != nil {
+		return err
+	}
+	seg, err := indexSegment(raw, m.c.d.Field, m.c, make([]int32, 0, bytes.Count(raw, []byte{m.c.d.Field})+2))
+	if err != nil {
+		return err
+	}
+	at := len(m.segs)
+	if after >= 0 {
+		at = after + 1
+	}
+	m.segs = slices.Insert(m.segs, at, seg)
+	return nil
+}
+
+// reencode turns er7 in the standard delimiters into the message's
+// delimiters and character set. With the standard delimiters only the
+// character set changes; otherwise each leaf is unescaped in the standard
+// delimiters and escaped again in the message's, so a literal ^ in the
+// message's component separator's place stays a literal.
+func (m *Message) reencode(er7 string) ([]byte, error) {
+	std, d := DefaultDelimiters, m.c.d
+	if d.Field == std.Field && d.Component == std.Component && d.Repetition == std.Repetition &&
+		d.Escape == std.Escape && d.Subcomponent == std.Subcomponent {
+		return m.c.charset.encode(er7)
+	}
+	src := []byte(er7)
+	out := make([]byte, 0, len(src)+8)
+	mapSep := func(ch byte) (byte, bool) {
+		switch ch {
+		case std.Field:
+			return d.Field, true
+		case std.Component:
+			return d.Component, true
+		case std.Repetition:
+			return d.Repetition, true
+		case std.Subcomponent:
+			return d.Subcomponent, true
+		}
+		return 0, false
+	}
+	flush := func(leaf []byte) error {
+		if len(leaf) == 0 {
+			return nil
+		}
+		enc, err := m.c.charset.encode(string(Unescape(leaf, std)))
+		if err != nil {
+			return err
+		}
+		out = append(out, Escape(enc, d)...)
+		return nil
+	}
+	start := 0
+	for i := 0; i < len(src); i++ {
+		sep, ok := mapSep(src[i])
+		if !ok {
+			continue
+		}
+		if err := flush(src[start:i]); err != nil {
+			return nil, err
+		}
+		out = append(out, sep)
+		start = i + 1
+	}
+	if err := flush(src[start:]); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Subset returns a new message made of the segments of m at the given
+// indices, in the order given, sharing m's delimiters, character set and
+// segment bytes (see Clone). The first index must be that of the MSH (0),
+// so the result is a message. A split makes one message per group with it.
+func (m *Message) Subset(indices []int) (*Message, error) {
+	if len(indices) == 0 || indices[0] != 0 {
+		return nil, fmt.Errorf("%w: a message starts with its MSH (index 0)", ErrNoSegment)
+	}
+	segs := make([]Segment, len(indices))
+	for i, ix := range indices {
+		if ix < 0 || ix >= len(m.segs) {
+			return nil, fmt.Errorf("%w: no segment at index %d (message has %d)", ErrNoSegment, ix, len(m.segs))
+		}
+		segs[i] = m.segs[ix]
+	}
+	return &Message{c: m.c, segs: segs}, nil
+}

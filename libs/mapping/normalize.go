@@ -1,0 +1,167 @@
+package mapping
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
+)
+
+// normalizeOp rewrites date/times: to UTC with an explicit +0000, and/or
+// truncated to a precision. Values are read with hl7v2.ParseDTM, the
+// grammar the validator checks, so what validates normalizes.
+type normalizeOp struct {
+	path      hl7v2.Path
+	toUTC     bool
+	precision hl7v2.Precision // 0: keep
+}
+
+// precisions are the names normalize.precision accepts.
+var precisions = map[string]hl7v2.Precision{
+	"year": hl7v2.PrecisionYear, "month": hl7v2.PrecisionMonth, "day": hl7v2.PrecisionDay,
+	"hour": hl7v2.PrecisionHour, "minute": hl7v2.PrecisionMinute, "second": hl7v2.PrecisionSecond,
+}
+
+func (c *compiler) compileNormalize(key string, s *NormalizeOp) op {
+	p, _ := c.writable(key+".path", s.Path)
+	o := &normalizeOp{path: p}
+	switch s.To {
+	case "":
+	case "utc":
+		o.toUTC = true
+	default:
+		c.errorf(key+".to", "%q is not a target; the one there is: utc", s.To)
+	}
+	if s.Precision != "" {
+		pr, ok := precisions[s.Precision]
+		if !ok {
+			c.errorf(key+".precision", "%q is not one of year, month, day, hour, minute, second", s.Precision)
+		}
+		o.precision = pr
+	}
+	if s.To == "" && s.Precision == "" {
+		c.errorf(key, "one of to and precision is required")
+	}
+	return o
+}
+
+func (o *normalizeOp) apply(r *run, m *hl7v2.Message) error {
+	for _, p := range r.expand(m, o.path) {
+		// A TS field (before 2.6) holds the time in its first component
+		// and the degree of precision in the second; a DTM field has no
+		// components, and its first component is the field itself. Either
+		// way the time is component 1, and the rest is kept.
+		if p.Component == 0 {
+			p.Component = 1
+		}
+		v := m.Value(p)
+		if v.IsEmpty() || v.IsNull() {
+			continue
+		}
+		s := v.String()
+		d, ok := hl7v2.ParseDTM([]byte(s))
+		if !ok {
+			return r.fail("%s is not an HL7 date/time", p)
+		}
+		frac := fractionDigits(s)
+		if o.toUTC {
+			switch {
+			case !d.HasOffset:
+				r.flag(p.String(), "no UTC offset; left in the sender's time")
+			case d.Precision >= hl7v2.PrecisionHour:
+				// A date alone names a day, not an instant: it has no UTC
+				// equivalent and is left as written.
+				d = fromTime(d.Time().UTC(), d.Precision)
+			}
+		}
+		if o.precision != 0 && o.precision < d.Precision {
+			d = truncate(d, o.precision)
+		}
+		out := formatDTM(d, frac)
+		if out == s {
+			continue
+		}
+		if err := m.SetValue(p, out); err != nil {
+			return r.fail("%s: %v", p, err)
+		}
+	}
+	return nil
+}
+
+// fractionDigits counts the digits of the fraction of a DTM (0 without
+// one), so a rewritten value keeps the sender's resolution.
+func fractionDigits(s string) int {
+	_, f, ok := strings.Cut(s, ".")
+	if !ok {
+		return 0
+	}
+	n := 0
+	for n < len(f) && f[n] >= '0' && f[n] <= '9' {
+		n++
+	}
+	return n
+}
+
+// fromTime is the DateTime of t (in UTC) at precision, offset +0000.
+func fromTime(t time.Time, pr hl7v2.Precision) hl7v2.DateTime {
+	return hl7v2.DateTime{
+		Year: t.Year(), Month: int(t.Month()), Day: t.Day(),
+		Hour: t.Hour(), Minute: t.Minute(), Second: t.Second(), Nanosecond: t.Nanosecond(),
+		Precision: pr, HasOffset: true,
+	}
+}
+
+// truncate drops the parts of d finer than pr.
+func truncate(d hl7v2.DateTime, pr hl7v2.Precision) hl7v2.DateTime {
+	d.Precision = pr
+	if pr < hl7v2.PrecisionFraction {
+		d.Nanosecond = 0
+	}
+	if pr < hl7v2.PrecisionSecond {
+		d.Second = 0
+	}
+	if pr < hl7v2.PrecisionMinute {
+		d.Minute = 0
+	}
+	if pr < hl7v2.PrecisionHour {
+		d.Hour = 0
+	}
+	if pr < hl7v2.PrecisionDay {
+		d.Day = 1
+	}
+	if pr < hl7v2.PrecisionMonth {
+		d.Month = 1
+	}
+	return d
+}
+
+// formatDTM writes d in the DTM grammar at its precision, the fraction
+// with frac digits (1 to 4), the offset as +HHMM when it has one.
+func formatDTM(d hl7v2.DateTime, frac int) string {
+	b := make([]byte, 0, 24)
+	b = fmt.Appendf(b, "%04d", d.Year)
+	for _, part := range []struct {
+		pr hl7v2.Precision
+		v  int
+	}{{hl7v2.PrecisionMonth, d.Month}, {hl7v2.PrecisionDay, d.Day}, {hl7v2.PrecisionHour, d.Hour}, {hl7v2.PrecisionMinute, d.Minute}, {hl7v2.PrecisionSecond, d.Second}} {
+		if d.Precision < part.pr {
+			break
+		}
+		b = fmt.Appendf(b, "%02d", part.v)
+	}
+	if d.Precision >= hl7v2.PrecisionFraction && frac > 0 {
+		f := fmt.Sprintf("%09d", d.Nanosecond)
+		b = append(b, '.')
+		b = append(b, f[:min(frac, 4)]...)
+	}
+	if d.HasOffset {
+		sign, off := byte('+'), d.Offset
+		if off < 0 {
+			sign, off = '-', -off
+		}
+		b = append(b, sign)
+		b = fmt.Appendf(b, "%02d%02d", off/3600, off%3600/60)
+	}
+	return string(b)
+}

@@ -1,0 +1,108 @@
+package mapping
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
+)
+
+// mapOp maps the value at each match of path through a code table,
+// writing the standard code there and, where the rule names them, the
+// table's system and display at the aligned positions.
+type mapOp struct {
+	path, system, display hl7v2.Path
+	hasSystem, hasDisplay bool
+	table                 *Table
+	tableName             string
+	unmapped              string
+}
+
+func (c *compiler) compileMap(key string, s *MapOp) op {
+	o := &mapOp{unmapped: s.Unmapped, tableName: s.Table}
+	p, ok := c.writable(key+".path", s.Path)
+	o.path = p
+	if s.SystemPath != "" {
+		o.system, o.hasSystem = c.aligned(key+".system_path", s.SystemPath, p, ok)
+	}
+	if s.DisplayPath != "" {
+		o.display, o.hasDisplay = c.aligned(key+".display_path", s.DisplayPath, p, ok)
+	}
+	switch {
+	case s.Table == "":
+		c.errorf(key+".table", "required")
+	case c.env == nil || c.env.Tables()[s.Table] == nil:
+		c.errorf(key+".table", "%q is not a configured table", s.Table)
+	default:
+		o.table = c.env.Tables()[s.Table]
+	}
+	switch s.Unmapped {
+	case "":
+		o.unmapped = UnmappedPass
+	case UnmappedPass, UnmappedFlag, UnmappedReject:
+	default:
+		c.errorf(key+".unmapped", "%q is not one of %s, %s, %s", s.Unmapped, UnmappedPass, UnmappedFlag, UnmappedReject)
+	}
+	return o
+}
+
+// aligned parses a path that follows the wildcards of ref (checked only
+// when ref parsed).
+func (c *compiler) aligned(key, s string, ref hl7v2.Path, refOK bool) (hl7v2.Path, bool) {
+	p, ok := c.writable(key, s)
+	if ok && refOK {
+		c.sameWildcards(key, p, "path", ref)
+	}
+	return p, ok
+}
+
+// maxQuotedCode bounds a code quoted in an issue or a dead-letter reason:
+// a code is short, and a long value at a mis-configured path is content
+// the reason must not carry.
+const maxQuotedCode = 40
+
+// quoteCode quotes a table code for a reason, cut to maxQuotedCode bytes.
+func quoteCode(s string) string {
+	if len(s) > maxQuotedCode {
+		return fmt.Sprintf("%q...", strings.ToValidUTF8(s[:maxQuotedCode], ""))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func (o *mapOp) apply(r *run, m *hl7v2.Message) error {
+	for _, p := range r.expand(m, o.path) {
+		v := m.Value(p)
+		if v.IsEmpty() {
+			continue // nothing to map
+		}
+		code := v.String()
+		e, ok := o.table.Lookup(code)
+		if !ok {
+			switch o.unmapped {
+			case UnmappedFlag:
+				r.flag(p.String(), fmt.Sprintf("code %s is not in table %s", quoteCode(code), o.tableName))
+			case UnmappedReject:
+				return r.fail("code %s at %s is not in table %s", quoteCode(code), p, o.tableName)
+			}
+			continue
+		}
+		if e.Code != "" && e.Code != code {
+			if err := m.SetValue(p, e.Code); err != nil {
+				return r.fail("%s: %v", p, err)
+			}
+		}
+		if o.hasSystem && e.System != "" {
+			q := align(o.system, p)
+			if err := m.SetValue(q, e.System); err != nil {
+				return r.fail("%s: %v", q, err)
+			}
+		}
+		if o.hasDisplay && e.Display != "" {
+			q := align(o.display, p)
+			if err := m.SetValue(q, e.Display); err != nil {
+				return r.fail("%s: %v", q, err)
+			}
+		}
+	}
+	return nil
+}
