@@ -97,10 +97,8 @@ func loadExchange(path string) (*exchange, error) {
 	}
 	ex := &exchange{file: f, compiled: compiled, parser: parser, kc: f.Kafka,
 		interfaces: map[string]ingress.Interface{}, destinations: map[string]bool{}}
-	var dests []string
 	for _, d := range f.Destinations {
 		ex.destinations[d.Name] = true
-		dests = append(dests, d.Name)
 	}
 	for _, it := range f.Interfaces {
 		ex.interfaces[it.Name] = it
@@ -110,7 +108,8 @@ func loadExchange(path string) (*exchange, error) {
 	log := slog.New(slog.DiscardHandler)
 	ex.parse = parse.New(parse.Config{Profiles: profiles, Parser: parser}, f.Kafka, nil, log)
 	ex.trans = transform.New(transform.Config{Parser: parser, Rules: compiled.Transform}, f.Kafka, nil, log)
-	ex.route = route.New(route.Config{Parser: parser, Destinations: dests, Rules: compiled.Route}, f.Kafka, nil, log)
+	ex.route = route.New(route.Config{}, f.Kafka, nil, log)
+	ex.route.SetRules(compiled.Route)
 	return ex, nil
 }
 
