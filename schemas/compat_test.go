@@ -12,6 +12,11 @@ import (
 
 var release = flag.Bool("release", false, "copy the current schemas to testdata/released (when cutting a release)")
 
+// unreleased names the schemas added since the last release: they have
+// nothing on any topic to stay compatible with yet. Cutting a release
+// (-release) copies them too; empty this set then.
+var unreleased = map[string]bool{Decisions: true}
+
 // TestBackwardCompatible checks every schema against its released version
 // in testdata/released: the current schema must be able to read what the
 // released one wrote (Avro schema resolution), which is what BACKWARD
@@ -30,6 +35,12 @@ func TestBackwardCompatible(t *testing.T) {
 			continue
 		}
 		old, err := os.ReadFile(path)
+		if unreleased[name] {
+			if err == nil {
+				t.Errorf("%s: released (%s exists) but still listed in unreleased: remove it there", name, path)
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s: no released version (run go test -release when releasing): %v", name, err)
 		}

@@ -58,3 +58,53 @@ func headerRecord(t *testing.T, name string) any {
 	t.Fatalf("%s: no header field", name)
 	return nil
 }
+
+// TestIssueRecordIsTheSameEverywhere: transformed.issues reuses parsed's
+// Issue record (canonical.Issue is one Go type for both), spelled out
+// again because Avro needs it in each schema. The copies must not drift.
+func TestIssueRecordIsTheSameEverywhere(t *testing.T) {
+	parsed := issueRecord(t, Parsed, "validation", "issues")
+	transformed := issueRecord(t, Transformed, "issues")
+	if !reflect.DeepEqual(parsed, transformed) {
+		a, _ := json.Marshal(parsed)
+		b, _ := json.Marshal(transformed)
+		t.Errorf("transformed.avsc's Issue differs from parsed.avsc's:\n%s\n%s", b, a)
+	}
+	if len(parsed["fields"].([]any)) != 5 {
+		t.Errorf("Issue has not the 5 fields canonical.Issue has: %v", parsed)
+	}
+}
+
+// issueRecord returns the item type of the array field at path (record
+// fields, from the top) of schema name, which must be the Issue record.
+func issueRecord(t *testing.T, name string, path ...string) map[string]any {
+	t.Helper()
+	text, err := Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(text), &rec); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var typ any = rec
+	for _, p := range path {
+		r, _ := typ.(map[string]any)
+		fields, _ := r["fields"].([]any)
+		typ = nil
+		for _, f := range fields {
+			if fm, _ := f.(map[string]any); fm["name"] == p {
+				typ = fm["type"]
+			}
+		}
+		if typ == nil {
+			t.Fatalf("%s: no field %v", name, path)
+		}
+	}
+	arr, _ := typ.(map[string]any)
+	item, _ := arr["items"].(map[string]any)
+	if arr["type"] != "array" || item["type"] != "record" || item["name"] != "Issue" {
+		t.Fatalf("%s.%v is not an array of Issue: %v", name, path, typ)
+	}
+	return item
+}

@@ -15,10 +15,11 @@ const (
 	Out         = "out"
 	DeadLetter  = "dlq"
 	Delivery    = "delivery"
+	Decisions   = "decisions"
 )
 
 // All lists every schema name.
-var All = []string{Raw, Parsed, Transformed, Out, DeadLetter, Delivery}
+var All = []string{Raw, Parsed, Transformed, Out, DeadLetter, Delivery, Decisions}
 
 // Get returns the text of schema name (e.g. Raw).
 func Get(name string) (string, error) {

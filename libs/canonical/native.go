@@ -20,6 +20,7 @@ func (*Transformed) Schema() string { return schemas.Transformed }
 func (*Out) Schema() string         { return schemas.Out }
 func (*DeadLetter) Schema() string  { return schemas.DeadLetter }
 func (*Delivery) Schema() string    { return schemas.Delivery }
+func (*Decision) Schema() string    { return schemas.Decisions }
 
 // fromNative builds the record of a schema from goavro's native form.
 var fromNative = map[string]func(map[string]any) Record{
@@ -39,18 +40,14 @@ var fromNative = map[string]func(map[string]any) Record{
 			Payload: byt(m, "payload"), ParentMessageID: optStr(m, "parent_message_id")}
 		vm, _ := m["validation"].(map[string]any)
 		p.Validation = Validation{Version: str(vm, "version"), Structure: str(vm, "structure"), Valid: boolean(vm, "valid"),
-			IssuesTruncated: int(num(vm, "issues_truncated"))}
-		for _, i := range list(vm, "issues") {
-			im, _ := i.(map[string]any)
-			p.Validation.Issues = append(p.Validation.Issues, Issue{Severity: str(im, "severity"), Code: int(num(im, "code")),
-				Location: str(im, "location"), Rule: str(im, "rule"), Text: str(im, "text")})
-		}
+			Issues: issuesFrom(list(vm, "issues")), IssuesTruncated: int(num(vm, "issues_truncated"))}
 		return p
 	},
 	schemas.Transformed: func(m map[string]any) Record {
 		t := &Transformed{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
 			OrderingKey: str(m, "ordering_key"), Header: headerFrom(m["header"]), Message: byt(m, "message"),
-			MessageTime: optStr(m, "message_time"), MessageTimeOffset: optStr(m, "message_time_offset")}
+			MessageTime: optStr(m, "message_time"), MessageTimeOffset: optStr(m, "message_time_offset"),
+			ConfigVersion: str(m, "config_version"), Issues: issuesFrom(list(m, "issues")), ParentMessageID: optStr(m, "parent_message_id")}
 		if pm, ok := unionValue(m["patient"]).(map[string]any); ok {
 			p := &Patient{FamilyName: str(pm, "family_name"), GivenName: str(pm, "given_name"),
 				BirthDate: str(pm, "birth_date"), Sex: str(pm, "sex")}
@@ -65,13 +62,15 @@ var fromNative = map[string]func(map[string]any) Record{
 	schemas.Out: func(m map[string]any) Record {
 		return &Out{MessageID: str(m, "message_id"), Interface: str(m, "interface"), ReceivedAt: ts(m, "received_at"),
 			OrderingKey: str(m, "ordering_key"), ControlID: str(m, "control_id"), Destination: str(m, "destination"),
-			Route: str(m, "route"), ContentType: str(m, "content_type"), Payload: byt(m, "payload")}
+			Route: str(m, "route"), ContentType: str(m, "content_type"), Payload: byt(m, "payload"),
+			ConfigVersion: str(m, "config_version")}
 	},
 	schemas.DeadLetter: func(m map[string]any) Record {
 		d := &DeadLetter{MessageID: str(m, "message_id"), ControlID: str(m, "control_id"), Stage: str(m, "stage"), ErrorClass: str(m, "error_class"),
 			Reason: str(m, "reason"), SourceTopic: str(m, "source_topic"), SourcePartition: int32(num(m, "source_partition")),
 			SourceOffset: num(m, "source_offset"), Attempts: int(num(m, "attempts")), FirstFailedAt: ts(m, "first_failed_at"),
-			LastFailedAt: ts(m, "last_failed_at"), Value: byt(m, "value")}
+			LastFailedAt: ts(m, "last_failed_at"), Value: byt(m, "value"),
+			Destination: optStr(m, "destination"), Program: optStr(m, "program")}
 		if k, ok := unionValue(m["key"]).([]byte); ok {
 			d.Key = k
 		}
@@ -89,6 +88,45 @@ var fromNative = map[string]func(map[string]any) Record{
 			Attempt: int(num(m, "attempt")), Outcome: str(m, "outcome"), AckCode: str(m, "ack_code"), Error: str(m, "error"),
 			LatencyMS: dbl(m, "latency_ms"), At: ts(m, "at")}
 	},
+	schemas.Decisions: func(m map[string]any) Record {
+		d := &Decision{MessageID: str(m, "message_id"), ParentMessageID: optStr(m, "parent_message_id"), Interface: str(m, "interface"),
+			ControlID: str(m, "control_id"), MessageType: str(m, "message_type"), Stage: str(m, "stage"), DecidedAt: ts(m, "decided_at"),
+			ConfigVersion: str(m, "config_version"), Outcome: str(m, "outcome"), Programs: strs(list(m, "programs"))}
+		if fm, ok := unionValue(m["filter"]).(map[string]any); ok {
+			d.Filter = &FilterDecision{Rule: str(fm, "rule"), Reason: str(fm, "reason")}
+		}
+		for _, r := range list(m, "routes") {
+			rm, _ := r.(map[string]any)
+			d.Routes = append(d.Routes, RouteDecision{Route: str(rm, "route"), Matched: boolean(rm, "matched"), Reason: str(rm, "reason"),
+				Destinations: strs(list(rm, "destinations"))})
+		}
+		for _, x := range list(m, "destinations") {
+			xm, _ := x.(map[string]any)
+			d.Destinations = append(d.Destinations, DestinationDecision{Destination: str(xm, "destination"), Outcome: str(xm, "outcome"),
+				Rule: str(xm, "rule"), Reason: str(xm, "reason")})
+		}
+		return d
+	},
+}
+
+// issuesFrom reads the Issue records of parsed's validation and
+// transformed's issues; nil when there are none.
+func issuesFrom(l []any) []Issue {
+	var out []Issue
+	for _, i := range l {
+		im, _ := i.(map[string]any)
+		out = append(out, Issue{Severity: str(im, "severity"), Code: int(num(im, "code")),
+			Location: str(im, "location"), Rule: str(im, "rule"), Text: str(im, "text")})
+	}
+	return out
+}
+
+func issuesNative(issues []Issue) []any {
+	out := make([]any, len(issues))
+	for i, is := range issues {
+		out[i] = map[string]any{"severity": is.Severity, "code": int32(is.Code), "location": is.Location, "rule": is.Rule, "text": is.Text}
+	}
+	return out
 }
 
 func (h Header) toNative() map[string]any {
@@ -119,10 +157,7 @@ func (r *Raw) toNative() map[string]any {
 }
 
 func (p *Parsed) toNative() map[string]any {
-	issues := make([]any, len(p.Validation.Issues))
-	for i, is := range p.Validation.Issues {
-		issues[i] = map[string]any{"severity": is.Severity, "code": int32(is.Code), "location": is.Location, "rule": is.Rule, "text": is.Text}
-	}
+	issues := issuesNative(p.Validation.Issues)
 	return map[string]any{"message_id": p.MessageID, "interface": p.Interface, "received_at": p.ReceivedAt.UTC(),
 		"ordering_key": p.OrderingKey, "header": p.Header.toNative(), "delimiters": p.Delimiters,
 		"validation": map[string]any{"version": p.Validation.Version, "structure": p.Validation.Structure,
@@ -142,13 +177,14 @@ func (t *Transformed) toNative() map[string]any {
 	}
 	return map[string]any{"message_id": t.MessageID, "interface": t.Interface, "received_at": t.ReceivedAt.UTC(),
 		"ordering_key": t.OrderingKey, "header": t.Header.toNative(), "message": nonNil(t.Message),
-		"message_time": unionStr(t.MessageTime), "message_time_offset": unionStr(t.MessageTimeOffset), "patient": patient}
+		"message_time": unionStr(t.MessageTime), "message_time_offset": unionStr(t.MessageTimeOffset), "patient": patient,
+		"config_version": t.ConfigVersion, "issues": issuesNative(t.Issues), "parent_message_id": unionStr(t.ParentMessageID)}
 }
 
 func (o *Out) toNative() map[string]any {
 	return map[string]any{"message_id": o.MessageID, "interface": o.Interface, "received_at": o.ReceivedAt.UTC(),
 		"ordering_key": o.OrderingKey, "control_id": o.ControlID, "destination": o.Destination, "route": o.Route,
-		"content_type": o.ContentType, "payload": nonNil(o.Payload)}
+		"content_type": o.ContentType, "payload": nonNil(o.Payload), "config_version": o.ConfigVersion}
 }
 
 func (d *DeadLetter) toNative() map[string]any {
@@ -163,13 +199,33 @@ func (d *DeadLetter) toNative() map[string]any {
 	return map[string]any{"message_id": d.MessageID, "control_id": d.ControlID, "stage": d.Stage, "error_class": d.ErrorClass, "reason": d.Reason,
 		"source_topic": d.SourceTopic, "source_partition": d.SourcePartition, "source_offset": d.SourceOffset,
 		"attempts": int32(d.Attempts), "first_failed_at": d.FirstFailedAt.UTC(), "last_failed_at": d.LastFailedAt.UTC(),
-		"key": key, "value": nonNil(d.Value), "headers": headers}
+		"key": key, "value": nonNil(d.Value), "headers": headers,
+		"destination": unionStr(d.Destination), "program": unionStr(d.Program)}
 }
 
 func (d *Delivery) toNative() map[string]any {
 	return map[string]any{"message_id": d.MessageID, "control_id": d.ControlID, "destination": d.Destination,
 		"attempt": int32(d.Attempt), "outcome": d.Outcome, "ack_code": d.AckCode, "error": d.Error,
 		"latency_ms": d.LatencyMS, "at": d.At.UTC()}
+}
+
+func (d *Decision) toNative() map[string]any {
+	var filter any
+	if d.Filter != nil {
+		filter = map[string]any{"org.hl7bus.v1.FilterDecision": map[string]any{"rule": d.Filter.Rule, "reason": d.Filter.Reason}}
+	}
+	routes := make([]any, len(d.Routes))
+	for i, r := range d.Routes {
+		routes[i] = map[string]any{"route": r.Route, "matched": r.Matched, "reason": r.Reason, "destinations": strsNative(r.Destinations)}
+	}
+	dests := make([]any, len(d.Destinations))
+	for i, x := range d.Destinations {
+		dests[i] = map[string]any{"destination": x.Destination, "outcome": x.Outcome, "rule": x.Rule, "reason": x.Reason}
+	}
+	return map[string]any{"message_id": d.MessageID, "parent_message_id": unionStr(d.ParentMessageID), "interface": d.Interface,
+		"control_id": d.ControlID, "message_type": d.MessageType, "stage": d.Stage, "decided_at": d.DecidedAt.UTC(),
+		"config_version": d.ConfigVersion, "outcome": d.Outcome, "filter": filter, "routes": routes,
+		"destinations": dests, "programs": strsNative(d.Programs)}
 }
 
 // Helpers reading goavro's native values; a missing key (a record written
@@ -184,6 +240,24 @@ func boolean(m map[string]any, k string) bool { b, _ := m[k].(bool); return b }
 func dbl(m map[string]any, k string) float64 { f, _ := m[k].(float64); return f }
 
 func list(m map[string]any, k string) []any { l, _ := m[k].([]any); return l }
+
+// strs reads an array of strings; nil when empty.
+func strs(l []any) []string {
+	var out []string
+	for _, v := range l {
+		s, _ := v.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+func strsNative(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
 
 func num(m map[string]any, k string) int64 {
 	switch v := m[k].(type) {

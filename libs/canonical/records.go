@@ -126,6 +126,15 @@ type Transformed struct {
 	MessageTime       string
 	MessageTimeOffset string
 	Patient           *Patient
+	// ConfigVersion is the configuration version whose inbound rules made
+	// the record ("" in records written before rules).
+	ConfigVersion string
+	// Issues are the inbound rules' findings (a code a map rule with
+	// unmapped: flag could not map); validation issues stay on Parsed.
+	Issues []Issue
+	// ParentMessageID is the message ID of the message this one was split
+	// from (by a split rule, or parse from a batch), "" otherwise.
+	ParentMessageID string
 }
 
 // Content types of Out.Payload.
@@ -145,6 +154,10 @@ type Out struct {
 	Route       string
 	ContentType string
 	Payload     []byte
+	// ConfigVersion is the configuration version whose routes and
+	// destination rules made the record ("" in records written before
+	// rules).
+	ConfigVersion string
 }
 
 // Error classes of a dead letter.
@@ -172,13 +185,37 @@ type DeadLetter struct {
 	Key             []byte // nil when the input had none
 	Value           []byte
 	Headers         map[string][]byte
+	// Destination is set when only that destination's copy failed (a
+	// destination rule in route, or egress): a replay re-runs that
+	// destination only. "" when the whole record failed.
+	Destination string
+	// Program is set when only that surveillance program's copy failed,
+	// "" otherwise.
+	Program string
 }
 
-// Delivery outcomes.
+// Delivery outcomes; OutcomeDeadLettered is also a Decision outcome.
 const (
 	OutcomeDelivered    = "delivered"
 	OutcomeRetry        = "retry"
 	OutcomeDeadLettered = "dead_lettered"
+)
+
+// Decision outcomes (Decision.Outcome and DestinationDecision.Outcome),
+// besides OutcomeDeadLettered.
+const (
+	// OutcomeRouted: written to at least one out.<destination> (for a
+	// DestinationDecision: to its own).
+	OutcomeRouted = "routed"
+	// OutcomeFiltered: a filter rule dropped the message (for a
+	// DestinationDecision: that destination's copy).
+	OutcomeFiltered = "filtered"
+)
+
+// Stages that write decisions (Decision.Stage).
+const (
+	StageTransform = "transform"
+	StageRoute     = "route"
 )
 
 // Delivery is the outcome of one delivery attempt (topic delivery).
@@ -192,4 +229,72 @@ type Delivery struct {
 	Error       string
 	LatencyMS   float64
 	At          time.Time
+}
+
+// Decision is what the rules decided for one message and why (topic
+// decisions, keyed by message ID): transform writes one when an inbound
+// filter drops a message, route one for every message it routes. Reasons
+// name rules, routes and codes, never message content.
+type Decision struct {
+	MessageID string
+	// ParentMessageID is the message this one was split from, "" if none.
+	ParentMessageID string
+	Interface       string
+	ControlID       string
+	// MessageType is MSH-9.1^MSH-9.2 ("ORU^R01"), see MessageTypeOf.
+	MessageType string
+	// Stage is StageTransform or StageRoute.
+	Stage     string
+	DecidedAt time.Time
+	// ConfigVersion is the configuration version that decided.
+	ConfigVersion string
+	// Outcome is OutcomeRouted, OutcomeFiltered or OutcomeDeadLettered.
+	Outcome string
+	// Filter is the inbound filter that dropped the message, nil if none.
+	Filter *FilterDecision
+	// Routes holds every route evaluated, in configuration order.
+	Routes []RouteDecision
+	// Destinations holds each selected destination once, in the order
+	// first selected.
+	Destinations []DestinationDecision
+	// Programs are the surveillance programs chosen (none until
+	// surveillance exists).
+	Programs []string
+}
+
+// FilterDecision names the filter rule that dropped a message.
+type FilterDecision struct {
+	Rule   string
+	Reason string
+}
+
+// RouteDecision is one route's verdict on a message.
+type RouteDecision struct {
+	Route   string
+	Matched bool
+	// Reason says why the route did not match, "" when it did.
+	Reason string
+	// Destinations are the route's destinations.
+	Destinations []string
+}
+
+// DestinationDecision is what one selected destination got.
+type DestinationDecision struct {
+	Destination string
+	// Outcome is OutcomeRouted, OutcomeFiltered or OutcomeDeadLettered.
+	Outcome string
+	// Rule is the destination rule that filtered or failed, "" when
+	// routed.
+	Rule string
+	// Reason is why it was filtered or dead-lettered, "" when routed.
+	Reason string
+}
+
+// MessageTypeOf returns h's message type as decisions record it:
+// MSH-9.1^MSH-9.2 ("ORU^R01"), or just the code without a trigger event.
+func MessageTypeOf(h Header) string {
+	if h.TriggerEvent == "" {
+		return h.MessageCode
+	}
+	return h.MessageCode + "^" + h.TriggerEvent
 }

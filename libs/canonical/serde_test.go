@@ -52,6 +52,27 @@ func samples() []Record {
 		&DeadLetter{Stage: "route", ErrorClass: ErrorTransient, Reason: "r", SourceTopic: "t", FirstFailedAt: at, LastFailedAt: at, Value: []byte{}},
 		&Delivery{MessageID: "01HZ", ControlID: "MSG1", Destination: "lis", Attempt: 2, Outcome: OutcomeDelivered,
 			AckCode: "AA", LatencyMS: 12.5, At: at},
+		&Transformed{MessageID: "01HZ-2", Interface: "i", ReceivedAt: at, OrderingKey: "k", Header: h, Message: []byte("m"),
+			ConfigVersion: "3f2a9c0d11be", ParentMessageID: "01HZ",
+			Issues: []Issue{{Severity: "W", Code: 103, Location: "OBX[2]-3.1", Rule: "loinc", Text: "lab_codes has no GLU"}}},
+		&Out{MessageID: "01HZ", Interface: "i", ReceivedAt: at, OrderingKey: "k", ControlID: "MSG1", Destination: "lis",
+			Route: "all", ContentType: ContentTypeV2, Payload: []byte("m"), ConfigVersion: "3f2a9c0d11be"},
+		&DeadLetter{MessageID: "01HZ", ControlID: "MSG1", Stage: "route", ErrorClass: ErrorPermanent, Reason: "rule lis-codes: unmapped code GLU",
+			SourceTopic: "hl7bus.transformed", SourcePartition: 1, SourceOffset: 7, Attempts: 1, FirstFailedAt: at, LastFailedAt: at,
+			Value: []byte{9}, Destination: "lis", Program: "elr"},
+		&Decision{MessageID: "01HV", Interface: "lab-in", Stage: StageTransform, DecidedAt: at, Outcome: OutcomeFiltered,
+			Filter: &FilterDecision{Rule: "drop-test", Reason: "test traffic (MSH-11 = T)"}},
+		&Decision{MessageID: "01HZ-1", ParentMessageID: "01HZ", Interface: "lab-in", ControlID: "MSG1", MessageType: "ORU^R01",
+			Stage: StageRoute, DecidedAt: at, ConfigVersion: "3f2a9c0d11be", Outcome: OutcomeRouted,
+			Routes: []RouteDecision{
+				{Route: "notifiable", Matched: true, Destinations: []string{"state", "lis"}},
+				{Route: "adt-only", Matched: false, Reason: "message type ORU^R01 not in message_types", Destinations: []string{"ehr"}},
+			},
+			Destinations: []DestinationDecision{
+				{Destination: "state", Outcome: OutcomeRouted},
+				{Destination: "lis", Outcome: OutcomeDeadLettered, Rule: "lis-codes", Reason: "unmapped code GLU"},
+			},
+			Programs: []string{"covid"}},
 	}
 }
 

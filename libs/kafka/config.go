@@ -167,6 +167,7 @@ const (
 	TopicParsed      = "parsed"
 	TopicTransformed = "transformed"
 	TopicDelivery    = "delivery"
+	TopicDecisions   = "decisions" // the rules' decisions (canonical.Decision), keyed by message ID
 )
 
 // Topic returns the full name of topic name.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -59,14 +60,20 @@ func DeadLetterRecord(serde *canonical.Serde, topic string, rec *kgo.Record, d *
 
 // DeadLetters turns a permanent failure into the dead letter of its input,
 // written to topic instead of the outputs; a transient one passes through
-// untouched (it must never be dead-lettered). A dead letter that cannot
-// be encoded is a transient failure: without it the record would be lost.
-// The driver knows a dead letter by its topic.
+// untouched (it must never be dead-lettered). It also turns each scoped
+// dead letter among a success's outputs (Output.DeadLetter) into the
+// input's dead letter for that destination or program, in its place
+// beside the other outputs. A dead letter that cannot be encoded is a
+// transient failure: without it the record would be lost. The driver
+// knows a dead letter by its topic.
 func DeadLetters(stage, topic string, serde *canonical.Serde, log *slog.Logger) Middleware {
 	return func(next RecordHandler) RecordHandler {
 		return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, Ident, error) {
 			outs, id, err := next(ctx, rec)
-			if err == nil || !IsPermanent(err) {
+			if err == nil {
+				return scopedDeadLetters(ctx, stage, topic, serde, log, rec, outs, id)
+			}
+			if !IsPermanent(err) {
 				return outs, id, err
 			}
 			d := DeadLetterOf(stage, id, rec, err)
@@ -81,4 +88,40 @@ func DeadLetters(stage, topic string, serde *canonical.Serde, log *slog.Logger) 
 			return []*kgo.Record{out}, id, nil
 		}
 	}
+}
+
+// scopedDeadLetters replaces each scoped dead letter placeholder in outs
+// (see ScopedOf) by the dead letter of rec for its destination or program:
+// class permanent, one attempt (the handler succeeded; only part of its
+// work failed, for a reason of the message itself).
+func scopedDeadLetters(ctx context.Context, stage, topic string, serde *canonical.Serde, log *slog.Logger,
+	rec *kgo.Record, outs []*kgo.Record, id Ident) ([]*kgo.Record, Ident, error) {
+	for i, o := range outs {
+		s, ok := ScopedOf(o)
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		d := DeadLetter(stage, id, rec, canonical.ErrorPermanent, s.Reason, 1, now, now)
+		d.Destination, d.Program = s.Destination, s.Program
+		out, err := DeadLetterRecord(serde, topic, rec, d)
+		if err != nil {
+			return nil, id, err
+		}
+		outs[i] = out
+		var spanAttrs []attribute.KeyValue
+		attrs := []any{logattr.MessageID(id.MessageID), logattr.Topic(rec.Topic), logattr.Partition(rec.Partition),
+			logattr.Offset(rec.Offset), logattr.Reason(d.Reason)}
+		if s.Destination != "" {
+			spanAttrs = append(spanAttrs, attribute.String("hl7bus.destination", s.Destination))
+			attrs = append(attrs, logattr.Destination(s.Destination))
+		}
+		if s.Program != "" {
+			spanAttrs = append(spanAttrs, attribute.String("hl7bus.program", s.Program))
+		}
+		trace.SpanFromContext(ctx).AddEvent("scoped dead letter", trace.WithAttributes(spanAttrs...))
+		// The program is in the dead letter; logattr has no key for it yet.
+		log.Info("dead-lettering record for one destination or program", attrs...)
+	}
+	return outs, id, nil
 }

@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +106,77 @@ func TestDeadLettersUnencodable(t *testing.T) {
 	outs, _, err := DeadLetters("test", "dlq.test", serde, slog.New(slog.DiscardHandler))(h)(context.Background(), &kgo.Record{})
 	if err == nil || IsPermanent(err) || outs != nil {
 		t.Errorf("got %v %v (permanent %v)", outs, err, IsPermanent(err))
+	}
+}
+
+// TestScopedDeadLetters: a handler that writes two outputs and
+// dead-letters its input for one destination gives three records: the
+// two outputs untouched and, in its place, the input's full dead letter
+// (its bytes, key, headers and offsets, class permanent) naming the
+// destination. The log names the destination and never the content.
+func TestScopedDeadLetters(t *testing.T) {
+	serde := testSerde(t, map[string]string{"dlq.test": schemas.DeadLetter, "transformed": schemas.Transformed, "out": schemas.Out})
+	ctx := context.Background()
+	value, err := serde.Encode(&canonical.Transformed{MessageID: "M1", Header: canonical.Header{ControlID: "C1"},
+		Message: []byte("MSH|^~\\&|LAB|GEN\rPID|1||SECRET-MRN\r")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &kgo.Record{Topic: "transformed", Partition: 2, Offset: 41, Key: []byte("k"), Value: value,
+		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-t")}}}
+	h := Typed(serde, func(_ context.Context, tr *canonical.Transformed) ([]Output, error) {
+		return []Output{
+			{Topic: "out", Record: &canonical.Out{MessageID: tr.MessageID, Destination: "ehr"}},
+			{DeadLetter: &Scoped{Destination: "lis", Reason: "rule lis-codes: lab_codes has no GLU"}},
+			{Topic: "out", Record: &canonical.Out{MessageID: tr.MessageID, Destination: "state"}},
+		}, nil
+	})
+	var logs bytes.Buffer
+	outs, id, err := DeadLetters("test", "dlq.test", serde, slog.New(slog.NewTextHandler(&logs, nil)))(h)(ctx, in)
+	if err != nil || len(outs) != 3 || id != (Ident{"M1", "C1"}) {
+		t.Fatalf("%d records, %+v, %v", len(outs), id, err)
+	}
+	for i, dest := range map[int]string{0: "ehr", 2: "state"} {
+		o, err := Decode[*canonical.Out](ctx, serde, outs[i].Value)
+		if err != nil || outs[i].Topic != "out" || o.Destination != dest {
+			t.Errorf("output %d: %s %+v %v", i, outs[i].Topic, o, err)
+		}
+	}
+	dl := outs[1]
+	if dl.Topic != "dlq.test" || string(dl.Key) != "k" || len(dl.Headers) != 1 || dl.Context != nil {
+		t.Fatalf("dead letter record %+v", dl)
+	}
+	d, err := Decode[*canonical.DeadLetter](ctx, serde, dl.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintf("%s|%s|%s|%s|%d|%d|%s|%d|%s|%s|%s|%s|%s", d.Stage, d.ErrorClass, d.Reason, d.SourceTopic, d.SourcePartition,
+		d.SourceOffset, d.Key, d.Attempts, d.MessageID, d.ControlID, d.Headers["traceparent"], d.Destination, d.Program)
+	want := "test|permanent|rule lis-codes: lab_codes has no GLU|transformed|2|41|k|1|M1|C1|00-t|lis|"
+	if got != want {
+		t.Errorf("dead letter\n got %s\nwant %s", got, want)
+	}
+	if !bytes.Equal(d.Value, value) {
+		t.Errorf("dead letter holds %q, not the input's bytes", d.Value)
+	}
+	if d.LastFailedAt.IsZero() || d.FirstFailedAt.After(d.LastFailedAt) {
+		t.Errorf("failed at %v .. %v", d.FirstFailedAt, d.LastFailedAt)
+	}
+	if l := logs.String(); !strings.Contains(l, "destination=lis") || !strings.Contains(l, "message_id=M1") || strings.Contains(l, "SECRET") {
+		t.Errorf("log: %s", l)
+	}
+
+	// Its dead letter unencodable (no dlq schema): transient, so the
+	// input is retried and neither its outputs nor its dead letter lost.
+	bare := testSerde(t, map[string]string{"transformed": schemas.Transformed, "out": schemas.Out})
+	bareIn := *in
+	if bareIn.Value, err = bare.Encode(&canonical.Transformed{MessageID: "M1"}); err != nil {
+		t.Fatal(err)
+	}
+	outs, _, err = DeadLetters("test", "dlq.test", bare, slog.New(slog.DiscardHandler))(Typed(bare, func(context.Context, *canonical.Transformed) ([]Output, error) {
+		return []Output{{DeadLetter: &Scoped{Destination: "lis", Reason: "r"}}}, nil
+	}))(ctx, &bareIn)
+	if err == nil || IsPermanent(err) || outs != nil {
+		t.Errorf("unencodable scoped dead letter: %v %v (permanent %v)", outs, err, IsPermanent(err))
 	}
 }

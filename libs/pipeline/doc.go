@@ -32,6 +32,17 @@
 //   - panic (ClassPanic): the handler panicked; dead-lettered like a
 //     permanent failure, its type and stack logged, its value never.
 //
+// A failure of part of an input's work (one destination's copy in route,
+// one surveillance program's) is no failure of the input: the handler
+// returns Output{DeadLetter: &Scoped{Destination, Program, Reason}} beside
+// its other outputs, and DeadLetters writes the input's full dead letter
+// (class permanent, Destination/Program set) to dlq.<stage> in the same
+// transaction, so a replay re-runs only what failed. It counts in
+// hl7bus_dlq_writes_total like any dead letter. Only Transact takes
+// Outputs (AtLeastOnce's jobs end in an Outcome); should a scoped dead
+// letter reach Transact unbuilt, it stops with an error rather than drop
+// it.
+//
 // # Middleware
 //
 // Each concern is a Middleware in a file of its own, composed by the
@@ -39,7 +50,7 @@
 //
 //	Trace          trace.go      process span per record, outputs continue its trace
 //	Measure        metrics.go    hl7bus_stage_processing_seconds (all tries)
-//	DeadLetters    deadletter.go permanent failure -> dead letter to dlq.<stage>
+//	DeadLetters    deadletter.go permanent failure -> dead letter to dlq.<stage>; scoped dead letters built
 //	limits         transact.go   outputs over the record limit -> permanent
 //	Retry          retry.go      transient: RetryPolicy.Attempts tries in place
 //	Recover        recover.go    panic -> permanent, class panic

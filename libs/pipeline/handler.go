@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,9 +18,10 @@ import (
 // dead letters, panics, timeouts, spans or metrics: the middleware do.
 type Handler[In canonical.Record] func(ctx context.Context, in In) ([]Output, error)
 
-// Output is one record a handler writes.
+// Output is one record a handler writes, or, with DeadLetter set, the
+// dead letter of its input for one destination or program.
 type Output struct {
-	// Topic receives the record; required.
+	// Topic receives the record; required unless DeadLetter is set.
 	Topic string
 	// Key is the record key; nil writes it under its input's key, so
 	// per-patient order holds downstream.
@@ -27,6 +29,48 @@ type Output struct {
 	// Record is encoded with the stage's serde (the schema registered for
 	// Topic).
 	Record canonical.Record
+	// DeadLetter, when set, dead-letters the input for one destination or
+	// program beside the handler's other outputs (Topic, Key and Record
+	// are ignored): the stage's DeadLetters middleware writes the input's
+	// full dead letter (its bytes, source offsets, class permanent) with
+	// Destination and Program set to dlq.<stage>, in the same transaction
+	// as the other outputs, so a replay re-runs only what failed.
+	DeadLetter *Scoped
+}
+
+// Scoped is the scope and reason of a dead letter for part of an input's
+// work: one destination's copy (a destination rule that failed in route)
+// or one program's. At least one of Destination and Program is set.
+type Scoped struct {
+	Destination string
+	Program     string
+	// Reason says why, without message content ("rule lis-codes: ...").
+	Reason string
+}
+
+// scopedTopic marks, among a RecordHandler's outputs, a scoped dead letter
+// DeadLetters has still to build (the Scoped rides in the record's
+// Context). It is no valid topic name: should one ever reach a producer
+// the broker refuses it, and Transact refuses it before that.
+const scopedTopic = "\x00scoped dead letter"
+
+type scopedKey struct{}
+
+// scopedRecord is the placeholder output of a scoped dead letter.
+func scopedRecord(s Scoped) *kgo.Record {
+	return &kgo.Record{Topic: scopedTopic, Context: context.WithValue(context.Background(), scopedKey{}, s)}
+}
+
+// ScopedOf reports whether rec, an output of Typed, is the placeholder of
+// a scoped dead letter that DeadLetters has not yet turned into the dead
+// letter, and returns its scope. Tests that run a Typed handler without
+// the drivers' middleware use it to tell those outputs from records.
+func ScopedOf(rec *kgo.Record) (Scoped, bool) {
+	if rec == nil || rec.Topic != scopedTopic || rec.Context == nil {
+		return Scoped{}, false
+	}
+	s, ok := rec.Context.Value(scopedKey{}).(Scoped)
+	return s, ok
 }
 
 // RecordHandler is what the middleware wrap and the drivers run: one
@@ -63,7 +107,7 @@ func Typed[In canonical.Record](serde *canonical.Serde, h Handler[In]) RecordHan
 		if err != nil {
 			return nil, id, err
 		}
-		if id.ControlID == "" && len(outs) > 0 {
+		if id.ControlID == "" && len(outs) > 0 && outs[0].DeadLetter == nil {
 			// An input without a header (a raw record not written by
 			// ingress) gets its control ID from the handler's output about
 			// the same message, for the logs and any dead letter.
@@ -73,6 +117,15 @@ func Typed[In canonical.Record](serde *canonical.Serde, h Handler[In]) RecordHan
 		}
 		recs := make([]*kgo.Record, 0, len(outs))
 		for _, o := range outs {
+			if s := o.DeadLetter; s != nil {
+				if s.Destination == "" && s.Program == "" {
+					// Unscoped, it would read as the whole input failing
+					// while the other outputs were written.
+					return nil, id, Permanent(errors.New("a scoped dead letter names neither a destination nor a program"))
+				}
+				recs = append(recs, scopedRecord(*s))
+				continue
+			}
 			if o.Topic == "" {
 				// A record without a topic would go to the client's
 				// default, or fail at produce: say which output it was.
@@ -107,6 +160,8 @@ func IdentOf(r canonical.Record) Ident {
 	case *canonical.DeadLetter:
 		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
 	case *canonical.Delivery:
+		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
+	case *canonical.Decision:
 		return Ident{MessageID: r.MessageID, ControlID: r.ControlID}
 	}
 	return Ident{}

@@ -117,3 +117,56 @@ func TestIdentOf(t *testing.T) {
 		}
 	}
 }
+
+// TestTypedScopedDeadLetter: an Output with DeadLetter set becomes the
+// placeholder DeadLetters builds the dead letter from (its Topic and
+// Record ignored), in its place among the other outputs; one that names
+// no scope is a permanent failure of the input, not a silent whole-input
+// dead letter beside written outputs.
+func TestTypedScopedDeadLetter(t *testing.T) {
+	serde := testSerde(t, map[string]string{"raw": schemas.Raw, "out": schemas.Out})
+	ctx := context.Background()
+	v, err := serde.Encode(&canonical.Raw{MessageID: "M1", Header: canonical.Header{ControlID: "C1"}, Payload: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		scoped Scoped
+		err    string
+	}{
+		{"destination", Scoped{Destination: "lis", Reason: "rule lis-codes: unmapped"}, ""},
+		{"program", Scoped{Program: "elr", Reason: "r"}, ""},
+		{"no scope", Scoped{Reason: "r"}, "neither a destination nor a program"},
+	}
+	for _, tt := range tests {
+		h := Typed(serde, func(_ context.Context, in *canonical.Raw) ([]Output, error) {
+			s := tt.scoped
+			return []Output{
+				{Topic: "out", Record: &canonical.Out{MessageID: in.MessageID, Destination: "a"}},
+				// Topic and Record are ignored beside DeadLetter.
+				{Topic: "ignored", Record: &canonical.Raw{}, DeadLetter: &s},
+			}, nil
+		})
+		outs, id, err := h(ctx, &kgo.Record{Key: []byte("k"), Value: v})
+		if tt.err != "" {
+			if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), tt.err) || outs != nil {
+				t.Errorf("%s: %v %v", tt.name, outs, err)
+			}
+			continue
+		}
+		if err != nil || len(outs) != 2 || id != (Ident{"M1", "C1"}) {
+			t.Fatalf("%s: %v %+v %v", tt.name, outs, id, err)
+		}
+		if _, ok := ScopedOf(outs[0]); ok || outs[0].Topic != "out" {
+			t.Errorf("%s: a normal output taken for a scoped dead letter: %+v", tt.name, outs[0])
+		}
+		got, ok := ScopedOf(outs[1])
+		if !ok || got != tt.scoped || outs[1].Topic == "ignored" || outs[1].Value != nil {
+			t.Errorf("%s: placeholder %+v: %+v %v", tt.name, outs[1], got, ok)
+		}
+	}
+	if _, ok := ScopedOf(&kgo.Record{Topic: scopedTopic}); ok {
+		t.Errorf("a record without the scope taken for a scoped dead letter")
+	}
+}

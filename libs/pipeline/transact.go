@@ -312,7 +312,9 @@ func (l *Transact) batch(ctx context.Context, fetches kgo.Fetches) (bool, error)
 	retry := false
 	handled := 0
 	counts := map[string]int{}
+	dlqWrites := 0
 	ids := map[recKey]Ident{}
+	var broken error
 	fetches.EachRecord(func(rec *kgo.Record) {
 		if retry {
 			return
@@ -328,13 +330,29 @@ func (l *Transact) batch(ctx context.Context, fetches kgo.Fetches) (bool, error)
 			retry = true
 			return
 		}
-		dead := len(outs) == 1 && outs[0].Topic == l.DLQTopic
-		if dead {
-			if size := recordSize(outs[0]); size > l.MaxRecordBytes {
+		// Dead letters among the outputs: the input's own (a permanent
+		// failure), or scoped ones beside its other outputs.
+		nDead := 0
+		for _, o := range outs {
+			if _, ok := ScopedOf(o); ok {
+				// Only DeadLetters builds these; without it in the chain
+				// the dead letter would be lost: stop rather than drop it.
+				broken = errors.New("a scoped dead letter reached the driver unbuilt (no DeadLetters middleware)")
+				retry = true
+				return
+			}
+			if o.Topic != l.DLQTopic {
+				continue
+			}
+			nDead++
+			if size := recordSize(o); size > l.MaxRecordBytes {
 				l.block(rec, fmt.Sprintf("its dead letter is %d bytes, over the record limit of %d bytes (kafka.max_record_bytes)", size, l.MaxRecordBytes))
 				retry = true
 				return
 			}
+		}
+		dlqWrites += nDead
+		if nDead > 0 && nDead == len(outs) {
 			counts[OutcomeDeadLettered]++
 		} else {
 			counts[OutcomeOK]++
@@ -348,13 +366,16 @@ func (l *Transact) batch(ctx context.Context, fetches kgo.Fetches) (bool, error)
 			if o.Context == nil {
 				o.Context = ctx
 			}
-			l.Session.Produce(ctx, o, a.promise(k, o.Topic, recordSize(o), dead))
+			l.Session.Produce(ctx, o, a.promise(k, o.Topic, recordSize(o), o.Topic == l.DLQTopic))
 		}
 	})
 	a.wg.Wait()
 	committed, err := l.Session.End(ctx, kgo.TransactionEndTry(!retry && a.first == nil))
 	if err != nil {
 		return false, fmt.Errorf("ending transaction: %w", err)
+	}
+	if broken != nil {
+		return false, broken
 	}
 	if !committed {
 		l.metrics.Records(l.Stage, OutcomeRetried, handled)
@@ -367,7 +388,7 @@ func (l *Transact) batch(ctx context.Context, fetches kgo.Fetches) (bool, error)
 	for outcome, n := range counts {
 		l.metrics.Records(l.Stage, outcome, n)
 	}
-	l.metrics.DeadLettered(l.Stage, counts[OutcomeDeadLettered])
+	l.metrics.DeadLettered(l.Stage, dlqWrites)
 	fetches.EachRecord(func(rec *kgo.Record) { delete(l.refused, keyOf(rec)) })
 	l.metrics.Progress(l.Stage)
 	l.pendingSince.Store(0)

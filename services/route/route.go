@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -66,6 +67,10 @@ type Config struct {
 	// Telemetry receives metrics, spans and readiness (optional).
 	Telemetry *telemetry.Telemetry
 	Rules     []Rule
+	// AllDestinations are every configured destination: Run declares an
+	// out topic for each, besides those Rules name, so a reloaded route
+	// (SetRules) may send to any of them.
+	AllDestinations []string
 }
 
 // Validate reports problems with the rules, each naming its key. known
@@ -105,6 +110,8 @@ type Service struct {
 	kc    kafka.Config
 	serde *canonical.Serde
 	log   *slog.Logger
+	// rules are the compiled rules in force, swapped whole by SetRules.
+	rules atomic.Pointer[Rules]
 }
 
 // New returns the stage; Run starts it.
@@ -112,9 +119,13 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	return &Service{cfg: cfg, kc: kc, serde: serde, log: log}
 }
 
-// Destinations returns every destination a rule names, sorted.
+// Destinations returns every destination a rule names and every one of
+// AllDestinations, sorted.
 func (c Config) Destinations() []string {
 	set := map[string]bool{}
+	for _, d := range c.AllDestinations {
+		set[d] = true
+	}
 	for _, r := range c.Rules {
 		for _, d := range r.Destinations {
 			set[d] = true

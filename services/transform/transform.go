@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
@@ -59,6 +60,8 @@ type Service struct {
 	parser *hl7v2.Parser
 	// out is the transformed topic.
 	out string
+	// rules are the rules in force, swapped whole by SetRules.
+	rules atomic.Pointer[Rules]
 }
 
 // New returns the stage; Run starts it.
@@ -67,7 +70,9 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if p == nil {
 		p = hl7v2.NewParser()
 	}
-	return &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, out: kc.Topic(kafka.TopicTransformed)}
+	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, out: kc.Topic(kafka.TopicTransformed)}
+	s.rules.Store(cfg.Rules)
+	return s
 }
 
 // Run runs the stage until ctx ends.

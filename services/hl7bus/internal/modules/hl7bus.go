@@ -138,7 +138,13 @@ func newTransform(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return transform.New(transform.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log), nil
+	// The service exists before the rules: Rules hands them to it and
+	// registers it for reloads at once, so no reload can be missed.
+	svc := transform.New(transform.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log)
+	if _, err := d.Rules(f, func(c *config.Compiled) { svc.SetRules(c.Transform) }); err != nil {
+		return nil, err
+	}
+	return svc, nil
 }
 
 func newRoute(f *config.File, d Deps) (Service, error) {
@@ -146,7 +152,17 @@ func newRoute(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Rules: f.Routes, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log), nil
+	// Every configured destination gets its out topic, not only those
+	// the routes name today: a reload may route to any of them.
+	all := make([]string, len(f.Destinations))
+	for i, dst := range f.Destinations {
+		all[i] = dst.Name
+	}
+	svc := route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Rules: f.Routes, AllDestinations: all, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log)
+	if _, err := d.Rules(f, func(c *config.Compiled) { svc.SetRules(c.Route) }); err != nil {
+		return nil, err
+	}
+	return svc, nil
 }
 
 func newEgress(f *config.File, d Deps) (Service, error) {

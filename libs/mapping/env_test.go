@@ -1,0 +1,392 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hl7bus/hl7bus/libs/hl7v2"
+)
+
+// celTestMessage parses the 2 KB ORU^R01 of libs/hl7v2's test data.
+func celTestMessage(t testing.TB) *hl7v2.Message {
+	t.Helper()
+	b, err := os.ReadFile("../hl7v2/testdata/oru_r01_2k.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := hl7v2.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func celTestTables() Tables {
+	return Tables{
+		"lab_codes": NewTable("lab_codes", "3", map[string]Entry{
+			"GLU": {Code: "2345-7", System: "LN", Display: "Glucose"},
+			"HGB": {Code: "718-7", System: "LN", Display: "Hemoglobin"},
+		}),
+		"notifiable": NewTable("notifiable", "1", map[string]Entry{
+			"718-7":   {Code: "718-7"},
+			"94500-6": {Code: "94500-6"},
+		}),
+	}
+}
+
+func celTestEnv(t testing.TB) *Env {
+	t.Helper()
+	env, err := NewEnv(celTestTables())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func celTestVars(t testing.TB) *Vars {
+	return &Vars{
+		Msg:       celTestMessage(t),
+		Interface: "lab-in",
+		Receipt: Receipt{
+			MessageID:       "01HZX",
+			ParentMessageID: "01HZW",
+			ReceivedAt:      time.Date(2024, 3, 1, 9, 15, 0, 0, time.UTC),
+		},
+	}
+}
+
+func TestEvalBool(t *testing.T) {
+	env := celTestEnv(t)
+	vars := celTestVars(t)
+	for _, tc := range []struct {
+		expr string
+		want bool
+	}{
+		{"msg.type == 'ORU'", true},
+		{"msg.type == 'ADT'", false},
+		{"msg.trigger == 'R01' && msg.structure == 'ORU_R01'", true},
+		{"msg.version == '2.5.1'", true},
+		{"msg.control_id == 'LAB000123456'", true},
+		{"msg.processing_id == 'P'", true},
+		{"msg.sending_application == 'LABSYS' && msg.sending_facility == 'NATLAB'", true},
+		{"msg.receiving_application == 'HIS' && msg.receiving_facility == 'GENHOSP'", true},
+		{"msg.sending_facility in ['NATLAB', 'OTHERLAB']", true},
+		{"msg.sending_facility in ['OTHERLAB']", false},
+		{"interface == 'lab-in' && destination == ''", true},
+		{"receipt.message_id == '01HZX' && receipt.parent_message_id == '01HZW'", true},
+		{"receipt.received_at > timestamp('2024-03-01T09:00:00Z')", true},
+		{"receipt.received_at > timestamp('2024-03-01T10:00:00Z')", false},
+		// msg.field: first value, "" when absent.
+		{"msg.field('MSH-11') == 'P'", true},
+		{"msg.field('PID-3.1') == '123456'", true},
+		{"msg.field('PID-3[2].4') == 'NIMC'", true},
+		{"msg.field('OBX[3]-5') == '13.2'", true},
+		{"msg.field('OBX[*]-5') == '6.1'", true},
+		{"msg.field('ZZZ-1') == ''", true},
+		{"msg.field('NTE-3').contains('senior scientist')", true},
+		// msg.fields: every value, wildcards on occurrence and repetition.
+		{"msg.fields('OBX[*]-3.1').size() == 9", true},
+		{"msg.fields('OBX[*]-3.1')[2] == '718-7'", true},
+		{"msg.fields('PID-3[*].5') == ['MR', 'NI']", true},
+		{"msg.fields('PID-3.5') == ['MR']", true},
+		{"msg.fields('OBX[*]-8').filter(f, f == 'L').size() == 2", true},
+		{"msg.fields('ZZZ[*]-1') == []", true},
+		{"msg.fields('OBX[*]-3.1').exists(c, c in tables.notifiable)", true},
+		{"msg.fields('OBX[*]-3.1').exists(c, c == '94500-6')", false},
+		// msg.has: present and not empty.
+		{"msg.has('NTE-3')", true},
+		{"msg.has('PID-2')", false},
+		{"msg.has('ZZZ-1')", false},
+		{"msg.has('OBX[*]-5')", true},
+		// tables.<name> and lookup.
+		{"'GLU' in tables.lab_codes", true},
+		{"'XYZ' in tables.lab_codes", false},
+		{"tables.lab_codes['GLU'].code == '2345-7'", true},
+		{"tables.lab_codes['GLU'].system == 'LN' && tables.lab_codes['HGB'].display == 'Hemoglobin'", true},
+		{"tables.lab_codes['GLU'] == {'code': '2345-7', 'system': 'LN', 'display': 'Glucose'}", true},
+		{"tables.lab_codes.size() == 2", true},
+		{"tables.lab_codes.exists(k, k == 'HGB')", true},
+		{"lookup(tables.lab_codes, 'GLU') == '2345-7'", true},
+		{"lookup(tables.lab_codes, 'NOPE') == ''", true},
+		// The strings extension is on.
+		{"msg.sending_facility.lowerAscii() == 'natlab'", true},
+		// A path computed at run time.
+		{"msg.field('PID-' + '8') == 'M'", true},
+	} {
+		p, err := env.CompileBool("when", tc.expr)
+		if err != nil {
+			t.Errorf("%s: %v", tc.expr, err)
+			continue
+		}
+		got, err := p.EvalBool(vars)
+		if err != nil {
+			t.Errorf("%s: %v", tc.expr, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+}
+
+func TestEvalString(t *testing.T) {
+	env := celTestEnv(t)
+	vars := celTestVars(t)
+	vars.Destination = "national"
+	for _, tc := range []struct{ expr, want string }{
+		{"'HUB-' + interface", "HUB-lab-in"},
+		{"destination", "national"},
+		{"lookup(tables.lab_codes, 'HGB')", "718-7"},
+		{"tables.lab_codes['HGB'].display", "Hemoglobin"},
+		{"msg.field('OBX[2]-3.1')", "789-8"},
+		{"msg.fields('OBX[*]-1').join(',')", "1,2,3,4,5,6,7,8,9"},
+		{"msg.has('PID-2') ? 'yes' : 'no'", "no"},
+		{"string(receipt.received_at)", "2024-03-01T09:15:00Z"},
+	} {
+		p, err := env.CompileString("expr", tc.expr)
+		if err != nil {
+			t.Errorf("%s: %v", tc.expr, err)
+			continue
+		}
+		got, err := p.EvalString(vars)
+		if err != nil {
+			t.Errorf("%s: %v", tc.expr, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%s = %q, want %q", tc.expr, got, tc.want)
+		}
+	}
+}
+
+func TestCELCompileErrors(t *testing.T) {
+	env := celTestEnv(t)
+	for _, tc := range []struct {
+		name, expr string
+		str        bool
+		want       string // the whole error text
+	}{
+		{"unknown table", "'A' in tables.nope", false,
+			"routes[1].when: column 8: undeclared reference to 'tables' (in container '')"},
+		{"unknown variable", "msg.type == 'ORU' && facility == 'X'", false,
+			"routes[1].when: column 22: undeclared reference to 'facility' (in container '')"},
+		{"not bool", "msg.type", false,
+			"routes[1].when: must be a bool expression, this one is string"},
+		{"not string", "msg.has('PID-3')", true,
+			"routes[1].when: must be a string expression, this one is bool"},
+		{"bad path constant", "msg.field('PID3') == ''", false,
+			`routes[1].when: column 11: hl7v2: invalid path "PID3": too short; expected e.g. PID-3`},
+		{"bad wildcard", "msg.has('OBX-3.[*]')", false,
+			`routes[1].when: column 9: hl7v2: invalid path "OBX-3.[*]": component: expected a number`},
+		{"two bad paths", "msg.has('PID-0') || msg.has('PID-1x')", false,
+			"routes[1].when: column 9: hl7v2: invalid path \"PID-0\": field: \"0\" is not a positive index\n" +
+				"routes[1].when: column 29: hl7v2: invalid path \"PID-1x\": unexpected \"x\""},
+		{"wrong argument type", "msg.field(3) == ''", false,
+			"routes[1].when: column 10: found no matching overload for 'field' applied to 'hl7bus.Message.(int)'"},
+		{"lookup on a non-table", "lookup({'a': 'b'}, 'a') == ''", false,
+			"routes[1].when: column 7: found no matching overload for 'lookup' applied to '(map(string, string), string)'"},
+		{"second line", "msg.type == 'ORU' &&\n  nope", false,
+			"routes[1].when: line 2, column 3: undeclared reference to 'nope' (in container '')"},
+		{"syntax", "msg.type == ", false,
+			"routes[1].when: column 13: Syntax error: mismatched input '<EOF>' expecting"},
+		{"empty", "  ", false, "routes[1].when: empty expression"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			if tc.str {
+				_, err = env.CompileString("routes[1].when", tc.expr)
+			} else {
+				_, err = env.CompileBool("routes[1].when", tc.expr)
+			}
+			if err == nil {
+				t.Fatalf("compiled %q", tc.expr)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("error\n%s\nwant\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+// interface is not a CEL reserved word (design.md names the variable so);
+// this pins it against a cel-go upgrade that would reserve it.
+func TestInterfaceIsAVariable(t *testing.T) {
+	env := celTestEnv(t)
+	p, err := env.CompileBool("when", "interface == 'x'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.EvalBool(&Vars{Interface: "x"})
+	if err != nil || !got {
+		t.Fatalf("got %v, %v", got, err)
+	}
+}
+
+func TestEvalErrors(t *testing.T) {
+	env := celTestEnv(t)
+	vars := celTestVars(t)
+	for _, tc := range []struct{ expr, want string }{
+		// msg.type is ORU: not a path.
+		{"msg.field(msg.type) == ''", `evaluation: hl7v2: invalid path "ORU": too short`},
+		{"tables.lab_codes['NOPE'].code == ''", "evaluation: no such key: NOPE"},
+		{"msg.fields('OBX[*]-3.1')[20] == ''", "evaluation: index out of bounds: 20"},
+	} {
+		p, err := env.CompileBool("when", tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		_, err = p.EvalBool(vars)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %s", tc.expr, err, tc.want)
+		}
+	}
+}
+
+// celBigORU is an ORU^R01 with n OBX segments.
+func celBigORU(t testing.TB, n int) *hl7v2.Message {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("MSH|^~\\&|LABSYS|NATLAB|HIS|GENHOSP|20240301101500||ORU^R01^ORU_R01|C1|P|2.5.1\r")
+	b.WriteString("PID|1||123456^^^GENHOSP^MR\rOBR|1|O1|F1|58410-2^CBC^LN\r")
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "OBX|%d|NM|%d-1^Test %d^LN||%d|g/dL|||||F\r", i, i, i, i)
+	}
+	m, err := hl7v2.Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestCostLimitStopsNestedComprehension(t *testing.T) {
+	env := celTestEnv(t)
+	// Quadratic: every pair of OBX codes, each inner pass listing the
+	// message again.
+	p, err := env.CompileBool("routes[0].when",
+		"msg.fields('OBX[*]-3.1').all(a, msg.fields('OBX[*]-3.1').all(b, a == b || a != b))")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small message: well within the limit.
+	if ok, err := p.EvalBool(&Vars{Msg: celBigORU(t, 10)}); err != nil || !ok {
+		t.Fatalf("10 OBX: %v, %v", ok, err)
+	}
+	start := time.Now()
+	_, err = p.EvalBool(&Vars{Msg: celBigORU(t, 2000)})
+	if !errors.Is(err, ErrCostLimit) {
+		t.Fatalf("2000 OBX: error %v, want the cost limit", err)
+	}
+	t.Logf("stopped after %v: %v", time.Since(start), err)
+}
+
+func TestNilMessage(t *testing.T) {
+	env := celTestEnv(t)
+	p, err := env.CompileBool("when", "msg.type == '' && msg.field('PID-3') == '' && !msg.has('PID-3') && msg.fields('OBX[*]-3') == []")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []*Vars{nil, {}} {
+		if ok, err := p.EvalBool(v); err != nil || !ok {
+			t.Errorf("%v: %v, %v", v, ok, err)
+		}
+	}
+}
+
+func TestPathConstantsCached(t *testing.T) {
+	env := celTestEnv(t)
+	if _, err := env.CompileBool("when", "msg.has('OBX[*]-3.1') && msg.field('PID-3[2].4') != ''"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"OBX[*]-3.1", "PID-3[2].4"} {
+		v, ok := env.paths.Load(s)
+		if !ok {
+			t.Fatalf("%s not cached", s)
+		}
+		if s == "OBX[*]-3.1" && !(v.(*celPath).anyOcc && !v.(*celPath).anyRep) {
+			t.Errorf("%s parsed as %+v", s, v)
+		}
+	}
+	// A path computed at run time is not cached: the cache stays bounded
+	// by the configuration.
+	p, err := env.CompileString("expr", "msg.field('PID-' + '8')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.EvalString(celTestVars(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := env.paths.Load("PID-8"); ok {
+		t.Error("run-time path cached")
+	}
+}
+
+func TestParseCELPath(t *testing.T) {
+	for _, tc := range []struct {
+		in             string
+		want           hl7v2.Path
+		anyOcc, anyRep bool
+		err            string
+	}{
+		{in: "PID-3", want: hl7v2.Path{Segment: "PID", Field: 3}},
+		{in: "OBX[*]-5", want: hl7v2.Path{Segment: "OBX", Field: 5}, anyOcc: true},
+		{in: "PID-3[*].1", want: hl7v2.Path{Segment: "PID", Field: 3, Component: 1}, anyRep: true},
+		{in: "OBX[*]-5[*].1.2", want: hl7v2.Path{Segment: "OBX", Field: 5, Component: 1, Subcomponent: 2}, anyOcc: true, anyRep: true},
+		{in: "OBX[2]-5[3]", want: hl7v2.Path{Segment: "OBX", Occurrence: 2, Field: 5, Repetition: 3}},
+		{in: "OBX-[*]", err: `hl7v2: invalid path "OBX-[*]": field: expected a number`},
+		{in: "OBX[1048576]-5", err: `hl7v2: invalid path "OBX[1048576]-5": index out of range`},
+		{in: "OB[*]-5", err: "segment must be 3 upper-case letters or digits"},
+	} {
+		p, err := parseCELPath(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %s", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		if p.p != tc.want || p.anyOcc != tc.anyOcc || p.anyRep != tc.anyRep {
+			t.Errorf("%s = %+v, want %+v occ %v rep %v", tc.in, *p, tc.want, tc.anyOcc, tc.anyRep)
+		}
+	}
+}
+
+func TestNewEnvRejectsBadTableName(t *testing.T) {
+	for _, name := range []string{"Lab", "1lab", "lab-codes", ""} {
+		if _, err := NewEnv(Tables{name: NewTable(name, "", nil)}); err == nil {
+			t.Errorf("%q accepted", name)
+		}
+	}
+}
+
+// One program, many goroutines: Programs and the path cache are shared
+// by the stage's workers (run with -race).
+func TestEvalConcurrent(t *testing.T) {
+	env := celTestEnv(t)
+	p, err := env.CompileBool("when", "msg.fields('OBX[*]-3.1').exists(c, c in tables.notifiable) && msg.field('PID-3[2].4') == 'NIMC'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		vars := celTestVars(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				if ok, err := p.EvalBool(vars); err != nil || !ok {
+					t.Errorf("%v, %v", ok, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
