@@ -10,13 +10,14 @@ import (
 // benchRules are the issue's budget case: 20 operations, three of them
 // table lookups, on the 2 KB ORU^R01 of libs/hl7v2/testdata, at most
 // 20 µs per message on one core. Two operations use a wildcard (every
-// OBX), as real rule sets do.
+// OBX), as real rule sets do, two have a CEL condition and one computes
+// its value in CEL.
 const benchRules = `
-- {name: receiver, set: {path: MSH-5, value: LIS}}
+- {name: receiver, when: "msg.type == 'ORU' && msg.sending_facility != 'TEST'", set: {path: MSH-5, value: LIS}}
 - {name: receiving-facility, set: {path: MSH-6, value: NATLAB}}
 - {name: mrn-to-alt, copy: {from: "PID-3[1].1", to: PID-2}}
 - {name: mv, move: {from: PID-19, to: PID-20}}
-- {name: no-phone, clear: {path: PID-13}}
+- {name: no-phone, when: "msg.has('PID-13')", clear: {path: PID-13}}
 - {name: no-obs-by, clear: {path: "OBX[*]-16"}}
 - {name: no-notes, delete_segment: {segment: NTE}}
 - {name: hub, add_segment: {segment: "ZHB|1|NATIONAL^HUB", after: MSH}}
@@ -31,7 +32,7 @@ const benchRules = `
 - {name: location, set: {path: PV1-3.4, value: NATLAB}}
 - {name: no-address, clear: {path: PID-11}}
 - {name: v26, version: {to: "2.6"}}
-- {name: stamp, set: {path: ZHB-3, value: HUB-LAB}}
+- {name: stamp, set: {path: ZHB-3, expr: "'HUB-' + interface"}}
 `
 
 // benchRulesWildcards is a heavier set: the same 20 operations with six of
@@ -87,14 +88,19 @@ func benchApply(b *testing.B, rules string, mapped int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rs, err := Compile("interfaces[0].rules", rulesYAML(b, rules), &Env{tables: benchTables()}, Inbound)
+	env, err := NewEnv(benchTables())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs, err := Compile("interfaces[0].rules", rulesYAML(b, rules), env, Inbound)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if rs.Len() != 20 {
 		b.Fatalf("%d rules", rs.Len())
 	}
-	res, err := rs.Apply(m.Clone(), Vars{})
+	vars := Vars{Interface: "lab-in"}
+	res, err := rs.Apply(m.Clone(), vars)
 	if err != nil || len(res.Messages) != 1 || len(res.Issues) != 1 { // OBR-7 has no offset: flagged
 		b.Fatalf("apply: %v, %d messages, issues %v", err, len(res.Messages), res.Issues)
 	}
@@ -113,7 +119,7 @@ func benchApply(b *testing.B, rules string, mapped int) {
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := rs.Apply(m.Clone(), Vars{}); err != nil {
+		if _, err := rs.Apply(m.Clone(), vars); err != nil {
 			b.Fatal(err)
 		}
 	}
