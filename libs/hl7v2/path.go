@@ -252,39 +252,114 @@ func (m *Message) setRaw(p Path, val []byte) error {
 		elem--
 	}
 	d := m.c.d
-	parts := bytes.Split(seg.raw, []byte{d.Field})
-	for len(parts) <= elem {
-		parts = append(parts, nil)
-	}
 	rep, comp, sub := p.Repetition, p.Component, p.Subcomponent
 	if rep == 0 && comp > 0 {
 		rep = 1
 	}
-	parts[elem] = setLevel(parts[elem], []byte{d.Repetition, d.Component, d.Subcomponent}, []int{rep, comp, sub}, val)
-	raw := bytes.Join(parts, []byte{d.Field})
-	ns, err := indexSegment(raw, d.Field, m.c, make([]int32, 0, len(parts)+1))
-	if err != nil {
-		return err
+	// Find the byte range the value replaces and the separators to add
+	// before it where the segment stops short, then build the new segment
+	// in one allocation: a rule engine sets many values per message, and
+	// splitting and re-joining the whole segment each time costs more
+	// than the rest of the work.
+	raw := seg.raw
+	var lo, hi int
+	var pad [4]padding
+	npad := 0
+	if elements := len(seg.b) - 1; elem < elements {
+		lo, hi = int(seg.b[elem]), int(seg.b[elem+1])-1
+	} else {
+		lo, hi = len(raw), len(raw)
+		pad[0] = padding{d.Field, elem - elements + 1}
+		npad = 1
 	}
-	m.segs[idx] = ns
+	seps := [3]byte{d.Repetition, d.Component, d.Subcomponent}
+	idxs := [3]int{rep, comp, sub}
+	for k := 0; k < 3 && idxs[k] > 0; k++ {
+		if npad > 0 {
+			// The part does not exist: every level below starts empty.
+			pad[npad].sep, pad[npad].n = seps[k], idxs[k]-1
+			npad++
+			continue
+		}
+		plo, phi, n := partRange(raw, lo, hi, seps[k], idxs[k])
+		if n > 0 {
+			lo = hi
+			pad[npad].sep, pad[npad].n = seps[k], n
+			npad++
+			continue
+		}
+		lo, hi = plo, phi
+	}
+	size := len(raw) - (hi - lo) + len(val)
+	for i := 0; i < npad; i++ {
+		size += pad[i].n
+	}
+	out := make([]byte, 0, size)
+	out = append(out, raw[:lo]...)
+	for i := 0; i < npad; i++ {
+		for j := 0; j < pad[i].n; j++ {
+			out = append(out, pad[i].sep)
+		}
+	}
+	out = append(out, val...)
+	out = append(out, raw[hi:]...)
+	m.segs[idx] = Segment{c: m.c, raw: out, b: reindex(seg.b, elem, len(raw), len(out), pad[0])}
 	return nil
 }
 
-// setLevel replaces the idx[0]-th part of raw split on seps[0] (recursively
-// down the levels); an index of 0 replaces raw as a whole.
-func setLevel(raw []byte, seps []byte, idx []int, val []byte) []byte {
-	if len(idx) == 0 || idx[0] == 0 {
-		return val
+// reindex returns the field index of a segment whose element elem was
+// replaced (the value never holds a field separator: SetValue escapes it
+// and SetRawValue refuses it), so only the later boundaries move; or,
+// when the segment stopped short (pad of field separators), the old
+// boundaries and one per added element. oldLen and newLen are the
+// segment's lengths before and after.
+func reindex(b []int32, elem, oldLen, newLen int, pad padding) []int32 {
+	elements := len(b) - 1
+	if elem < elements {
+		nb := make([]int32, len(b))
+		copy(nb, b)
+		delta := int32(newLen - oldLen)
+		for i := elem + 1; i < len(nb); i++ {
+			nb[i] += delta
+		}
+		return nb
 	}
-	parts := bytes.Split(raw, seps[:1])
-	if len(raw) == 0 {
-		parts = [][]byte{nil}
+	nb := make([]int32, 0, elements+pad.n+1)
+	nb = append(nb, b[:elements]...)
+	for j := 0; j < pad.n; j++ {
+		// The j-th added separator sits at oldLen+j; its element starts
+		// after it.
+		nb = append(nb, int32(oldLen+j+1))
 	}
-	for len(parts) < idx[0] {
-		parts = append(parts, nil)
+	return append(nb, int32(newLen+1))
+}
+
+// padding is n separators sep that setRaw adds where a segment stops short
+// of the position it writes.
+type padding struct {
+	sep byte
+	n   int
+}
+
+// partRange finds part i (1-based) of raw[lo:hi] split on sep and returns
+// its range; when the region has fewer parts, missing is how many
+// separators must be added at hi to make part i exist (an empty region is
+// one empty part).
+func partRange(raw []byte, lo, hi int, sep byte, i int) (plo, phi, missing int) {
+	start := lo
+	for k := 1; ; k++ {
+		j := bytes.IndexByte(raw[start:hi], sep)
+		if k == i {
+			if j < 0 {
+				return start, hi, 0
+			}
+			return start, start + j, 0
+		}
+		if j < 0 {
+			return 0, 0, i - k
+		}
+		start += j + 1
 	}
-	parts[idx[0]-1] = setLevel(parts[idx[0]-1], seps[1:], idx[1:], val)
-	return bytes.Join(parts, seps[:1])
 }
 
 func (m *Message) insertSegment(name string) int {

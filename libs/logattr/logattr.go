@@ -125,3 +125,14 @@ func PanicType(t string) slog.Attr { return slog.String("panic_type", t) }
 // Stack is a goroutine stack trace (debug.Stack): function names, files and
 // offsets; argument words are addresses and integers, never strings.
 func Stack(s string) slog.Attr { return slog.String("stack", s) }
+
+// ConfigVersion is the configuration version (12 hex digits of a hash of
+// the configuration and table files).
+func ConfigVersion(v string) slog.Attr { return slog.String("config_version", v) }
+
+// ConfigKeys names configuration keys (interfaces[1], kafka), never
+// their values.
+func ConfigKeys(keys []string) slog.Attr { return slog.Any("keys", keys) }
+
+// Trigger says what started an action (SIGHUP, a changed file).
+func Trigger(t string) slog.Attr { return slog.String("trigger", t) }

@@ -169,6 +169,9 @@ func (e *Env) Tables() Tables { return e.tables }
 type Program struct {
 	env *Env
 	prg cel.Program
+	// tracked: the program runs under the cost limit (see
+	// celNeedsCostLimit for why some need not).
+	tracked bool
 }
 
 // CompileBool compiles a bool expression; the error names key and the
@@ -196,15 +199,111 @@ func (e *Env) compile(key, expr string, want *cel.Type) (*Program, error) {
 	if errs := e.checkPaths(checked.NativeRep()); len(errs) > 0 {
 		return nil, celIssuesError(key, errs)
 	}
-	prg, err := e.cel.Program(checked,
-		cel.EvalOptions(cel.OptOptimize),
-		cel.CostLimit(e.costLimit),
-		cel.CostTracking(celCosts{}),
-	)
+	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	tracked := celNeedsCostLimit(checked.NativeRep())
+	if tracked {
+		popts = append(popts, cel.CostLimit(e.costLimit), cel.CostTracking(celCosts{}))
+	}
+	prg, err := e.cel.Program(checked, popts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	return &Program{env: e, prg: prg}, nil
+	return &Program{env: e, prg: prg, tracked: tracked}, nil
+}
+
+// celLinearFuncs are the functions whose result is at most linear in the
+// size of their arguments and whose time is at most their arguments'
+// sizes multiplied: the standard ones an analyst uses and ours.
+// Operators (_==_, _+_, @in, ...) are all of that kind too.
+var celLinearFuncs = map[string]bool{
+	"field": true, "fields": true, "has": true, "lookup": true,
+	"size": true, "contains": true, "startsWith": true, "endsWith": true, "matches": true,
+	"int": true, "uint": true, "double": true, "string": true, "bytes": true, "bool": true,
+	"timestamp": true, "duration": true, "dyn": true, "type": true,
+	"getFullYear": true, "getMonth": true, "getDate": true, "getDayOfMonth": true,
+	"getDayOfWeek": true, "getDayOfYear": true, "getHours": true, "getMinutes": true,
+	"getSeconds": true, "getMilliseconds": true,
+}
+
+// celNeedsCostLimit reports whether a is outside what runs in time and
+// memory linear in its input by construction (the message being bounded
+// by max_message_size). Such a program skips cel-go's runtime cost
+// tracking, which costs several times the evaluation of a small
+// predicate; every other one runs under cel.CostLimit.
+//
+// Linear by construction: outside comprehensions every node is evaluated
+// once, and the functions are linear ones (celLinearFuncs, operators),
+// so each result is at most the sum of its inputs. A comprehension is
+// linear when its accumulator is a bool or int (exists, all, exists_one:
+// nothing grows per iteration) and its loop (condition, step, result)
+// holds no comprehension and reads only its own variables, literals and
+// tables.* through linear functions: each iteration then costs about the
+// size of its element, and the elements are at most the range, which is
+// itself checked. Anything else (a nested comprehension, map or filter,
+// msg read inside a loop, the strings extension's replace, whose output
+// can be the product of its inputs) is tracked.
+func celNeedsCostLimit(a *ast.AST) bool {
+	needs := false
+	ast.PostOrderVisit(a.Expr(), ast.NewExprVisitor(func(x ast.Expr) {
+		switch x.Kind() {
+		case ast.ComprehensionKind:
+			if !celLinearLoop(x.AsComprehension()) {
+				needs = true
+			}
+		case ast.CallKind:
+			if !celLinearFunc(x.AsCall().FunctionName()) {
+				needs = true
+			}
+		}
+	}))
+	return needs
+}
+
+// celLinearFunc: an operator (its name starts with a non-letter: _==_,
+// !_, -_, _[_], @in, @not_strictly_false) or a function of
+// celLinearFuncs.
+func celLinearFunc(fn string) bool {
+	if fn == "" {
+		return false
+	}
+	c := fn[0]
+	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') || celLinearFuncs[fn]
+}
+
+func celLinearLoop(c ast.ComprehensionExpr) bool {
+	init := c.AccuInit()
+	if init.Kind() != ast.LiteralKind {
+		return false
+	}
+	switch init.AsLiteral().(type) {
+	case types.Bool, types.Int:
+	default:
+		return false
+	}
+	own := func(name string) bool {
+		return name == c.IterVar() || name == c.AccuVar() ||
+			(c.HasIterVar2() && name == c.IterVar2()) || strings.HasPrefix(name, "tables.")
+	}
+	ok := true
+	for _, part := range []ast.Expr{c.LoopCondition(), c.LoopStep(), c.Result()} {
+		ast.PostOrderVisit(part, ast.NewExprVisitor(func(x ast.Expr) {
+			switch x.Kind() {
+			case ast.ComprehensionKind:
+				ok = false
+			case ast.IdentKind:
+				if !own(x.AsIdent()) {
+					ok = false
+				}
+			case ast.CallKind:
+				// msg.field and the like take msg, which own refuses;
+				// a linear function over the loop's own values is fine.
+				if !celLinearFunc(x.AsCall().FunctionName()) {
+					ok = false
+				}
+			}
+		}))
+	}
+	return ok
 }
 
 // celIssuesError turns CEL issues into one error per issue, each
@@ -404,14 +503,17 @@ func (e *Env) msgFields(lhs, rhs ref.Val) ref.Val {
 	if errv != nil {
 		return errv
 	}
-	var out []string
+	var out []ref.Val
+	if m != nil && p.anyOcc && !p.anyRep {
+		out = make([]ref.Val, 0, m.Count(p.p.Segment))
+	}
 	p.each(m, func(v hl7v2.Value) bool {
 		if v.Present() {
-			out = append(out, v.String())
+			out = append(out, types.String(v.String()))
 		}
 		return true
 	})
-	return types.NewStringList(types.DefaultTypeAdapter, out)
+	return types.NewRefValList(types.DefaultTypeAdapter, out)
 }
 
 // msgHas is msg.has(path): whether some value the path addresses is

@@ -164,7 +164,7 @@ func TestEvalString(t *testing.T) {
 	}
 }
 
-func TestCompileErrors(t *testing.T) {
+func TestCELCompileErrors(t *testing.T) {
 	env := celTestEnv(t)
 	for _, tc := range []struct {
 		name, expr string
@@ -389,4 +389,40 @@ func TestEvalConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Which programs skip runtime cost tracking: only those linear in the
+// message by construction (see celNeedsCostLimit).
+func TestCostTrackingClassification(t *testing.T) {
+	env := celTestEnv(t)
+	for _, tc := range []struct {
+		expr    string
+		tracked bool
+	}{
+		{"msg.type == 'ORU' && msg.sending_facility in ['A', 'B']", false},
+		{"!msg.has('PID-3') || -size(msg.field('PID-5')) < 0", false},
+		{"lookup(tables.lab_codes, msg.field('OBX-3.1')) != ''", false},
+		{"msg.fields('OBX[*]-3.1').exists(c, c in tables.notifiable)", false},
+		{"msg.fields('OBX[*]-8').all(f, f in ['H', 'L'] || f == '')", false},
+		{"msg.fields('OBX[*]-8').exists_one(f, f == 'H')", false},
+		// A loop body reading the message: size of the field times the
+		// number of iterations.
+		{"msg.fields('OBX[*]-8').exists(f, f == msg.field('NTE-3'))", true},
+		{"msg.fields('OBX[*]-8').exists(f, f in msg.fields('OBX[*]-3.1'))", true},
+		// Nested loops, list-building loops.
+		{"msg.fields('OBX[*]-8').exists(a, ['x'].exists(b, a == b))", true},
+		{"msg.fields('OBX[*]-8').filter(f, f == 'H').size() > 0", true},
+		{"msg.fields('OBX[*]-8').map(f, f + f).size() > 0", true},
+		// The strings extension: replace can multiply sizes.
+		{"msg.field('NTE-3').replace('', msg.field('NTE-3')) != ''", true},
+		{"msg.field('NTE-3').lowerAscii() != ''", true},
+	} {
+		p, err := env.CompileBool("when", tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if p.tracked != tc.tracked {
+			t.Errorf("%s: tracked %v, want %v", tc.expr, p.tracked, tc.tracked)
+		}
+	}
 }

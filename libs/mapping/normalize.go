@@ -1,8 +1,7 @@
 package mapping
 
 import (
-	"fmt"
-	"strings"
+	"bytes"
 	"time"
 
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
@@ -59,8 +58,11 @@ func (o *normalizeOp) apply(r *run, m *hl7v2.Message) error {
 		if v.IsEmpty() || v.IsNull() {
 			continue
 		}
-		s := v.String()
-		d, ok := hl7v2.ParseDTM([]byte(s))
+		// A date/time is digits, '.', '+' and '-': read its wire bytes
+		// as they are (no decoding, no allocation); anything escaped is
+		// not a date/time anyway.
+		s := v.Raw()
+		d, ok := hl7v2.ParseDTM(s)
 		if !ok {
 			return r.fail("%s is not an HL7 date/time", p)
 		}
@@ -78,11 +80,12 @@ func (o *normalizeOp) apply(r *run, m *hl7v2.Message) error {
 		if o.precision != 0 && o.precision < d.Precision {
 			d = truncate(d, o.precision)
 		}
-		out := formatDTM(d, frac)
-		if out == s {
+		var buf [32]byte
+		out := formatDTM(buf[:0], d, frac)
+		if bytes.Equal(out, s) {
 			continue
 		}
-		if err := m.SetValue(p, out); err != nil {
+		if err := setPlain(m, p, out); err != nil {
 			return r.fail("%s: %v", p, err)
 		}
 	}
@@ -91,8 +94,8 @@ func (o *normalizeOp) apply(r *run, m *hl7v2.Message) error {
 
 // fractionDigits counts the digits of the fraction of a DTM (0 without
 // one), so a rewritten value keeps the sender's resolution.
-func fractionDigits(s string) int {
-	_, f, ok := strings.Cut(s, ".")
+func fractionDigits(s []byte) int {
+	_, f, ok := bytes.Cut(s, []byte("."))
 	if !ok {
 		return 0
 	}
@@ -138,22 +141,26 @@ func truncate(d hl7v2.DateTime, pr hl7v2.Precision) hl7v2.DateTime {
 
 // formatDTM writes d in the DTM grammar at its precision, the fraction
 // with frac digits (1 to 4), the offset as +HHMM when it has one.
-func formatDTM(d hl7v2.DateTime, frac int) string {
-	b := make([]byte, 0, 24)
-	b = fmt.Appendf(b, "%04d", d.Year)
-	for _, part := range []struct {
+func formatDTM(b []byte, d hl7v2.DateTime, frac int) []byte {
+	b = appendDigits(b, d.Year, 4)
+	parts := [...]struct {
 		pr hl7v2.Precision
 		v  int
-	}{{hl7v2.PrecisionMonth, d.Month}, {hl7v2.PrecisionDay, d.Day}, {hl7v2.PrecisionHour, d.Hour}, {hl7v2.PrecisionMinute, d.Minute}, {hl7v2.PrecisionSecond, d.Second}} {
+	}{{hl7v2.PrecisionMonth, d.Month}, {hl7v2.PrecisionDay, d.Day}, {hl7v2.PrecisionHour, d.Hour}, {hl7v2.PrecisionMinute, d.Minute}, {hl7v2.PrecisionSecond, d.Second}}
+	for _, part := range parts {
 		if d.Precision < part.pr {
 			break
 		}
-		b = fmt.Appendf(b, "%02d", part.v)
+		b = appendDigits(b, part.v, 2)
 	}
 	if d.Precision >= hl7v2.PrecisionFraction && frac > 0 {
-		f := fmt.Sprintf("%09d", d.Nanosecond)
+		frac = min(frac, 4)
+		ns := d.Nanosecond
+		for i := frac; i < 9; i++ {
+			ns /= 10
+		}
 		b = append(b, '.')
-		b = append(b, f[:min(frac, 4)]...)
+		b = appendDigits(b, ns, frac)
 	}
 	if d.HasOffset {
 		sign, off := byte('+'), d.Offset
@@ -161,7 +168,32 @@ func formatDTM(d hl7v2.DateTime, frac int) string {
 			sign, off = '-', -off
 		}
 		b = append(b, sign)
-		b = fmt.Appendf(b, "%02d%02d", off/3600, off%3600/60)
+		b = appendDigits(b, off/3600, 2)
+		b = appendDigits(b, off%3600/60, 2)
 	}
-	return string(b)
+	return b
+}
+
+// setPlain stores ASCII text at p as wire bytes when it holds none of the
+// message's delimiters (the usual case: digits and signs), skipping the
+// encode-and-escape of SetValue; otherwise it goes through SetValue.
+func setPlain(m *hl7v2.Message, p hl7v2.Path, v []byte) error {
+	d := m.Delimiters()
+	if bytes.IndexByte(v, d.Field) < 0 && bytes.IndexByte(v, d.Component) < 0 && bytes.IndexByte(v, d.Repetition) < 0 &&
+		bytes.IndexByte(v, d.Subcomponent) < 0 && bytes.IndexByte(v, d.Escape) < 0 && (d.Truncation == 0 || bytes.IndexByte(v, d.Truncation) < 0) {
+		return m.SetRawValue(p, v)
+	}
+	return m.SetValue(p, string(v))
+}
+
+// appendDigits appends v in decimal, zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var d [10]byte
+	i := len(d)
+	for v > 0 || i > len(d)-width {
+		i--
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[i:]...)
 }

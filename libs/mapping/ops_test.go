@@ -36,13 +36,17 @@ func testTables() Tables {
 
 // testTable builds a table in code.
 func testTable(name string, rows map[string]Entry) *Table {
-	return &Table{Name: name, rows: rows}
+	return NewTable(name, "", rows)
 }
 
 // testEnv is the environment the tests compile against.
 func testEnv(t testing.TB) *Env {
 	t.Helper()
-	return &Env{tables: testTables()}
+	env, err := NewEnv(testTables())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
 }
 
 // render is what a golden .out.hl7 holds: each message with its segments

@@ -89,8 +89,18 @@ func (c *compiler) path(key, s string) (hl7v2.Path, bool) {
 		c.errorf(key, "%v", err)
 		return hl7v2.Path{}, false
 	}
+	if max(p.Occurrence, p.Field, p.Repetition, p.Component, p.Subcomponent) > maxRuleIndex {
+		c.errorf(key, "%s: an index above %d is not a position a message has", p, maxRuleIndex)
+		return hl7v2.Path{}, false
+	}
 	return p, true
 }
+
+// maxRuleIndex bounds each index of a rule's path. The path grammar goes
+// to 2^20, but a rule writing PID-1000000 would build a megabyte of empty
+// fields into every message it touches; no segment definition has more
+// than a few hundred fields, components or repetitions.
+const maxRuleIndex = 1000
 
 // writable is path for a value an operation writes: MSH-1 and MSH-2 (and
 // FHS/BHS) define the delimiters and cannot be written value by value.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hl7bus/hl7bus/libs/mapping"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 )
@@ -85,6 +86,11 @@ type Destination struct {
 	Retry       Retry `yaml:"retry"`
 	// Ack says how strictly an HL7 ACK is read (mllp).
 	Ack AckCheck `yaml:"ack"`
+	// Rules are the destination's outbound rules (destinations[].rules),
+	// run by the route stage on the copy it writes for this destination;
+	// egress does not use them. The root configuration compiles them
+	// (mapping.Compile, scope Outbound).
+	Rules []mapping.Rule `yaml:"rules"`
 }
 
 // Config is the egress stage's configuration.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestDefaults(t *testing.T) {
 	d := Destination{}.WithDefaults()
 	want := Destination{Protocol: "mllp", AckTimeout: 30 * time.Second, Connections: 1,
 		Retry: Retry{MaxAttempts: 10, MaxRetryTime: time.Hour, InitialBackoff: 500 * time.Millisecond, MaxBackoff: time.Minute}}
-	if d != want {
+	if !reflect.DeepEqual(d, want) {
 		t.Errorf("defaults %+v, want %+v", d, want)
 	}
 	// A long initial backoff alone raises the default cap with it.

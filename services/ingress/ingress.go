@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hl7bus/hl7bus/libs/logattr"
+	"github.com/hl7bus/hl7bus/libs/mapping"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +95,10 @@ type Interface struct {
 	Profile string `yaml:"profile"`
 	// Ack is the acknowledgement policy.
 	Ack AckPolicy `yaml:"ack"`
+	// Rules are the interface's inbound rules (interfaces[].rules), run by
+	// the transform stage; ingress does not use them. The root
+	// configuration compiles them (mapping.Compile, scope Inbound).
+	Rules []mapping.Rule `yaml:"rules"`
 }
 
 // Listener defaults of an interface.

@@ -276,6 +276,7 @@ func TestReadmeTourOnTheLockedDownDefault(t *testing.T) {
 	recv := startReceiver(t)
 	ingressAddr := freeAddr(t)
 	body := strings.NewReplacer("127.0.0.1:2575", ingressAddr, "127.0.0.1:2576", recv.addr,
+		"127.0.0.1:2577", freeAddr(t), "127.0.0.1:2578", freeAddr(t),
 		"127.0.0.1:9092", freeAddr(t), "127.0.0.1:8081", freeAddr(t)).Replace(string(sample))
 	if body == string(sample) {
 		t.Fatal("the sample configuration no longer names the tour's ports; update this test")
@@ -285,6 +286,10 @@ func TestReadmeTourOnTheLockedDownDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "deploy/standalone/hl7bus.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The code tables its rules use sit beside it.
+	if err := os.CopyFS(filepath.Join(dir, "deploy/standalone/tables"), os.DirFS(filepath.Join(root, "deploy/standalone/tables"))); err != nil {
 		t.Fatal(err)
 	}
 	// make run, with the metrics port made free as well.

@@ -40,6 +40,7 @@ func commandTable(reg *modules.Registry) map[string]command {
 		"receive":    {"an MLLP receiver that ACKs and prints or stores what it gets", runReceive},
 		"config":     {"validate or print a configuration file", runConfig},
 		"tail":       {"print a topic's records decoded to JSON lines", runTail},
+		"rules":      {"test or explain the configuration's rules, tables and routes", runRules},
 	}
 	for _, m := range reg.Modules() {
 		if !m.Embedded {

@@ -44,19 +44,24 @@ func runStage(m modules.Module) func([]string, Env) int {
 			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 			return ExitUsage
 		}
-		if *httpAddr != "" {
-			f.HTTP.Address = *httpAddr
-		}
-		if *dataDir != "" {
-			f.Standalone.DataDir = *dataDir
-		}
-		if len(f.Kafka.Brokers) == 0 && f.Registry.URL == "" {
-			// A standalone file: the embedded broker and registry of a
-			// standalone on this host, with the credentials it generated.
-			if err := standalone.UseEmbedded(f); err != nil {
-				fmt.Fprintf(env.Stderr, "hl7bus %s: %v\n", name, err)
-				return ExitInvalid
+		// What the flags do to the file, here and on every reload.
+		prepare := func(f *config.File) error {
+			if *httpAddr != "" {
+				f.HTTP.Address = *httpAddr
 			}
+			if *dataDir != "" {
+				f.Standalone.DataDir = *dataDir
+			}
+			if len(f.Kafka.Brokers) == 0 && f.Registry.URL == "" {
+				// A standalone file: the embedded broker and registry of a
+				// standalone on this host, with the credentials it generated.
+				return standalone.UseEmbedded(f)
+			}
+			return nil
+		}
+		if err := prepare(f); err != nil {
+			fmt.Fprintf(env.Stderr, "hl7bus %s: %v\n", name, err)
+			return ExitInvalid
 		}
 		if err := f.Validate(); err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
@@ -77,7 +82,10 @@ func runStage(m modules.Module) func([]string, Env) int {
 		defer flush()
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		logSIGHUP(ctx, log)
+		deps := modules.NewDeps(log, tel, *instance)
+		wait := reloadOnSIGHUP(ctx, log, deps, *path, sets, prepare)
+		defer wait()
+		defer stop() // the reloader ends with ctx, before wait
 		if f.HTTP.Address != "off" {
 			addr, err := tel.Serve(ctx, f.HTTP.Address)
 			if err != nil {
@@ -86,7 +94,7 @@ func runStage(m modules.Module) func([]string, Env) int {
 			}
 			log.Info("serving /metrics, /healthz and /readyz", logattr.Address(addr))
 		}
-		if err := modules.Run(ctx, f, modules.NewDeps(log, tel, *instance), []modules.Module{m}, modules.DefaultShutdownTimeout); err != nil {
+		if err := modules.Run(ctx, f, deps, []modules.Module{m}, modules.DefaultShutdownTimeout); err != nil {
 			log.Error("stage stopped with an error", logattr.Error(err))
 			return ExitInvalid
 		}

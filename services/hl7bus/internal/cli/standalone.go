@@ -42,11 +42,15 @@ func runStandalone(reg *modules.Registry) func([]string, Env) int {
 			fmt.Fprintf(env.Stderr, "hl7bus: %v\n", err)
 			return ExitUsage
 		}
-		if *dataDir != "" {
-			f.Standalone.DataDir = *dataDir
+		// What the flags do to the file, here and on every reload.
+		prepare := func(f *config.File) error {
+			if *dataDir != "" {
+				f.Standalone.DataDir = *dataDir
+			}
+			f.ForStandalone()
+			return standalone.Validate(f)
 		}
-		f.ForStandalone()
-		if err := errors.Join(f.Validate(), standalone.Validate(f)); err != nil {
+		if err := errors.Join(prepare(f), f.Validate()); err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus: invalid configuration %s:\n%v\n", *path, err)
 			return ExitUsage
 		}
@@ -58,13 +62,16 @@ func runStandalone(reg *modules.Registry) func([]string, Env) int {
 		log := newLogger(f.Log, env.Stderr)
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		logSIGHUP(ctx, log)
 		tel, flush, err := newTelemetry(ctx, f, "hl7bus-standalone")
 		if err != nil {
 			log.Error("cannot start", logattr.Error(err))
 			return ExitInvalid
 		}
 		defer flush()
+		deps := modules.NewDeps(log, tel, "standalone")
+		wait := reloadOnSIGHUP(ctx, log, deps, *path, sets, prepare)
+		defer wait()
+		defer stop() // the reloader ends with ctx, before wait
 		if f.HTTP.Address != "off" {
 			addr, err := tel.Serve(ctx, f.HTTP.Address)
 			if err != nil {
@@ -73,7 +80,7 @@ func runStandalone(reg *modules.Registry) func([]string, Env) int {
 			}
 			log.Info("serving /metrics, /healthz and /readyz", logattr.Address(addr))
 		}
-		if err := modules.Run(ctx, f, modules.NewDeps(log, tel, "standalone"), mods, modules.DefaultShutdownTimeout); err != nil {
+		if err := modules.Run(ctx, f, deps, mods, modules.DefaultShutdownTimeout); err != nil {
 			log.Error("stopped with an error", logattr.Error(err))
 			return ExitInvalid
 		}

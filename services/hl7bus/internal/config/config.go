@@ -5,10 +5,12 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	libconfig "github.com/hl7bus/hl7bus/libs/config"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/mapping"
 	"github.com/hl7bus/hl7bus/libs/mllp"
 
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -40,7 +43,11 @@ type File struct {
 	Interfaces   []ingress.Interface     `yaml:"interfaces"`
 	Destinations []egress.Destination    `yaml:"destinations"`
 	Routes       []route.Rule            `yaml:"routes"`
-	Standalone   Standalone              `yaml:"standalone"`
+	// Tables are the code tables rules and CEL expressions use
+	// (tables.<name>), their files relative to the configuration file's
+	// directory.
+	Tables     []mapping.TableSpec `yaml:"tables"`
+	Standalone Standalone          `yaml:"standalone"`
 	// Stages tunes the stage runtime of every transactional stage (parse,
 	// transform, route): retry policy, record timeout, stall threshold.
 	Stages pipeline.Runtime `yaml:"stages"`
@@ -57,6 +64,12 @@ type File struct {
 	// Parser configures the one HL7 parser every stage of the process
 	// reads messages with.
 	Parser hl7v2.ParserConfig `yaml:"parser"`
+
+	// path is the file Load read, dir its directory (table files are
+	// relative to it) and raw its bytes as parsed: the configuration
+	// version hashes those, not a later read that may see another file.
+	path, dir string
+	raw       []byte
 }
 
 // Log configures logging.
@@ -127,7 +140,13 @@ func Load(path string, overrides ...string) (*File, error) {
 	v.SetEnvPrefix("HL7BUS")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	if err := v.ReadInConfig(); err != nil {
+	// The file is read once, here: the bytes parsed are the bytes the
+	// configuration version hashes.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration %s: %w", path, err)
+	}
+	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
 		return nil, fmt.Errorf("reading configuration %s: %w", path, err)
 	}
 	// Environment variables override only keys viper knows; bind every
@@ -147,8 +166,8 @@ func Load(path string, overrides ...string) (*File, error) {
 		}
 		v.Set(key, val)
 	}
-	f := &File{}
-	err := v.Unmarshal(f, func(dc *mapstructure.DecoderConfig) {
+	f := &File{path: path, dir: filepath.Dir(path), raw: raw}
+	err = v.Unmarshal(f, func(dc *mapstructure.DecoderConfig) {
 		dc.TagName = "yaml"
 		// A misspelt key must not silently do nothing.
 		dc.ErrorUnused = true
@@ -295,8 +314,16 @@ func (f *File) ForStandalone() {
 	f.Registry.URL = "http://" + f.Standalone.RegistryAddress
 }
 
-// Validate returns every problem in the file at once, each naming its key.
+// Validate returns every problem in the file at once, each naming its key,
+// those of its rules, tables and routes included (see Checked).
 func (f *File) Validate() error {
+	_, err := f.Checked()
+	return err
+}
+
+// Checked validates the file and compiles its rules, tables and routes in
+// one pass: every problem at once, or the compiled rules of a valid file.
+func (f *File) Checked() (*Compiled, error) {
 	var errs []error
 	stages := f.Stages
 	if stages.WithDefaults() == f.writtenStages.WithDefaults() {
@@ -337,11 +364,10 @@ func (f *File) Validate() error {
 	if err := (egress.Config{Destinations: f.Destinations}).Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	known := map[string]bool{}
-	for _, d := range f.Destinations {
-		known[d.Name] = true
-	}
-	if err := route.Validate(f.Routes, known); err != nil {
+	// Rules reports the routes' problems too (route.Compile validates
+	// them), so they are not checked twice here.
+	c, err := f.Rules()
+	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, a := range []struct{ key, addr string }{{"standalone.kafka_address", f.Standalone.KafkaAddress},
@@ -364,7 +390,10 @@ func (f *File) Validate() error {
 		errs = append(errs, fmt.Errorf("kafka.max_record_bytes: %d bytes cannot hold the largest message interfaces accept (%s) plus %d bytes of envelope; set it to at least %d, or leave it unset to derive it",
 			f.Kafka.MaxRecordBytes, from, kafka.EnvelopeHeadroom, need))
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
 }
 
 // checkPort checks the port of a host:port address (which must split): a

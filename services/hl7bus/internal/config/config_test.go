@@ -96,6 +96,13 @@ func TestBad(t *testing.T) {
 		"many.bad.yaml": {"log.level", "kafka.partitions", "interfaces[0].protocol", "interfaces[0].address",
 			"interfaces[0].ordering", "interfaces[1].name", "destinations[0].name", "routes[0].message_types[0]",
 			"routes[0].destinations[0]", "kafka.brokers"},
+		// Rules, tables and routes: errors name the key down to the rule.
+		"rules-cel.bad.yaml":          {"interfaces[0].rules[1].when: column 22:", "nosuch"},
+		"rules-table.bad.yaml":        {`interfaces[0].rules[0].map.table: "lab_code"`},
+		"rules-two-ops.bad.yaml":      {"interfaces[0].rules[0]: exactly one operation", "set, clear"},
+		"rules-split-out.bad.yaml":    {"destinations[0].rules[1].split:"},
+		"rules-route-dest.bad.yaml":   {`routes[0].destinations[1]: "registry" is not a configured destination`},
+		"rules-two-defaults.bad.yaml": {"routes[2]", "default"},
 	}
 	for file, wants := range tests {
 		f, err := Load("testdata/" + file)

@@ -10,7 +10,8 @@ import (
 // has applied every default) and every secret redacted (a Secret prints as
 // ********). max_frame_size is left out of each interface: the defaults
 // fold that former name into max_message_size, and a 0 printed beside it
-// would read as a limit.
+// would read as a limit. A rule prints only the operation it has, not
+// the ten it leaves null.
 func (f *File) Print() ([]byte, error) {
 	var doc yaml.Node
 	if err := doc.Encode(f); err != nil {
@@ -19,6 +20,17 @@ func (f *File) Print() ([]byte, error) {
 	if ifaces := mappingValue(&doc, "interfaces"); ifaces != nil {
 		for _, it := range ifaces.Content {
 			dropKey(it, "max_frame_size")
+		}
+	}
+	for _, section := range []string{"interfaces", "destinations"} {
+		if list := mappingValue(&doc, section); list != nil {
+			for _, item := range list.Content {
+				if rules := mappingValue(item, "rules"); rules != nil {
+					for _, r := range rules.Content {
+						dropNulls(r)
+					}
+				}
+			}
 		}
 	}
 	out, err := yaml.Marshal(&doc)
@@ -52,4 +64,19 @@ func dropKey(m *yaml.Node, key string) {
 			return
 		}
 	}
+}
+
+// dropNulls removes the keys of mapping node m whose value is null.
+func dropNulls(m *yaml.Node) {
+	if m.Kind != yaml.MappingNode {
+		return
+	}
+	kept := m.Content[:0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i+1].Tag == "!!null" {
+			continue
+		}
+		kept = append(kept, m.Content[i], m.Content[i+1])
+	}
+	m.Content = kept
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -99,5 +100,33 @@ interfaces:
 	f.Interfaces[0].Protocol = "http"
 	if err := f.Validate(); err == nil || !strings.Contains(err.Error(), "interfaces[0].protocol") || strings.Contains(err.Error(), "max_connections") {
 		t.Errorf("after a change, Validate: %v; want the protocol named and the changed interface validated as it is", err)
+	}
+}
+
+// TestPrintRules: a rule prints only the operation it has, and the
+// printed rules load back to the same ones.
+func TestPrintRules(t *testing.T) {
+	f, err := Load("testdata/rules.good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.Print()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "null") {
+		t.Errorf("printed rules show the operations they do not have:\n%s", out)
+	}
+	p := filepath.Join(t.TempDir(), "printed.yaml")
+	if err := os.WriteFile(p, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(p)
+	if err != nil {
+		t.Fatalf("printed configuration does not load: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(back.Interfaces[0].Rules, f.Interfaces[0].Rules) || !reflect.DeepEqual(back.Destinations[0].Rules, f.Destinations[0].Rules) ||
+		!reflect.DeepEqual(back.Tables, f.Tables) {
+		t.Errorf("printed rules load back different:\n%s", out)
 	}
 }

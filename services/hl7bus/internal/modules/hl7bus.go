@@ -138,7 +138,13 @@ func newTransform(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return transform.New(transform.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log), nil
+	// The service exists before the rules: Rules hands them to it and
+	// registers it for reloads at once, so no reload can be missed.
+	svc := transform.New(transform.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser}, f.Kafka, serde, d.Log)
+	if _, err := d.Rules(f, func(c *config.Compiled) { svc.SetRules(c.Transform) }); err != nil {
+		return nil, err
+	}
+	return svc, nil
 }
 
 func newRoute(f *config.File, d Deps) (Service, error) {
@@ -146,24 +152,21 @@ func newRoute(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every configured destination gets its out topic, not only those
+	// the routes name today: a reload may route to any of them.
+	all := make([]string, len(f.Destinations))
+	for i, dst := range f.Destinations {
+		all[i] = dst.Name
+	}
 	parser, err := d.Parser(f)
 	if err != nil {
 		return nil, err
 	}
-	// The routes' lists only, until the configuration compiles the rules
-	// with its CEL environment and tables (config.File.Rules).
-	known := map[string]bool{}
-	var dests []string
-	for _, dst := range f.Destinations {
-		known[dst.Name] = true
-		dests = append(dests, dst.Name)
-	}
-	rules, err := route.Compile(f.Routes, nil, nil, known)
-	if err != nil {
+	svc := route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser, Destinations: all}, f.Kafka, serde, d.Log)
+	if _, err := d.Rules(f, func(c *config.Compiled) { svc.SetRules(c.Route) }); err != nil {
 		return nil, err
 	}
-	return route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser,
-		Destinations: dests, Rules: rules}, f.Kafka, serde, d.Log), nil
+	return svc, nil
 }
 
 func newEgress(f *config.File, d Deps) (Service, error) {

@@ -51,11 +51,12 @@ type Deps struct {
 
 	serde  *lazySerde
 	parser *lazyParser
+	rules  *lazyRules
 }
 
 // NewDeps returns the dependencies of one process's modules.
 func NewDeps(log *slog.Logger, tel *telemetry.Telemetry, instance string) Deps {
-	return Deps{Log: log, Telemetry: tel, Instance: instance, serde: &lazySerde{}, parser: &lazyParser{}}
+	return Deps{Log: log, Telemetry: tel, Instance: instance, serde: &lazySerde{}, parser: &lazyParser{}, rules: &lazyRules{}}
 }
 
 // lazySerde is the process's one registry serde (one schema cache for
