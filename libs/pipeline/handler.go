@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -40,7 +39,9 @@ type Output struct {
 
 // Scoped is the scope and reason of a dead letter for part of an input's
 // work: one destination's copy (a destination rule that failed in route)
-// or one program's. At least one of Destination and Program is set.
+// or one program's. Neither set, it dead-letters the whole input while
+// the handler still writes what says why (route's decision for a message
+// no route matches: a Permanent error would drop that decision too).
 type Scoped struct {
 	Destination string
 	Program     string
@@ -118,11 +119,6 @@ func Typed[In canonical.Record](serde *canonical.Serde, h Handler[In]) RecordHan
 		recs := make([]*kgo.Record, 0, len(outs))
 		for _, o := range outs {
 			if s := o.DeadLetter; s != nil {
-				if s.Destination == "" && s.Program == "" {
-					// Unscoped, it would read as the whole input failing
-					// while the other outputs were written.
-					return nil, id, Permanent(errors.New("a scoped dead letter names neither a destination nor a program"))
-				}
 				recs = append(recs, scopedRecord(*s))
 				continue
 			}

@@ -137,7 +137,7 @@ func TestTypedScopedDeadLetter(t *testing.T) {
 	}{
 		{"destination", Scoped{Destination: "lis", Reason: "rule lis-codes: unmapped"}, ""},
 		{"program", Scoped{Program: "elr", Reason: "r"}, ""},
-		{"no scope", Scoped{Reason: "r"}, "neither a destination nor a program"},
+		{"whole input", Scoped{Reason: "no route matches ORU^R01"}, ""},
 	}
 	for _, tt := range tests {
 		h := Typed(serde, func(_ context.Context, in *canonical.Raw) ([]Output, error) {

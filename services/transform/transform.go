@@ -1,17 +1,24 @@
 // Package transform is the transform stage: it reads parsed records and
 // writes transformed ones, the message with the normalisations every route
 // needs in its typed projections (MSH-7 in UTC with the sender's offset
-// kept, trimmed identifiers, the patient). The message bytes themselves are
-// passed through unchanged (segment terminators made CR), so a destination
-// receives what the sender sent, MSH-10 included; rule-driven transforms
-// come later.
+// kept, trimmed identifiers, the patient), after the interface's inbound
+// rules (libs/mapping: set, map, normalize, split, filter, ...). Without
+// rules the message bytes are passed through unchanged (segment
+// terminators made CR), so a destination receives what the sender sent,
+// MSH-10 included. A message a filter drops leaves only its decision on the
+// decisions topic.
 package transform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
@@ -41,8 +48,9 @@ type Config struct {
 	Rules *Rules
 }
 
-// Rules is what transform applies, swapped whole on reload.
-// SKELETON: the services helper applies them in Handle.
+// Rules is what transform applies, swapped whole on reload (SetRules).
+// A Rules is never changed once the stage has it, so a record in flight
+// finishes on the one it started with.
 type Rules struct {
 	// Version is the configuration version written as config_version.
 	Version string
@@ -58,10 +66,14 @@ type Service struct {
 	serde  *canonical.Serde
 	log    *slog.Logger
 	parser *hl7v2.Parser
-	// out is the transformed topic.
-	out string
-	// rules are the rules in force, swapped whole by SetRules.
+	// rules are the rules in force; Handle loads them once per record.
 	rules atomic.Pointer[Rules]
+	// filtered counts the messages inbound filters dropped.
+	filtered *prometheus.CounterVec
+	// out is the transformed topic, decisions the decisions topic.
+	out, decisions string
+	// now is the decisions' clock.
+	now func() time.Time
 }
 
 // New returns the stage; Run starts it.
@@ -70,37 +82,126 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	if p == nil {
 		p = hl7v2.NewParser()
 	}
-	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, out: kc.Topic(kafka.TopicTransformed)}
+	tel := cfg.Telemetry
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
+	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, out: kc.Topic(kafka.TopicTransformed),
+		decisions: kc.Topic(kafka.TopicDecisions), now: time.Now,
+		filtered: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_messages_filtered_total",
+			Help: "Messages a filter rule dropped, by interface and rule (configuration names)."}, "interface", "rule")}
 	s.rules.Store(cfg.Rules)
 	return s
 }
+
+// SetRules puts r in force for the records the stage handles from now on
+// (a record being handled finishes on the rules it started with). nil
+// applies no rules.
+func (s *Service) SetRules(r *Rules) { s.rules.Store(r) }
+
+// CurrentRules returns the rules in force (nil: none).
+func (s *Service) CurrentRules() *Rules { return s.rules.Load() }
 
 // Run runs the stage until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	return pipeline.Run(ctx, s.kc, s.serde, s.log, pipeline.Stage{
 		Name: "transform", Instance: s.cfg.Instance, Retry: s.cfg.Runtime.Retry, Timeout: s.cfg.Runtime.RecordTimeout, StallAfter: s.cfg.Runtime.StallAfter,
 		Telemetry: s.cfg.Telemetry, Input: s.kc.Topic(kafka.TopicParsed),
-		Outputs: map[string]string{s.out: schemas.Transformed},
+		Outputs: map[string]string{s.out: schemas.Transformed, s.decisions: schemas.Decisions},
 		Handle:  pipeline.Typed(s.serde, s.Handle),
 	})
 }
 
-// Handle is the stage's handler: a parsed record in, its transformed
-// record out, under the input's key (so per-patient order holds
-// downstream). The parsed record holds the message once, as payload (no
-// tree: see docs/benchmarks.md, "Parse once"), so transform parses it; the
-// header is the one ingress computed, carried unchanged.
+// Handle is the stage's handler: a parsed record in, the interface's
+// inbound rules applied, and out one transformed record (several after a
+// split, one per child) under the input's key, so per-patient order holds
+// downstream; or, when a filter rule dropped the message, its decision
+// (topic decisions, keyed by message ID) and no transformed record. A rule
+// that fails on the message dead-letters it (a permanent error whose
+// reason names the rule). The parsed record holds the message once, as
+// payload (no tree: see docs/benchmarks.md, "Parse once"), so transform
+// parses it.
 func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Output, error) {
 	m, err := s.parser.Parse(p.Payload)
 	if err != nil {
 		return nil, pipeline.Permanent(fmt.Errorf("parsing payload: %w", err))
 	}
+	rules := s.rules.Load() // once: one record sees one configuration
+	var rs *mapping.RuleSet
+	version := ""
+	if rules != nil {
+		rs, version = rules.Interfaces[p.Interface], rules.Version
+	}
+	if rs.Len() == 0 {
+		// No rules: the header ingress computed is the message's, carried
+		// unchanged.
+		return []pipeline.Output{{Topic: s.out, Record: s.transformed(p, m, p.Header, p.MessageID, p.ParentMessageID, version, nil)}}, nil
+	}
+	res, err := rs.Apply(m, mapping.Vars{Interface: p.Interface,
+		Receipt: mapping.Receipt{MessageID: p.MessageID, ParentMessageID: p.ParentMessageID, ReceivedAt: p.ReceivedAt}})
+	if err != nil {
+		// A RuleError's text is "rule <name>: <why>", without content.
+		return nil, pipeline.Permanent(err)
+	}
+	if f := res.Filtered; f != nil {
+		s.filtered.WithLabelValues(p.Interface, f.Rule).Inc()
+		return []pipeline.Output{{Topic: s.decisions, Key: []byte(p.MessageID), Record: &canonical.Decision{
+			MessageID: p.MessageID, ParentMessageID: p.ParentMessageID, Interface: p.Interface, ControlID: p.Header.ControlID,
+			MessageType: canonical.MessageTypeOf(p.Header), Stage: canonical.StageTransform, DecidedAt: s.now(),
+			ConfigVersion: version, Outcome: canonical.OutcomeFiltered, Filter: &canonical.FilterDecision{Rule: f.Rule, Reason: f.Reason}}}}, nil
+	}
+	issues := issuesOf(res.Issues)
+	switch len(res.Messages) {
+	case 0:
+		return nil, pipeline.Permanent(errors.New("the rules left no message and no filter"))
+	case 1:
+		out := res.Messages[0]
+		return []pipeline.Output{{Topic: s.out, Record: s.transformed(p, out, headerOf(out, p.Header), p.MessageID, p.ParentMessageID, version, issues)}}, nil
+	}
+	// A split: each child is a message of its own (its own MSH-10, so its
+	// own header), with a derived ID, the input as its parent, and the
+	// input's ordering key (the children stay in order with the patient's
+	// other messages).
+	outs := make([]pipeline.Output, len(res.Messages))
+	for i, c := range res.Messages {
+		outs[i] = pipeline.Output{Topic: s.out, Record: s.transformed(p, c, headerOf(c, p.Header),
+			p.MessageID+"-"+strconv.Itoa(i+1), p.MessageID, version, issues)}
+	}
+	return outs, nil
+}
+
+// transformed is the record of m, the message after the rules: the
+// projections are computed from it, not from the payload received.
+func (s *Service) transformed(p *canonical.Parsed, m *hl7v2.Message, h canonical.Header, id, parent, version string, issues []canonical.Issue) *canonical.Transformed {
 	t := &canonical.Transformed{
-		MessageID: p.MessageID, Interface: p.Interface, ReceivedAt: p.ReceivedAt, OrderingKey: p.OrderingKey,
-		Header: p.Header, Message: m.Bytes(), Patient: canonical.PatientOf(m),
+		MessageID: id, ParentMessageID: parent, Interface: p.Interface, ReceivedAt: p.ReceivedAt, OrderingKey: p.OrderingKey,
+		Header: h, Message: m.Bytes(), Patient: canonical.PatientOf(m), ConfigVersion: version, Issues: issues,
 	}
 	if utc, offset, ok := canonical.MessageTimeOf(m); ok {
 		t.MessageTime, t.MessageTimeOffset = utc, offset
 	}
-	return []pipeline.Output{{Topic: s.out, Record: t}}, nil
+	return t
+}
+
+// headerOf is the header of m after rules (they may have changed MSH-5,
+// the version or, in a split child, MSH-10), with the charset the message
+// was received in (the rules change no bytes' encoding).
+func headerOf(m *hl7v2.Message, received canonical.Header) canonical.Header {
+	h := canonical.HeaderOf(m)
+	h.Charset = received.Charset
+	return h
+}
+
+// issuesOf turns the rules' flags into the record's issues: warnings
+// (the message goes on), coded as a table value not found, the usual
+// cause (an unmapped code under unmapped: flag).
+func issuesOf(in []mapping.Issue) []canonical.Issue {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]canonical.Issue, len(in))
+	for i, is := range in {
+		out[i] = canonical.Issue{Severity: string(hl7v2.SeverityWarning), Code: int(hl7v2.CodeTableValue), Location: is.Path, Rule: is.Rule, Text: is.Reason}
+	}
+	return out
 }

@@ -2,17 +2,23 @@ package transform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/libs/mapping"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
 )
 
@@ -78,4 +84,233 @@ func TestHandle(t *testing.T) {
 	if _, id, err := handle(ctx, s, bad); !pipeline.IsPermanent(err) || id.MessageID != "M2" || id.ControlID != "C2" {
 		t.Errorf("unparseable payload: %v %+v", err, id)
 	}
+}
+
+// ruleMsg is an ORU^R01 with two orders (ORC/OBR/OBX groups).
+const ruleMsg = "MSH|^~\\&|LAB|NATLAB|HIS|GEN|20240301101500+0100||ORU^R01^ORU_R01|C1|%s|2.5.1\r" +
+	"PID|1||123^^^GEN^MR||DOE^JANE||19800101|F\r" +
+	"ORC|RE|O1\rOBR|1|O1||GLU\rOBX|1|NM|GLU^Glucose^L||5.5\r" +
+	"ORC|RE|O2\rOBR|2|O2||XYZ\rOBX|1|NM|XYZ^Other^L||1\r"
+
+// ruleService is a transform stage over the rule sets below, by
+// interface, at configuration version v7, with its own metrics.
+func ruleService(t *testing.T) (*Service, *telemetry.Telemetry) {
+	t.Helper()
+	env, err := mapping.NewEnv(mapping.Tables{"lab_codes": mapping.NewTable("lab_codes", "2024-01",
+		map[string]mapping.Entry{"GLU": {Code: "2345-7", System: "LN", Display: "Glucose"}})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis := "LIS"
+	sets := map[string][]mapping.Rule{
+		"filter": {{Name: "drop-test", When: "msg.processing_id == 'T'", Filter: &mapping.FilterOp{Reason: "test traffic (MSH-11 = T)"}},
+			{Name: "receiver", Set: &mapping.SetOp{Path: "MSH-5", Value: &lis}}},
+		"split":  {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}}},
+		"flag":   {{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedFlag}}},
+		"reject": {{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedReject}}},
+	}
+	rules := &Rules{Version: "v7", Interfaces: map[string]*mapping.RuleSet{}}
+	for name, rs := range sets {
+		c, err := mapping.Compile("interfaces["+name+"].rules", rs, env, mapping.Inbound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules.Interfaces[name] = c
+	}
+	tel := telemetry.New(nil)
+	s := New(Config{Rules: rules, Telemetry: tel}, kafka.Config{}.WithDefaults(), nil, slog.New(slog.DiscardHandler))
+	s.now = func() time.Time { return time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC) }
+	return s, tel
+}
+
+func parsedFor(iface, processingID string) *canonical.Parsed {
+	return &canonical.Parsed{MessageID: "M1", ParentMessageID: "B1", Interface: iface, OrderingKey: "k",
+		ReceivedAt: time.Date(2024, 3, 1, 9, 15, 0, 0, time.UTC),
+		Header:     canonical.Header{MessageCode: "ORU", TriggerEvent: "R01", ControlID: "C1", ProcessingID: processingID, Charset: "UNICODE UTF-8"},
+		Payload:    []byte(fmt.Sprintf(ruleMsg, processingID))}
+}
+
+// transformedOf returns outs' transformed records, failing on any other
+// output or one not to the transformed topic under the input's key.
+func transformedOf(t *testing.T, s *Service, outs []pipeline.Output) []*canonical.Transformed {
+	t.Helper()
+	var ts []*canonical.Transformed
+	for _, o := range outs {
+		tr, ok := o.Record.(*canonical.Transformed)
+		if !ok || o.Topic != s.out || o.Key != nil {
+			t.Fatalf("output %T to %s under %q, want a transformed record", o.Record, o.Topic, o.Key)
+		}
+		ts = append(ts, tr)
+	}
+	return ts
+}
+
+// TestHandleRules: the interface's inbound rules decide what transform
+// writes: one record after the rules (header and projections from the
+// changed message), one per child of a split, a decision alone for a
+// filtered message, a dead letter for a rule that fails; an interface
+// without rules passes its message through with the header carried.
+func TestHandleRules(t *testing.T) {
+	s, tel := ruleService(t)
+	ctx := context.Background()
+
+	t.Run("filtered", func(t *testing.T) {
+		outs, err := s.Handle(ctx, parsedFor("filter", "T"))
+		if err != nil || len(outs) != 1 {
+			t.Fatalf("%d outputs, %v", len(outs), err)
+		}
+		d, ok := outs[0].Record.(*canonical.Decision)
+		if !ok || outs[0].Topic != "hl7bus.decisions" || string(outs[0].Key) != "M1" {
+			t.Fatalf("output %T to %s under %q, want a decision keyed by message ID", outs[0].Record, outs[0].Topic, outs[0].Key)
+		}
+		want := canonical.Decision{MessageID: "M1", ParentMessageID: "B1", Interface: "filter", ControlID: "C1", MessageType: "ORU^R01",
+			Stage: "transform", DecidedAt: s.now(), ConfigVersion: "v7", Outcome: "filtered",
+			Filter: &canonical.FilterDecision{Rule: "drop-test", Reason: "test traffic (MSH-11 = T)"}}
+		if fmt.Sprint(*d.Filter) != fmt.Sprint(*want.Filter) {
+			t.Errorf("filter %+v", *d.Filter)
+		}
+		d.Filter, want.Filter = nil, nil
+		if fmt.Sprint(*d) != fmt.Sprint(want) {
+			t.Errorf("decision\n got %+v\nwant %+v", *d, want)
+		}
+		metric := `# HELP hl7bus_messages_filtered_total Messages a filter rule dropped, by interface and rule (configuration names).
+# TYPE hl7bus_messages_filtered_total counter
+hl7bus_messages_filtered_total{interface="filter",rule="drop-test"} 1
+`
+		if err := testutil.GatherAndCompare(tel.Registry, strings.NewReader(metric), "hl7bus_messages_filtered_total"); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("changed", func(t *testing.T) {
+		outs, err := s.Handle(ctx, parsedFor("filter", "P"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := transformedOf(t, s, outs)
+		if len(ts) != 1 {
+			t.Fatalf("%d records", len(ts))
+		}
+		tr := ts[0]
+		if tr.MessageID != "M1" || tr.ParentMessageID != "B1" || tr.ConfigVersion != "v7" || tr.OrderingKey != "k" || len(tr.Issues) != 0 {
+			t.Errorf("record %+v", tr)
+		}
+		if tr.Header.ReceivingApplication != "LIS" || tr.Header.ControlID != "C1" || tr.Header.Charset != "UNICODE UTF-8" || tr.Header.ProcessingID != "P" {
+			t.Errorf("header %+v, want the changed MSH's with the received charset", tr.Header)
+		}
+		if !strings.HasPrefix(string(tr.Message), "MSH|^~\\&|LAB|NATLAB|LIS|GEN|") {
+			t.Errorf("message %q, want MSH-5 set", tr.Message)
+		}
+		if tr.Patient == nil || tr.Patient.FamilyName != "DOE" || tr.MessageTime != "2024-03-01T09:15:00Z" {
+			t.Errorf("projections %+v %q", tr.Patient, tr.MessageTime)
+		}
+	})
+
+	t.Run("split", func(t *testing.T) {
+		outs, err := s.Handle(ctx, parsedFor("split", "P"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := transformedOf(t, s, outs)
+		if len(ts) != 2 {
+			t.Fatalf("%d records, want one per order", len(ts))
+		}
+		for i, tr := range ts {
+			n := fmt.Sprint(i + 1)
+			if tr.MessageID != "M1-"+n || tr.ParentMessageID != "M1" || tr.OrderingKey != "k" || tr.ConfigVersion != "v7" || tr.Interface != "split" {
+				t.Errorf("child %d: %+v", i, tr)
+			}
+			if tr.Header.ControlID != "C1-"+n || tr.Header.MessageCode != "ORU" {
+				t.Errorf("child %d: header %+v, want its own MSH-10", i, tr.Header)
+			}
+			if c := strings.Count(string(tr.Message), "\rOBR|"); c != 1 || !strings.Contains(string(tr.Message), "|O"+n+"\r") {
+				t.Errorf("child %d: %q, want its order only", i, tr.Message)
+			}
+			if tr.Patient == nil || tr.Patient.FamilyName != "DOE" {
+				t.Errorf("child %d: patient %+v", i, tr.Patient)
+			}
+		}
+	})
+
+	t.Run("flag", func(t *testing.T) {
+		outs, err := s.Handle(ctx, parsedFor("flag", "P"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := transformedOf(t, s, outs)
+		if len(ts) != 1 {
+			t.Fatalf("%d records", len(ts))
+		}
+		tr := ts[0]
+		if !strings.Contains(string(tr.Message), "OBX|1|NM|2345-7^Glucose^L||5.5") || !strings.Contains(string(tr.Message), "OBX|1|NM|XYZ^Other^L||1") {
+			t.Errorf("message %q: GLU mapped, XYZ left", tr.Message)
+		}
+		if len(tr.Issues) != 1 || tr.Issues[0].Rule != "loinc" || tr.Issues[0].Severity != "W" || tr.Issues[0].Code != 103 || tr.Issues[0].Location == "" {
+			t.Errorf("issues %+v, want one warning of rule loinc with its path", tr.Issues)
+		}
+	})
+
+	t.Run("reject", func(t *testing.T) {
+		outs, err := s.Handle(ctx, parsedFor("reject", "P"))
+		if !pipeline.IsPermanent(err) || outs != nil {
+			t.Fatalf("%v %v, want a permanent error", outs, err)
+		}
+		var re *mapping.RuleError
+		if !errors.As(err, &re) || re.Rule != "loinc" || !strings.HasPrefix(err.Error(), "rule loinc: ") || strings.Contains(err.Error(), "DOE") {
+			t.Errorf("error %q, want the rule's, without content", err)
+		}
+	})
+
+	t.Run("no rules", func(t *testing.T) {
+		p := parsedFor("plain", "P")
+		p.Header.Charset = "FROM-INGRESS"
+		outs, err := s.Handle(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := transformedOf(t, s, outs)
+		if len(ts) != 1 || ts[0].Header != p.Header || string(ts[0].Message) != string(p.Payload) || ts[0].ConfigVersion != "v7" || ts[0].ParentMessageID != "B1" {
+			t.Errorf("%+v, want the message passed through, header carried", ts)
+		}
+	})
+}
+
+// TestSetRules: a swap puts the new rules in force for the next record,
+// which carries the new version; nil applies none.
+func TestSetRules(t *testing.T) {
+	env, err := mapping.NewEnv(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesSetting := func(version, receiver string) *Rules {
+		rs, err := mapping.Compile("interfaces[0].rules", []mapping.Rule{{Name: "receiver", Set: &mapping.SetOp{Path: "MSH-5", Value: &receiver}}}, env, mapping.Inbound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Rules{Version: version, Interfaces: map[string]*mapping.RuleSet{"in": rs}}
+	}
+	v1, v2 := rulesSetting("v1", "A"), rulesSetting("v2", "B")
+	s := New(Config{Rules: v1}, kafka.Config{}.WithDefaults(), nil, slog.New(slog.DiscardHandler))
+	check := func(receiver, version string) {
+		t.Helper()
+		outs, err := s.Handle(context.Background(), parsedFor("in", "P"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := transformedOf(t, s, outs)[0]
+		if !strings.HasPrefix(string(tr.Message), "MSH|^~\\&|LAB|NATLAB|"+receiver+"|") || tr.ConfigVersion != version {
+			t.Errorf("%.40q at %q, want MSH-5 %q at %q", tr.Message, tr.ConfigVersion, receiver, version)
+		}
+	}
+	if s.CurrentRules() != v1 {
+		t.Fatal("CurrentRules is not Config.Rules")
+	}
+	check("A", "v1")
+	s.SetRules(v2)
+	if s.CurrentRules() != v2 {
+		t.Fatal("CurrentRules after SetRules")
+	}
+	check("B", "v2")
+	s.SetRules(nil)
+	check("HIS", "")
 }

@@ -60,7 +60,7 @@ func startLISPipeline(t *testing.T, ctx context.Context, env *kafkatest.Env, it 
 	stages := []interface{ Run(context.Context) error }{
 		parse.New(parse.Config{Instance: "0", Profiles: profiles}, env.Kafka, env.Serde, log),
 		transform.New(transform.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		route.New(route.Config{Instance: "0", Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}}}, env.Kafka, env.Serde, log),
+		route.New(route.Config{Instance: "0", Rules: routes(t, route.Rule{Name: "all", Destinations: []string{"lis"}})}, env.Kafka, env.Serde, log),
 		egress.New(egress.Config{Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr,
 			Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond}}}}, env.Kafka, env.Serde, log),
 	}

@@ -199,7 +199,7 @@ func TestNoPHIInAnyOutput(t *testing.T) {
 	stages := []interface{ Run(context.Context) error }{
 		parse.New(parse.Config{Instance: "0", Telemetry: tel, Profiles: map[string]*hl7v2.Profile{"strict": prof}}, env.Kafka, env.Serde, log),
 		transform.New(transform.Config{Instance: "0", Telemetry: tel}, env.Kafka, env.Serde, log),
-		route.New(route.Config{Instance: "0", Telemetry: tel, Rules: []route.Rule{{Name: "all", Destinations: []string{"lis"}}}}, env.Kafka, env.Serde, log),
+		route.New(route.Config{Instance: "0", Telemetry: tel, Rules: routes(t, route.Rule{Name: "all", Destinations: []string{"lis"}})}, env.Kafka, env.Serde, log),
 		egress.New(egress.Config{Telemetry: tel, Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr,
 			AckTimeout: 2 * time.Second,
 			Retry:      egress.Retry{MaxAttempts: 2, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}}}}, env.Kafka, env.Serde, log),

@@ -115,7 +115,7 @@ func TestRegistryOutageDeadLettersNothing(t *testing.T) {
 		return map[string]interface{ Run(context.Context) error }{
 			"parse":     parse.New(parse.Config{Instance: "0", Telemetry: tel}, env.Kafka, serde(), log),
 			"transform": transform.New(transform.Config{Instance: "0", Telemetry: tel}, env.Kafka, serde(), log),
-			"route":     route.New(route.Config{Instance: "0", Rules: rules, Telemetry: tel}, env.Kafka, serde(), log),
+			"route":     route.New(route.Config{Instance: "0", Rules: routes(t, rules...), Telemetry: tel}, env.Kafka, serde(), log),
 			"egress": egress.New(egress.Config{Destinations: []egress.Destination{{Name: "lis", Protocol: "mllp", Address: recv.addr,
 				Retry: egress.Retry{InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}}}, Telemetry: tel},
 				env.Kafka, serde(), log),

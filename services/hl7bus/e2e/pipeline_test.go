@@ -42,7 +42,7 @@ func startPipeline(t *testing.T, ctx context.Context, env *kafkatest.Env, p pipe
 	}
 	if len(p.Destinations) > 0 {
 		stages = append(stages,
-			route.New(route.Config{Instance: "0", Rules: p.Rules, Telemetry: p.Telemetry}, env.Kafka, env.Serde, log),
+			route.New(route.Config{Instance: "0", Rules: routes(t, p.Rules...), Telemetry: p.Telemetry}, env.Kafka, env.Serde, log),
 			egress.New(egress.Config{Destinations: p.Destinations, Telemetry: p.Telemetry}, env.Kafka, env.Serde, log))
 	}
 	runCtx, stop := context.WithCancel(ctx)
@@ -62,4 +62,22 @@ func startPipeline(t *testing.T, ctx context.Context, env *kafkatest.Env, p pipe
 		wg.Wait()
 	})
 	return in
+}
+
+// routes compiles rules (without CEL tables or destination rules), every
+// destination they name configured, as the composition root does for the
+// routes section.
+func routes(t *testing.T, rules ...route.Rule) *route.Rules {
+	t.Helper()
+	known := map[string]bool{}
+	for _, r := range rules {
+		for _, d := range r.Destinations {
+			known[d] = true
+		}
+	}
+	rs, err := route.Compile(rules, nil, nil, known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }

@@ -82,7 +82,7 @@ func (f *File) Rules() (*Compiled, error) {
 		// those errors would only hide the cause: report the routes'
 		// own problems and stop there.
 		errs = append(errs, err)
-		if err := (route.Config{Rules: f.Routes}).Validate(known); err != nil {
+		if err := route.Validate(f.Routes, known); err != nil {
 			errs = append(errs, err)
 		}
 		return nil, errors.Join(errs...)

@@ -158,7 +158,11 @@ func newRoute(f *config.File, d Deps) (Service, error) {
 	for i, dst := range f.Destinations {
 		all[i] = dst.Name
 	}
-	svc := route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Rules: f.Routes, AllDestinations: all, Telemetry: d.Telemetry}, f.Kafka, serde, d.Log)
+	parser, err := d.Parser(f)
+	if err != nil {
+		return nil, err
+	}
+	svc := route.New(route.Config{Instance: d.Instance, Runtime: f.Stages, Telemetry: d.Telemetry, Parser: parser, Destinations: all}, f.Kafka, serde, d.Log)
 	if _, err := d.Rules(f, func(c *config.Compiled) { svc.SetRules(c.Route) }); err != nil {
 		return nil, err
 	}
