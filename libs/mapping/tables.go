@@ -318,18 +318,18 @@ func loadTableYAML(t *Table, file string, data []byte) error {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return fmt.Errorf("%s:%d: expected a mapping with rows:", file, root.Line)
+		return fmt.Errorf("%s:%d: expected a mapping with a rows key", file, root.Line)
 	}
 	var rows *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Value != "rows" {
-			return fmt.Errorf("%s:%d: unknown key %q; a table file has rows:", file, k.Line, k.Value)
+			return fmt.Errorf("%s:%d: unknown key %q; a table file has only a rows key", file, k.Line, k.Value)
 		}
 		rows = v
 	}
 	if rows == nil {
-		return fmt.Errorf("%s: no rows:", file)
+		return fmt.Errorf("%s: no rows key", file)
 	}
 	if rows.Kind != yaml.SequenceNode {
 		return fmt.Errorf("%s:%d: rows must be a list", file, rows.Line)
