@@ -145,8 +145,8 @@ func TestLoadTablesErrors(t *testing.T) {
 				{Name: "d", File: "type.yaml"}, {Name: "e", File: "none.yaml"}, {Name: "f", File: "rows.yaml"},
 				{Name: "g", File: "syntax.yml"},
 			},
-			want: "tables[0].file: list.yaml:1: expected a mapping with rows:\n" +
-				"tables[1].file: key.yaml:1: unknown key \"row\"; a table file has rows:\n" +
+			want: "tables[0].file: list.yaml:1: expected a mapping with a rows key\n" +
+				"tables[1].file: key.yaml:1: unknown key \"row\"; a table file has only a rows key\n" +
 				"tables[2].file: col.yml:3: unknown key \"dispaly\"; a row has local_code, code, system, display\n" +
 				"tables[2].file: col.yml:4: duplicate local_code \"A\" (first on line 2)\n" +
 				"tables[2].file: col.yml:5: a row is a mapping {local_code, code, system, display}\n" +
