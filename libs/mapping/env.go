@@ -12,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/decls"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
@@ -50,6 +52,15 @@ type Receipt struct {
 // msg.sending_application, msg.sending_facility,
 // msg.receiving_application, msg.receiving_facility, msg.processing_id),
 // interface, receipt.* and tables.<name>.
+//
+// A Vars belongs to one goroutine (one Vars per record): an evaluation
+// memoizes in it what it read from Msg (the msg.* variables, the results
+// of msg.field, msg.fields and msg.has over constant paths), so a route
+// table of 50 predicates reads each header field and path once per
+// message. The memo follows Msg: a different message, or the same one
+// changed in place (a segment replaced, added or removed, as every
+// hl7v2 writer does), is read afresh. A copy of a Vars starts its own
+// memo, so copying a Vars per record from a template is safe.
 type Vars struct {
 	Msg       *hl7v2.Message
 	Interface string
@@ -57,6 +68,8 @@ type Vars struct {
 	// Destination is the destination whose copy a destination rule works
 	// on ("" elsewhere); CEL sees it as destination.
 	Destination string
+
+	memo *celMemo
 }
 
 // Env is the CEL environment of one configuration: the variables above
@@ -73,7 +86,10 @@ type Env struct {
 	// at every evaluation), so msg.field('OBX[*]-3.1') does not re-parse
 	// its path per call. Paths computed at run time are parsed per call
 	// and not cached, which keeps the cache bounded by the configuration.
-	paths     sync.Map // string -> *celPath
+	paths sync.Map // string -> *celPath
+	// npaths numbers the cached paths: a Vars memoizes msg.field and
+	// the like by that number.
+	npaths    atomic.Int32
 	costLimit uint64
 }
 
@@ -109,22 +125,31 @@ const (
 // NewEnv returns the environment over tables.
 func NewEnv(tables Tables) (*Env, error) {
 	e := &Env{tables: tables, tableVals: make(map[string]ref.Val, len(tables)), costLimit: CostLimit}
+	// cel-go guards a binding with a check of its arguments' runtime
+	// types, which for a map type visits every entry: lookup over a
+	// 100,000-row table would walk it per call. The bindings check
+	// their arguments themselves.
+	noGuards := decls.DisableTypeGuards(true)
 	opts := []cel.EnvOption{
 		ext.Strings(),
 		cel.Variable("msg", celMsgType),
 		cel.Variable("receipt.received_at", cel.TimestampType),
 		cel.Function("field", cel.MemberOverload(celOvField,
 			[]*cel.Type{celMsgType, cel.StringType}, cel.StringType,
-			cel.BinaryBinding(e.msgField))),
+			cel.BinaryBinding(e.msgField)), noGuards),
 		cel.Function("fields", cel.MemberOverload(celOvFields,
 			[]*cel.Type{celMsgType, cel.StringType}, cel.ListType(cel.StringType),
-			cel.BinaryBinding(e.msgFields))),
+			cel.BinaryBinding(e.msgFields)), noGuards),
 		cel.Function("has", cel.MemberOverload(celOvHas,
 			[]*cel.Type{celMsgType, cel.StringType}, cel.BoolType,
-			cel.BinaryBinding(e.msgHas))),
+			cel.BinaryBinding(e.msgHas)), noGuards),
 		cel.Function("lookup", cel.Overload(celOvLookup,
 			[]*cel.Type{celTableType, cel.StringType}, cel.StringType,
-			cel.BinaryBinding(celLookup))),
+			cel.BinaryBinding(celLookup)), noGuards),
+		cel.Function(celFnExistsIn,
+			cel.Overload("hl7bus_exists_in_table", []*cel.Type{cel.ListType(cel.StringType), celTableType}, cel.BoolType),
+			cel.Overload("hl7bus_exists_in_list", []*cel.Type{cel.ListType(cel.StringType), cel.ListType(cel.StringType)}, cel.BoolType),
+			cel.SingletonBinaryBinding(celExistsIn), noGuards),
 	}
 	for _, name := range celStringVars {
 		opts = append(opts, cel.Variable(name, cel.StringType))
@@ -165,10 +190,14 @@ func validTableName(name string) bool {
 // Tables returns the environment's code tables.
 func (e *Env) Tables() Tables { return e.tables }
 
-// Program is one compiled, type-checked CEL expression.
+// Program is one compiled, type-checked CEL expression. A Program is
+// safe for concurrent use; each evaluation brings its own Vars.
 type Program struct {
 	env *Env
 	prg cel.Program
+	// ast is the checked expression, kept to name the function and the
+	// column of a runtime error (see EvalError).
+	ast *ast.AST
 	// tracked: the program runs under the cost limit (see
 	// celNeedsCostLimit for why some need not).
 	tracked bool
@@ -199,16 +228,27 @@ func (e *Env) compile(key, expr string, want *cel.Type) (*Program, error) {
 	if errs := e.checkPaths(checked.NativeRep()); len(errs) > 0 {
 		return nil, celIssuesError(key, errs)
 	}
-	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	tracked := celNeedsCostLimit(checked.NativeRep())
+	if opt, err := cel.NewStaticOptimizer(celExistsInRewrite{}); err == nil {
+		if o, iss := opt.Optimize(e.cel, checked); iss == nil || iss.Err() == nil {
+			checked = o
+		}
+		// A rewrite the checker refuses leaves the expression as written.
+	}
+	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if tracked {
 		popts = append(popts, cel.CostLimit(e.costLimit), cel.CostTracking(celCosts{}))
+	} else {
+		// The cost tracker keeps its own stack of every node's
+		// arguments, which a replaced call would not feed: only
+		// untracked programs get the direct msg calls.
+		popts = append(popts, cel.CustomDecoratorV2(e.decorateMsgCalls))
 	}
 	prg, err := e.cel.Program(checked, popts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
-	return &Program{env: e, prg: prg, tracked: tracked}, nil
+	return &Program{env: e, prg: prg, ast: checked.NativeRep(), tracked: tracked}, nil
 }
 
 // celLinearFuncs are the functions whose result is at most linear in the
@@ -373,12 +413,16 @@ func (e *Env) path(s string, store bool) (*celPath, error) {
 		return nil, err
 	}
 	if store {
-		e.paths.Store(s, p)
+		p.id = int(e.npaths.Add(1)) - 1
+		got, _ := e.paths.LoadOrStore(s, p)
+		p = got.(*celPath)
 	}
 	return p, nil
 }
 
-// EvalBool evaluates a bool program over v, within the cost limit.
+// EvalBool evaluates a bool program over v, within the cost limit. The
+// error, when not nil, is an *EvalError: its text never holds a value
+// of the message or of a table.
 func (p *Program) EvalBool(v *Vars) (bool, error) {
 	out, err := p.eval(v)
 	if err != nil {
@@ -386,12 +430,13 @@ func (p *Program) EvalBool(v *Vars) (bool, error) {
 	}
 	b, ok := out.(types.Bool)
 	if !ok {
-		return false, fmt.Errorf("expression returned %s, not bool", out.Type().TypeName())
+		return false, &EvalError{Reason: "expression returned " + out.Type().TypeName() + ", not bool"}
 	}
 	return bool(b), nil
 }
 
-// EvalString evaluates a string program over v, within the cost limit.
+// EvalString evaluates a string program over v, within the cost limit;
+// the error is an *EvalError as for EvalBool.
 func (p *Program) EvalString(v *Vars) (string, error) {
 	out, err := p.eval(v)
 	if err != nil {
@@ -399,7 +444,7 @@ func (p *Program) EvalString(v *Vars) (string, error) {
 	}
 	s, ok := out.(types.String)
 	if !ok {
-		return "", fmt.Errorf("expression returned %s, not string", out.Type().TypeName())
+		return "", &EvalError{Reason: "expression returned " + out.Type().TypeName() + ", not string"}
 	}
 	return string(s), nil
 }
@@ -408,69 +453,436 @@ func (p *Program) eval(v *Vars) (ref.Val, error) {
 	if v == nil {
 		v = &Vars{}
 	}
-	out, _, err := p.prg.Eval(&celActivation{v: v, env: p.env})
+	act := v.memoFor(p.env).begin(v)
+	out, _, err := p.prg.Eval(act)
 	if err != nil {
-		var cancel interpreter.EvalCancelledError
-		if errors.As(err, &cancel) && cancel.Cause == interpreter.CostLimitExceeded {
-			return nil, fmt.Errorf("evaluation stopped: %w (%d)", ErrCostLimit, p.env.costLimit)
-		}
-		return nil, fmt.Errorf("evaluation: %w", err)
+		return nil, p.evalError(err)
 	}
 	return out, nil
 }
 
+// EvalError is a runtime failure of an expression. cel-go's own error
+// texts quote the values involved (no such key: <the key>, a timestamp
+// that does not parse, the path computed from a field); those become
+// dead-letter reasons and log lines, so EvalError keeps only a reason
+// from a fixed vocabulary, the function or operator of the expression
+// that failed and its column: never a value of the message or a table.
+type EvalError struct {
+	// Reason is one of: no such key in a map or table, no matching
+	// overload, division by zero, modulus by zero, index out of range,
+	// integer overflow, unsigned integer overflow, duration overflow,
+	// timestamp overflow, NaN values cannot be ordered, type conversion
+	// failed, invalid regular expression, regular expression too large,
+	// no such field, no such variable, invalid path computed at run time,
+	// cost limit exceeded, evaluation cancelled, evaluation failed (any
+	// other), or expression returned T, not bool|string.
+	Reason string
+	// Function is the function or operator (as written: int, [], +,
+	// matches) of the failing call, "" when unknown.
+	Function string
+	// Column is the 1-based column of the failing call in its expression
+	// (0: unknown); Line is its line when the expression has several.
+	Line, Column int
+	// sentinel is what errors.Is finds (ErrCostLimit), nil for none.
+	sentinel error
+}
+
+func (e *EvalError) Error() string {
+	var b strings.Builder
+	b.WriteString("evaluation: ")
+	switch {
+	case e.Line > 1:
+		fmt.Fprintf(&b, "line %d, column %d: ", e.Line, e.Column)
+	case e.Column > 0:
+		fmt.Fprintf(&b, "column %d: ", e.Column)
+	}
+	b.WriteString(e.Reason)
+	if e.Function != "" {
+		if e.Reason == celReasonOverload {
+			b.WriteString(" for '" + e.Function + "'")
+		} else {
+			b.WriteString(" in '" + e.Function + "'")
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrCostLimit for an evaluation the cost limit stopped.
+func (e *EvalError) Unwrap() error { return e.sentinel }
+
+const celReasonOverload = "no matching overload"
+
+// celErrorKinds map the start of a cel-go runtime error text to our
+// reason. Only the start is read and nothing of the text is kept, so a
+// value quoted after it cannot leak; an unknown text is "evaluation
+// failed".
+var celErrorKinds = []struct{ prefix, reason string }{
+	{"no such key", "no such key in a map or table"},
+	{"no such overload", celReasonOverload},
+	{"found no matching overload", celReasonOverload},
+	{"division by zero", "division by zero"},
+	{"modulus by zero", "modulus by zero"},
+	{"index out of", "index out of range"},
+	{"unsupported index", "index out of range"},
+	{"integer overflow", "integer overflow"},
+	{"unsigned integer overflow", "unsigned integer overflow"},
+	{"duration overflow", "duration overflow"},
+	{"timestamp overflow", "timestamp overflow"},
+	{"NaN values cannot be ordered", "NaN values cannot be ordered"},
+	{"type conversion error", "type conversion failed"},
+	{"unsupported type conversion", "type conversion failed"},
+	{"invalid RFC 3339 timestamp", "type conversion failed"},
+	{"error parsing regexp", "invalid regular expression"},
+	{"regex program size", "regular expression too large"},
+	{"no such field", "no such field"},
+	{"no such attribute", "no such variable"},
+}
+
+// evalError turns an error of cel-go's Eval into an *EvalError.
+func (p *Program) evalError(err error) *EvalError {
+	e := &EvalError{Reason: "evaluation failed"}
+	var cancel interpreter.EvalCancelledError
+	switch {
+	case errors.As(err, &cancel):
+		e.Reason = "evaluation cancelled"
+		if cancel.Cause == interpreter.CostLimitExceeded {
+			e.Reason, e.sentinel = "cost limit exceeded", ErrCostLimit
+		}
+		return e
+	case errors.Is(err, hl7v2.ErrPath):
+		e.Reason = "invalid path computed at run time"
+	default:
+		msg := err.Error()
+		for _, k := range celErrorKinds {
+			if strings.HasPrefix(msg, k.prefix) {
+				e.Reason = k.reason
+				break
+			}
+		}
+	}
+	var cerr *types.Err
+	if errors.As(err, &cerr) && cerr.NodeID() > 0 {
+		p.locate(e, cerr.NodeID())
+	}
+	return e
+}
+
+// locate fills e's function and position from the expression node id:
+// both come from the expression as configured, not from the data.
+func (p *Program) locate(e *EvalError, id int64) {
+	if loc := p.ast.SourceInfo().GetStartLocation(id); loc != nil && loc.Line() >= 1 {
+		e.Line, e.Column = loc.Line(), loc.Column()+1
+	}
+	ast.PostOrderVisit(p.ast.Expr(), ast.NewExprVisitor(func(x ast.Expr) {
+		if x.ID() == id && x.Kind() == ast.CallKind {
+			e.Function = celDisplayName(x.AsCall().FunctionName())
+		}
+	}))
+}
+
+// celDisplayName is a function or operator as an analyst writes it:
+// _[_] is [], _+_ is +, @in is in, !_ is !.
+func celDisplayName(fn string) string {
+	switch fn {
+	case "_[_]", "_[?_]":
+		return "[]"
+	case "_?_:_":
+		return "?:"
+	case "@in":
+		return "in"
+	case "!_":
+		return "!"
+	case "-_":
+		return "-"
+	}
+	if len(fn) > 2 && fn[0] == '_' && fn[len(fn)-1] == '_' {
+		return fn[1 : len(fn)-1]
+	}
+	return fn
+}
+
+// Header variables: the index of each msg.* variable in celMemo.header.
+const (
+	celHType = iota
+	celHTrigger
+	celHStructure
+	celHVersion
+	celHControlID
+	celHProcessingID
+	celHSendingApp
+	celHSendingFac
+	celHReceivingApp
+	celHReceivingFac
+	celNumHeaders
+)
+
+// celHeaderIndex returns the index of msg.<name>, -1 for none.
+func celHeaderIndex(name string) int {
+	switch name {
+	case "type":
+		return celHType
+	case "trigger":
+		return celHTrigger
+	case "structure":
+		return celHStructure
+	case "version":
+		return celHVersion
+	case "control_id":
+		return celHControlID
+	case "processing_id":
+		return celHProcessingID
+	case "sending_application":
+		return celHSendingApp
+	case "sending_facility":
+		return celHSendingFac
+	case "receiving_application":
+		return celHReceivingApp
+	case "receiving_facility":
+		return celHReceivingFac
+	}
+	return -1
+}
+
+// celHeader reads header variable i from h, the message's MSH.
+func celHeader(h hl7v2.Segment, i int) string {
+	switch i {
+	case celHType:
+		return h.Field(9).Comp(1).String()
+	case celHTrigger:
+		return h.Field(9).Comp(2).String()
+	case celHStructure:
+		return h.Field(9).Comp(3).String()
+	case celHVersion:
+		return h.Field(12).Comp(1).String()
+	case celHControlID:
+		return h.Field(10).String()
+	case celHProcessingID:
+		return h.Field(11).Comp(1).String()
+	case celHSendingApp:
+		return h.Field(3).Comp(1).String()
+	case celHSendingFac:
+		return h.Field(4).Comp(1).String()
+	case celHReceivingApp:
+		return h.Field(5).Comp(1).String()
+	case celHReceivingFac:
+		return h.Field(6).Comp(1).String()
+	}
+	return ""
+}
+
+// What a memo slot of a path holds: msg.field, msg.fields or msg.has.
+const (
+	celKindField = iota
+	celKindFields
+	celKindHas
+	celNumKinds
+)
+
+// celMemo is what the evaluations over one Vars remember of its message,
+// and the activation they reuse (see Vars).
+type celMemo struct {
+	owner *Vars
+	env   *Env
+	act   celActivation
+
+	// msg and segs identify the message the memo holds values of: its
+	// pointer and, per segment, where its bytes start and how many
+	// there are. hl7v2 never writes a segment's bytes in place (every
+	// writer builds a new segment), so a message changed in place
+	// changes segs; and the memo keeps the old bytes reachable, so no
+	// new segment can reuse their address.
+	msg  *hl7v2.Message
+	segs []celSegID
+	// synced: msg and segs were checked in this evaluation.
+	synced bool
+	msgVal ref.Val // celMsg{msg, memo}
+
+	header [celNumHeaders]ref.Val
+	// slots hold the results over constant paths, at
+	// path id*celNumKinds+kind, valid when their gen is the memo's.
+	slots []celSlot
+	gen   uint32
+
+	// The last value of each Vars string and of received_at, boxed
+	// once: a CEL value of a Go string costs an allocation.
+	strs       [4]celStr
+	receivedAt time.Time
+	receivedV  ref.Val
+}
+
+type celSegID struct {
+	p *byte
+	n int
+}
+
+type celSlot struct {
+	gen uint32
+	v   ref.Val
+}
+
+type celStr struct {
+	s string
+	v ref.Val
+}
+
+// val returns s as a CEL value, boxed again only when it changed.
+func (c *celStr) val(s string) ref.Val {
+	if c.v == nil || c.s != s {
+		c.s, c.v = s, types.String(s)
+	}
+	return c.v
+}
+
+// memoFor returns v's memo for evaluations in env, made when v has none
+// or holds a copy's.
+func (v *Vars) memoFor(env *Env) *celMemo {
+	c := v.memo
+	if c == nil || c.owner != v {
+		c = &celMemo{owner: v, gen: 1}
+		c.act.memo = c
+		v.memo = c
+	}
+	if c.env != env {
+		// Path ids are per environment (a reload brings a new one).
+		c.env = env
+		c.act.env = env
+		c.invalidate()
+	}
+	return c
+}
+
+// begin starts an evaluation over v: the message is checked again when
+// the expression first reads it.
+func (c *celMemo) begin(v *Vars) *celActivation {
+	c.act.v = v
+	c.synced = false
+	return &c.act
+}
+
+// sync makes the memo hold values of the Vars' current message.
+func (c *celMemo) sync() {
+	if c.synced {
+		return
+	}
+	c.synced = true
+	m := c.act.v.Msg
+	if m == c.msg && c.msgVal != nil && c.sameSegments(m) {
+		return
+	}
+	c.msg = m
+	c.msgVal = celMsg{m: m, memo: c}
+	c.segs = c.segs[:0]
+	if m != nil {
+		for _, s := range m.Segments() {
+			c.segs = append(c.segs, celSegmentID(s))
+		}
+	}
+	c.invalidate()
+}
+
+func celSegmentID(s hl7v2.Segment) celSegID {
+	raw := s.Raw()
+	if len(raw) == 0 {
+		return celSegID{}
+	}
+	return celSegID{p: &raw[0], n: len(raw)}
+}
+
+func (c *celMemo) sameSegments(m *hl7v2.Message) bool {
+	if m == nil {
+		return len(c.segs) == 0
+	}
+	segs := m.Segments()
+	if len(segs) != len(c.segs) {
+		return false
+	}
+	ids := c.segs[:len(segs)]
+	for i := range segs {
+		raw := segs[i].Raw()
+		if len(raw) != ids[i].n || len(raw) > 0 && &raw[0] != ids[i].p {
+			return false
+		}
+	}
+	return true
+}
+
+// invalidate forgets every value read from the message.
+func (c *celMemo) invalidate() {
+	c.header = [celNumHeaders]ref.Val{}
+	c.gen++
+	if c.gen == 0 {
+		// Wrapped: a slot of 2^32 messages ago would look valid.
+		clear(c.slots)
+		c.gen = 1
+	}
+}
+
+// headerVal returns msg.<header i>.
+func (c *celMemo) headerVal(i int) ref.Val {
+	c.sync()
+	if v := c.header[i]; v != nil {
+		return v
+	}
+	s := ""
+	if m := c.msg; m != nil && m.Len() > 0 {
+		s = celHeader(m.MSH(), i)
+	}
+	v := types.String(s)
+	c.header[i] = v
+	return v
+}
+
+// lookup returns the memoized result of kind over path id, nil for none.
+func (c *celMemo) lookup(id, kind int) ref.Val {
+	if i := id*celNumKinds + kind; i < len(c.slots) && c.slots[i].gen == c.gen {
+		return c.slots[i].v
+	}
+	return nil
+}
+
+func (c *celMemo) store(id, kind int, v ref.Val) {
+	i := id*celNumKinds + kind
+	if i >= len(c.slots) {
+		n := max(int(c.env.npaths.Load())*celNumKinds, i+1)
+		c.slots = append(c.slots, make([]celSlot, n-len(c.slots))...)
+	}
+	c.slots[i] = celSlot{gen: c.gen, v: v}
+}
+
 // celActivation resolves the variables of one evaluation from Vars; the
-// header variables are read from the message when asked for, so an
-// expression pays only for what it uses.
+// header variables are read from the message when first asked for, and
+// remembered in the memo.
 type celActivation struct {
-	v   *Vars
-	env *Env
+	v    *Vars
+	env  *Env
+	memo *celMemo
 }
 
 // ResolveName implements interpreter.Activation.
 func (a *celActivation) ResolveName(name string) (any, bool) {
-	v := a.v
+	c := a.memo
 	switch name {
 	case "msg":
-		return celMsg{v.Msg}, true
+		c.sync()
+		return c.msgVal, true
 	case "interface":
-		return types.String(v.Interface), true
+		return c.strs[0].val(a.v.Interface), true
 	case "destination":
-		return types.String(v.Destination), true
+		return c.strs[1].val(a.v.Destination), true
 	case "receipt.message_id":
-		return types.String(v.Receipt.MessageID), true
+		return c.strs[2].val(a.v.Receipt.MessageID), true
 	case "receipt.parent_message_id":
-		return types.String(v.Receipt.ParentMessageID), true
+		return c.strs[3].val(a.v.Receipt.ParentMessageID), true
 	case "receipt.received_at":
-		return types.Timestamp{Time: v.Receipt.ReceivedAt}, true
-	}
-	if strings.HasPrefix(name, "msg.") {
-		m := v.Msg
-		if m == nil || m.Len() == 0 {
-			return types.String(""), true
+		t := a.v.Receipt.ReceivedAt
+		if c.receivedV == nil || c.receivedAt != t {
+			c.receivedAt, c.receivedV = t, types.Timestamp{Time: t}
 		}
-		h := m.MSH()
-		switch name[len("msg."):] {
-		case "type":
-			return types.String(h.Field(9).Comp(1).String()), true
-		case "trigger":
-			return types.String(h.Field(9).Comp(2).String()), true
-		case "structure":
-			return types.String(h.Field(9).Comp(3).String()), true
-		case "version":
-			return types.String(h.Field(12).Comp(1).String()), true
-		case "control_id":
-			return types.String(h.Field(10).String()), true
-		case "processing_id":
-			return types.String(h.Field(11).Comp(1).String()), true
-		case "sending_application":
-			return types.String(h.Field(3).Comp(1).String()), true
-		case "sending_facility":
-			return types.String(h.Field(4).Comp(1).String()), true
-		case "receiving_application":
-			return types.String(h.Field(5).Comp(1).String()), true
-		case "receiving_facility":
-			return types.String(h.Field(6).Comp(1).String()), true
+		return c.receivedV, true
+	}
+	if h, ok := strings.CutPrefix(name, "msg."); ok {
+		if i := celHeaderIndex(h); i >= 0 {
+			return c.headerVal(i), true
 		}
 		return nil, false
 	}
@@ -481,70 +893,148 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 // Parent implements interpreter.Activation.
 func (a *celActivation) Parent() interpreter.Activation { return nil }
 
-// msgField is msg.field(path): the first value the path addresses, ""
-// when absent.
-func (e *Env) msgField(lhs, rhs ref.Val) ref.Val {
-	m, p, errv := e.msgArgs(lhs, rhs)
-	if errv != nil {
-		return errv
-	}
-	out := ""
-	p.each(m, func(v hl7v2.Value) bool {
-		out = v.String()
-		return false
-	})
-	return types.String(out)
-}
+// msgField is msg.field(path) as a function binding (a path computed at
+// run time, or a program under the cost limit).
+func (e *Env) msgField(lhs, rhs ref.Val) ref.Val { return e.msgCall(lhs, rhs, celKindField) }
 
-// msgFields is msg.fields(path): every value the path addresses, in
-// message order (absent positions left out).
-func (e *Env) msgFields(lhs, rhs ref.Val) ref.Val {
-	m, p, errv := e.msgArgs(lhs, rhs)
-	if errv != nil {
-		return errv
-	}
-	var out []ref.Val
-	if m != nil && p.anyOcc && !p.anyRep {
-		out = make([]ref.Val, 0, m.Count(p.p.Segment))
-	}
-	p.each(m, func(v hl7v2.Value) bool {
-		if v.Present() {
-			out = append(out, types.String(v.String()))
-		}
-		return true
-	})
-	return types.NewRefValList(types.DefaultTypeAdapter, out)
-}
+// msgFields is msg.fields(path) as a function binding.
+func (e *Env) msgFields(lhs, rhs ref.Val) ref.Val { return e.msgCall(lhs, rhs, celKindFields) }
 
-// msgHas is msg.has(path): whether some value the path addresses is
-// present and not empty.
-func (e *Env) msgHas(lhs, rhs ref.Val) ref.Val {
-	m, p, errv := e.msgArgs(lhs, rhs)
-	if errv != nil {
-		return errv
-	}
-	found := false
-	p.each(m, func(v hl7v2.Value) bool {
-		found = !v.IsEmpty()
-		return !found
-	})
-	return types.Bool(found)
-}
+// msgHas is msg.has(path) as a function binding.
+func (e *Env) msgHas(lhs, rhs ref.Val) ref.Val { return e.msgCall(lhs, rhs, celKindHas) }
 
-func (e *Env) msgArgs(lhs, rhs ref.Val) (*hl7v2.Message, *celPath, ref.Val) {
+func (e *Env) msgCall(lhs, rhs ref.Val, kind int) ref.Val {
 	m, ok := lhs.(celMsg)
 	if !ok {
-		return nil, nil, types.MaybeNoSuchOverloadErr(lhs)
+		return types.MaybeNoSuchOverloadErr(lhs)
 	}
 	s, ok := rhs.(types.String)
 	if !ok {
-		return nil, nil, types.MaybeNoSuchOverloadErr(rhs)
+		return types.MaybeNoSuchOverloadErr(rhs)
 	}
 	p, err := e.path(string(s), false)
 	if err != nil {
-		return nil, nil, types.WrapErr(err)
+		return types.WrapErr(err)
 	}
-	return m.m, p, nil
+	return m.read(p, kind)
+}
+
+// read returns msg.field, msg.fields or msg.has over p, from the memo
+// when p is a constant already read for this message.
+func (v celMsg) read(p *celPath, kind int) ref.Val {
+	if v.memo == nil || p.id < 0 {
+		return celRead(v.m, p.p, kind)
+	}
+	if out := v.memo.lookup(p.id, kind); out != nil {
+		return out
+	}
+	out := celRead(v.m, p.p, kind)
+	v.memo.store(p.id, kind, out)
+	return out
+}
+
+// celRead computes msg.field (the first present value, "" when none),
+// msg.fields (every present value, in message order) or msg.has (some
+// value present and not empty) over p.
+func celRead(m *hl7v2.Message, p hl7v2.Path, kind int) ref.Val {
+	empty := m == nil || m.Len() == 0
+	switch kind {
+	case celKindField:
+		if empty {
+			return types.String("")
+		}
+		return types.String(m.Value(p).String())
+	case celKindFields:
+		var out []ref.Val
+		if !empty {
+			vals := m.Values(p)
+			out = make([]ref.Val, len(vals))
+			for i, v := range vals {
+				out[i] = types.String(v.String())
+			}
+		}
+		return types.NewRefValList(types.DefaultTypeAdapter, out)
+	default:
+		if empty {
+			return types.False
+		}
+		if !p.IsWildcard() {
+			return types.Bool(!m.Value(p).IsEmpty())
+		}
+		for _, v := range m.Values(p) {
+			if !v.IsEmpty() {
+				return types.True
+			}
+		}
+		return types.False
+	}
+}
+
+// decorateMsgCalls replaces msg.field, msg.fields and msg.has over a
+// constant path with a call that holds the parsed path: no path lookup
+// per call, and the result comes from the Vars' memo.
+func (e *Env) decorateMsgCalls(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
+	call, ok := i.(interpreter.InterpretableCall)
+	if !ok {
+		return i, nil
+	}
+	kind := -1
+	switch call.OverloadID() {
+	case celOvField:
+		kind = celKindField
+	case celOvFields:
+		kind = celKindFields
+	case celOvHas:
+		kind = celKindHas
+	}
+	args := call.Args()
+	if kind < 0 || len(args) != 2 {
+		return i, nil
+	}
+	c, ok := args[1].(interpreter.InterpretableConst)
+	if !ok {
+		return i, nil
+	}
+	s, ok := c.Value().(types.String)
+	if !ok {
+		return i, nil
+	}
+	p, err := e.path(string(s), true)
+	if err != nil {
+		// checkPaths refused it at compile already; keep the binding.
+		return i, nil
+	}
+	return &celMsgCall{InterpretableCall: call, recv: args[0], path: p, kind: kind}, nil
+}
+
+// celMsgCall is msg.field, msg.fields or msg.has over a constant path.
+// It stays an InterpretableCall (function, overload, arguments) for
+// whatever inspects the plan.
+type celMsgCall struct {
+	interpreter.InterpretableCall
+	recv interpreter.InterpretableV2
+	path *celPath
+	kind int
+}
+
+// Exec implements interpreter.InterpretableV2.
+func (c *celMsgCall) Exec(f *interpreter.ExecutionFrame) ref.Val {
+	lhs := c.recv.Exec(f)
+	m, ok := lhs.(celMsg)
+	if !ok {
+		return types.LabelErrNode(c.ID(), types.MaybeNoSuchOverloadErr(lhs))
+	}
+	return m.read(c.path, c.kind)
+}
+
+// Eval implements interpreter.Interpretable.
+func (c *celMsgCall) Eval(a interpreter.Activation) ref.Val {
+	f, err := interpreter.NewExecutionFrame(a)
+	if err != nil {
+		return types.WrapErr(err)
+	}
+	defer f.Close()
+	return c.Exec(f)
 }
 
 // celLookup is lookup(tables.x, code): the code local code maps to, ""
@@ -598,8 +1088,12 @@ func (celCosts) CallCost(function, overloadID string, args []ref.Val, result ref
 	return &n
 }
 
-// celMsg is the CEL value of msg.
-type celMsg struct{ m *hl7v2.Message }
+// celMsg is the CEL value of msg: the message and the memo of the Vars
+// it was resolved from (nil outside an evaluation).
+type celMsg struct {
+	m    *hl7v2.Message
+	memo *celMemo
+}
 
 func (v celMsg) ConvertToNative(t reflect.Type) (any, error) {
 	if t == reflect.TypeOf((*hl7v2.Message)(nil)) {
@@ -806,41 +1300,25 @@ func (v celEntry) Iterator() traits.Iterator {
 	return types.NewStringList(types.DefaultTypeAdapter, celEntryKeys).Iterator()
 }
 
-// celPath is a path a CEL function reads: an hl7v2.Path, plus whether
-// its segment occurrence or field repetition is the wildcard [*].
+// celPath is a path a CEL function reads, wildcards ([*]) included.
 type celPath struct {
-	p              hl7v2.Path
-	anyOcc, anyRep bool
+	p hl7v2.Path
+	// id numbers a path constant of a compiled expression (its memo
+	// slots in a Vars); -1 for a path computed at run time.
+	id int
 }
 
-// celWildcard stands in for [*] while hl7v2.ParsePath checks the rest of
-// a path: the largest index ParsePath accepts, which no real message
-// reaches. NOTE: libs/hl7v2 is gaining [*] in parallel; once ParsePath
-// takes it, parseCELPath should use it and drop this substitution.
-const celWildcard = "[1048576]"
-
 func parseCELPath(s string) (*celPath, error) {
-	const big = 1 << 20
-	if strings.Contains(s, celWildcard) {
-		return nil, fmt.Errorf("%w %q: index out of range", hl7v2.ErrPath, s)
-	}
-	p, err := hl7v2.ParsePath(strings.ReplaceAll(s, "[*]", celWildcard))
+	p, err := hl7v2.ParsePath(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: %s", hl7v2.ErrPath, s, celPathWhy(err))
 	}
-	cp := &celPath{p: p}
-	if p.Occurrence == big {
-		cp.anyOcc, cp.p.Occurrence = true, 0
-	}
-	if p.Repetition == big {
-		cp.anyRep, cp.p.Repetition = true, 0
-	}
-	return cp, nil
+	return &celPath{p: p, id: -1}, nil
 }
 
 // celPathWhy returns the reason of a hl7v2.ParsePath error without its
 // `hl7v2: invalid path "..."` prefix, which quotes only the part of the
-// path left when parsing failed (and the stand-in for [*]).
+// path left when parsing failed.
 func celPathWhy(err error) string {
 	msg := err.Error()
 	rest, ok := strings.CutPrefix(msg, hl7v2.ErrPath.Error()+" ")
@@ -854,52 +1332,109 @@ func celPathWhy(err error) string {
 	return strings.TrimPrefix(rest[len(q):], ": ")
 }
 
-// each calls fn with every value p addresses in m, in message order,
-// until fn returns false; a path without a wildcard addresses one value
-// (absent when the message does not reach it).
-func (p *celPath) each(m *hl7v2.Message, fn func(hl7v2.Value) bool) {
-	if m == nil || m.Len() == 0 {
-		return
-	}
-	if !p.anyOcc && !p.anyRep {
-		fn(m.Value(p.p))
-		return
-	}
-	segs := m.Segments()
-	occ := 0
-	want := max(p.p.Occurrence, 1)
-	for i := range segs {
-		if !segs[i].Is(p.p.Segment) {
+// celFnExistsIn is the function celExistsInRewrite writes for
+// list.exists(x, x in set); its name cannot be written in an expression.
+const celFnExistsIn = "@hl7bus_exists_in"
+
+// celExistsInRewrite rewrites list.exists(x, x in set), where set is a
+// table (tables.x) or a list literal and list a list(string), into
+// @hl7bus_exists_in(list, set): the commonest content route ("a
+// notifiable code among the results"), evaluated natively instead of
+// through a comprehension, which costs a frame per element.
+type celExistsInRewrite struct{}
+
+// Optimize implements cel.ASTOptimizer.
+func (celExistsInRewrite) Optimize(ctx *cel.OptimizerContext, a *ast.AST) *ast.AST {
+	matches := ast.MatchDescendants(ast.NavigateAST(a), func(e ast.NavigableExpr) bool {
+		_, _, ok := celExistsInParts(a, e)
+		return ok
+	})
+	for _, m := range matches {
+		rng, set, ok := celExistsInParts(a, m)
+		if !ok {
 			continue
 		}
-		occ++
-		if !p.anyOcc && occ != want {
-			continue
-		}
-		f := segs[i].Field(p.p.Field)
-		if p.anyRep {
-			for r, n := 1, f.NumReps(); r <= n; r++ {
-				if !fn(p.below(f.Rep(r))) {
-					return
-				}
-			}
-		} else if !fn(p.below(f.Rep(max(p.p.Repetition, 1)))) {
-			return
-		}
-		if !p.anyOcc {
-			return
-		}
+		ctx.UpdateExpr(m, ctx.NewCall(celFnExistsIn, rng, set))
 	}
+	return ctx.NewAST(a.Expr())
 }
 
-// below descends from a repetition to the path's component and
-// subcomponent.
-func (p *celPath) below(v hl7v2.Value) hl7v2.Value {
-	if p.p.Component > 0 {
-		v = v.Comp(p.p.Component)
-		if p.p.Subcomponent > 0 {
-			v = v.Sub(p.p.Subcomponent)
+// celExistsInParts returns the list and the set of e when e is
+// list.exists(x, x in set) in the shape celExistsInRewrite takes.
+func celExistsInParts(a *ast.AST, e ast.Expr) (rng, set ast.Expr, ok bool) {
+	if e.Kind() != ast.ComprehensionKind {
+		return nil, nil, false
+	}
+	c := e.AsComprehension()
+	if c.HasIterVar2() || c.AccuInit().Kind() != ast.LiteralKind || c.AccuInit().AsLiteral() != types.False {
+		return nil, nil, false
+	}
+	if r := c.Result(); r.Kind() != ast.IdentKind || r.AsIdent() != c.AccuVar() {
+		return nil, nil, false
+	}
+	step := c.LoopStep()
+	if step.Kind() != ast.CallKind || step.AsCall().FunctionName() != "_||_" || len(step.AsCall().Args()) != 2 {
+		return nil, nil, false
+	}
+	acc, pred := step.AsCall().Args()[0], step.AsCall().Args()[1]
+	if acc.Kind() != ast.IdentKind || acc.AsIdent() != c.AccuVar() ||
+		pred.Kind() != ast.CallKind || pred.AsCall().FunctionName() != "@in" || len(pred.AsCall().Args()) != 2 {
+		return nil, nil, false
+	}
+	x, set := pred.AsCall().Args()[0], pred.AsCall().Args()[1]
+	if x.Kind() != ast.IdentKind || x.AsIdent() != c.IterVar() {
+		return nil, nil, false
+	}
+	rng = c.IterRange()
+	if !a.GetType(rng.ID()).IsExactType(cel.ListType(cel.StringType)) {
+		return nil, nil, false
+	}
+	switch set.Kind() {
+	case ast.IdentKind:
+		if !strings.HasPrefix(set.AsIdent(), "tables.") {
+			return nil, nil, false
+		}
+	case ast.ListKind:
+		if !a.GetType(set.ID()).IsExactType(cel.ListType(cel.StringType)) {
+			return nil, nil, false
+		}
+		for _, el := range set.AsList().Elements() {
+			if el.Kind() != ast.LiteralKind {
+				return nil, nil, false
+			}
+		}
+	default:
+		return nil, nil, false
+	}
+	return rng, set, true
+}
+
+// celExistsIn is @hl7bus_exists_in(list, set): whether some element of
+// list is in set, with exists' semantics (true wins over an error).
+func celExistsIn(lhs, rhs ref.Val) ref.Val {
+	l, ok := lhs.(traits.Lister)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(lhs)
+	}
+	set, ok := rhs.(traits.Container)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(rhs)
+	}
+	n, ok := l.Size().(types.Int)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(lhs)
+	}
+	var errv ref.Val
+	for i := types.Int(0); i < n; i++ {
+		switch r := set.Contains(l.Get(i)); {
+		case r == types.True:
+			return types.True
+		case errv == nil && types.IsUnknownOrError(r):
+			errv = r
 		}
 	}
-	return v
+	if errv != nil {
+		return errv
+	}
+	return types.False
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/cel-go/common/ast"
+
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 )
 
@@ -227,22 +229,105 @@ func TestInterfaceIsAVariable(t *testing.T) {
 	}
 }
 
+// Runtime errors become dead-letter reasons and log lines: their text
+// holds a fixed reason, the function and the column, never a value of
+// the message or of a table (cel-go's own texts quote them).
 func TestEvalErrors(t *testing.T) {
 	env := celTestEnv(t)
 	vars := celTestVars(t)
+	// Values of the test message that must not show: PID-5.1, PID-5.2,
+	// PID-3.1, PID-3[2].1, PID-7, PID-13, the NTE text.
+	phi := []string{"OKAFOR", "CHIDI", "123456", "NG-1234567", "19850214", "2348012345678", "senior"}
 	for _, tc := range []struct{ expr, want string }{
-		// msg.type is ORU: not a path.
-		{"msg.field(msg.type) == ''", `evaluation: hl7v2: invalid path "ORU": too short`},
-		{"tables.lab_codes['NOPE'].code == ''", "evaluation: no such key: NOPE"},
-		{"msg.fields('OBX[*]-3.1')[20] == ''", "evaluation: index out of bounds: 20"},
+		{"tables.lab_codes[msg.field('PID-5.1')].code == ''",
+			"evaluation: column 39: no such key in a map or table"},
+		{"tables.lab_codes['NOPE'].code == ''",
+			"evaluation: column 25: no such key in a map or table"},
+		{"{'a': 'b'}[msg.field('PID-3.1')] == ''",
+			"evaluation: column 11: no such key in a map or table in '[]'"},
+		{"msg.fields('OBX[*]-3.1')[int(msg.field('PID-3.1'))] == ''",
+			"evaluation: column 25: index out of range in '[]'"},
+		{"[1, 2][int(msg.field('PID-7'))] == 1",
+			"evaluation: column 7: index out of range in '[]'"},
+		{"int(msg.field('PID-5.1')) > 0",
+			"evaluation: column 4: type conversion failed in 'int'"},
+		{"double(msg.field('PID-5.2')) > 0.0",
+			"evaluation: column 7: type conversion failed in 'double'"},
+		{"timestamp(msg.field('PID-5.1')) > receipt.received_at",
+			"evaluation: column 10: type conversion failed in 'timestamp'"},
+		{"duration(msg.field('PID-3[2].1')) > duration('1s')",
+			"evaluation: column 9: type conversion failed in 'duration'"},
+		{"bool(msg.field('PID-5.1'))",
+			"evaluation: column 5: type conversion failed in 'bool'"},
+		{"msg.field('PID-5.1').matches(msg.field('PID-5.1') + '[')",
+			"evaluation: column 29: invalid regular expression in 'matches'"},
+		{"msg.field('PID-5.1').substring(40) == ''",
+			"evaluation: column 31: index out of range in 'substring'"},
+		{"msg.field('PID-5.1').charAt(40) == ''",
+			"evaluation: column 28: index out of range in 'charAt'"},
+		// A path computed from the message: its text is content.
+		{"msg.field(msg.field('PID-5.1')) == ''",
+			"evaluation: column 10: invalid path computed at run time in 'field'"},
+		{"msg.has(msg.field('PID-13') + '-1')",
+			"evaluation: column 8: invalid path computed at run time in 'has'"},
+		{"1 / (size(msg.field('PID-5.1')) - 6) == 1",
+			"evaluation: column 3: division by zero in '/'"},
+		{"1 % (size(msg.field('PID-5.1')) - 6) == 1",
+			"evaluation: column 3: modulus by zero in '%'"},
+		{"9223372036854775807 + size(msg.field('PID-5.1')) > 0",
+			"evaluation: column 21: integer overflow in '+'"},
+		{"dyn(msg.field('PID-5.1')) == 1 || dyn(msg.field('PID-5.1')) > 1",
+			"evaluation: column 61: no matching overload for '>'"},
+		{"msg.field('NTE-3').split(' ')[int(msg.field('PID-3.1'))] == ''",
+			"evaluation: column 30: index out of range in '[]'"},
+		{"msg.type == 'ORU' &&\n  tables.lab_codes[msg.field('PID-5.1')] == {}",
+			"evaluation: line 2, column 19: no such key in a map or table in '[]'"},
 	} {
 		p, err := env.CompileBool("when", tc.expr)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.expr, err)
 		}
 		_, err = p.EvalBool(vars)
-		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-			t.Errorf("%s: error %v, want %s", tc.expr, err, tc.want)
+		if err == nil {
+			t.Errorf("%s: no error", tc.expr)
+			continue
+		}
+		var ee *EvalError
+		if !errors.As(err, &ee) {
+			t.Errorf("%s: %T, not an *EvalError", tc.expr, err)
+		}
+		if err.Error() != tc.want {
+			t.Errorf("%s:\nerror %s\nwant  %s", tc.expr, err, tc.want)
+		}
+		for _, v := range phi {
+			if strings.Contains(err.Error(), v) {
+				t.Errorf("%s: error %q quotes %q", tc.expr, err, v)
+			}
+		}
+	}
+}
+
+// A string expression fails the same way (set.expr).
+func TestEvalStringErrorHasNoContent(t *testing.T) {
+	env := celTestEnv(t)
+	p, err := env.CompileString("rules[0].set.expr", "tables.lab_codes[msg.field('PID-5.1')].display")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.EvalString(celTestVars(t))
+	if err == nil || strings.Contains(err.Error(), "OKAFOR") || !strings.Contains(err.Error(), "no such key in a map or table") {
+		t.Fatalf("error %v", err)
+	}
+}
+
+// celDisplayName shows operators as written.
+func TestCELDisplayName(t *testing.T) {
+	for in, want := range map[string]string{
+		"_[_]": "[]", "_+_": "+", "_==_": "==", "@in": "in", "!_": "!", "-_": "-",
+		"_?_:_": "?:", "int": "int", "matches": "matches", "_&&_": "&&",
+	} {
+		if got := celDisplayName(in); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
 		}
 	}
 }
@@ -281,6 +366,9 @@ func TestCostLimitStopsNestedComprehension(t *testing.T) {
 	if !errors.Is(err, ErrCostLimit) {
 		t.Fatalf("2000 OBX: error %v, want the cost limit", err)
 	}
+	if err.Error() != "evaluation: cost limit exceeded" {
+		t.Errorf("error %q", err)
+	}
 	t.Logf("stopped after %v: %v", time.Since(start), err)
 }
 
@@ -307,7 +395,7 @@ func TestPathConstantsCached(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s not cached", s)
 		}
-		if s == "OBX[*]-3.1" && !(v.(*celPath).anyOcc && !v.(*celPath).anyRep) {
+		if cp := v.(*celPath); cp.id < 0 || s == "OBX[*]-3.1" && !(cp.p.WildcardOccurrence && !cp.p.WildcardRepetition) {
 			t.Errorf("%s parsed as %+v", s, v)
 		}
 	}
@@ -327,23 +415,25 @@ func TestPathConstantsCached(t *testing.T) {
 
 func TestParseCELPath(t *testing.T) {
 	for _, tc := range []struct {
-		in             string
-		want           hl7v2.Path
-		anyOcc, anyRep bool
-		err            string
+		in   string
+		want hl7v2.Path
+		err  string
 	}{
 		{in: "PID-3", want: hl7v2.Path{Segment: "PID", Field: 3}},
-		{in: "OBX[*]-5", want: hl7v2.Path{Segment: "OBX", Field: 5}, anyOcc: true},
-		{in: "PID-3[*].1", want: hl7v2.Path{Segment: "PID", Field: 3, Component: 1}, anyRep: true},
-		{in: "OBX[*]-5[*].1.2", want: hl7v2.Path{Segment: "OBX", Field: 5, Component: 1, Subcomponent: 2}, anyOcc: true, anyRep: true},
+		{in: "OBX[*]-5", want: hl7v2.Path{Segment: "OBX", Field: 5, WildcardOccurrence: true}},
+		{in: "PID-3[*].1", want: hl7v2.Path{Segment: "PID", Field: 3, Component: 1, WildcardRepetition: true}},
+		{in: "OBX[*]-5[*].1.2", want: hl7v2.Path{Segment: "OBX", Field: 5, Component: 1, Subcomponent: 2, WildcardOccurrence: true, WildcardRepetition: true}},
 		{in: "OBX[2]-5[3]", want: hl7v2.Path{Segment: "OBX", Occurrence: 2, Field: 5, Repetition: 3}},
+		// The largest index is an index, not a stand-in for [*].
+		{in: "OBX[1048576]-5", want: hl7v2.Path{Segment: "OBX", Occurrence: 1 << 20, Field: 5}},
+		{in: "OBX[1048577]-5", err: `hl7v2: invalid path "OBX[1048577]-5": segment occurrence: "1048577" is not a positive index`},
 		{in: "OBX-[*]", err: `hl7v2: invalid path "OBX-[*]": field: expected a number`},
-		{in: "OBX[1048576]-5", err: `hl7v2: invalid path "OBX[1048576]-5": index out of range`},
+		{in: "OBX[*]-5[*]x", err: `hl7v2: invalid path "OBX[*]-5[*]x": unexpected "x"`},
 		{in: "OB[*]-5", err: "segment must be 3 upper-case letters or digits"},
 	} {
 		p, err := parseCELPath(tc.in)
 		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
+			if err == nil || err.Error() != tc.err && !strings.HasSuffix(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %s", tc.in, err, tc.err)
 			}
 			continue
@@ -352,8 +442,8 @@ func TestParseCELPath(t *testing.T) {
 			t.Errorf("%s: %v", tc.in, err)
 			continue
 		}
-		if p.p != tc.want || p.anyOcc != tc.anyOcc || p.anyRep != tc.anyRep {
-			t.Errorf("%s = %+v, want %+v occ %v rep %v", tc.in, *p, tc.want, tc.anyOcc, tc.anyRep)
+		if p.p != tc.want || p.id != -1 {
+			t.Errorf("%s = %+v, want %+v", tc.in, *p, tc.want)
 		}
 	}
 }
@@ -425,4 +515,146 @@ func TestCostTrackingClassification(t *testing.T) {
 			t.Errorf("%s: tracked %v, want %v", tc.expr, p.tracked, tc.tracked)
 		}
 	}
+}
+
+// The memo in Vars follows the message: changed in place (as the rules
+// of a rule set do between their when expressions), replaced, or the
+// Vars copied, every evaluation sees the message as it is.
+func TestVarsMemoFollowsMessage(t *testing.T) {
+	env := celTestEnv(t)
+	field, err := env.CompileBool("when", "msg.field('MSH-11') == 'T'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, err := env.CompileBool("when", "msg.type == 'ADT'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	has, err := env.CompileBool("when", "msg.has('ZHB-2') && msg.fields('OBX[*]-3.1').size() == 8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := func(p *Program, v *Vars) bool {
+		t.Helper()
+		ok, err := p.EvalBool(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	vars := celTestVars(t)
+	m := vars.Msg
+	if eval(field, vars) || eval(header, vars) || eval(has, vars) {
+		t.Fatal("true before any change")
+	}
+	// In place: a field set, a segment added, a segment removed.
+	if err := m.Set("MSH-11", "T"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set("MSH-9.1", "ADT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set("ZHB-2", "HUB"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.DeleteSegment("OBX", 9); err != nil {
+		t.Fatal(err)
+	}
+	if !eval(field, vars) || !eval(header, vars) || !eval(has, vars) {
+		t.Error("a change in place not seen")
+	}
+	// Another message in the same Vars.
+	vars.Msg = celTestMessage(t)
+	if eval(field, vars) || eval(header, vars) {
+		t.Error("the previous message's values after Msg changed")
+	}
+	// A copy has its own memo: the original's message changes, the
+	// copy's does not.
+	cp := *vars
+	cp.Msg = m
+	if !eval(field, &cp) || eval(field, vars) {
+		t.Error("copy and original share a memo")
+	}
+	// The same Vars with a program of another environment (a reload).
+	env2 := celTestEnv(t)
+	p2, err := env2.CompileBool("when", "msg.field('PID-3.1') == '123456'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !eval(p2, vars) || eval(field, vars) {
+		t.Error("memo confused across environments")
+	}
+}
+
+// list.exists(x, x in set) over a table or a list literal is rewritten
+// to a native call; other shapes stay comprehensions; both agree.
+func TestExistsInRewrite(t *testing.T) {
+	env := celTestEnv(t)
+	vars := celTestVars(t)
+	for _, tc := range []struct {
+		expr      string
+		rewritten bool
+		want      bool
+	}{
+		{"msg.fields('OBX[*]-3.1').exists(c, c in tables.notifiable)", true, true},
+		{"msg.fields('OBX[*]-3.1').exists(c, c in tables.lab_codes)", true, false},
+		{"msg.fields('OBX[*]-8').exists(f, f in ['H', 'L', 'A'])", true, true},
+		{"msg.fields('OBX[*]-8').exists(f, f in ['H', 'A'])", true, false},
+		{"msg.fields('ZZZ[*]-1').exists(f, f in ['H'])", true, false},
+		{"!msg.fields('OBX[*]-8').exists(f, f in ['H', 'L'])", true, false},
+		// Not the shape: the set read from the message, a map range,
+		// another predicate, all.
+		{"msg.fields('OBX[*]-8').exists(f, f in msg.fields('OBX[*]-8'))", false, true},
+		{"tables.lab_codes.exists(k, k in ['GLU'])", false, true},
+		{"msg.fields('OBX[*]-8').exists(f, f == 'L')", false, true},
+		{"msg.fields('OBX[*]-8').all(f, f in ['N', 'L'])", false, true},
+		{"msg.fields('OBX[*]-8').exists(f, 'L' in [f])", false, true},
+	} {
+		p, err := env.CompileBool("when", tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		rewritten := false
+		ast.PostOrderVisit(p.ast.Expr(), ast.NewExprVisitor(func(x ast.Expr) {
+			if x.Kind() == ast.CallKind && x.AsCall().FunctionName() == celFnExistsIn {
+				rewritten = true
+			}
+		}))
+		if rewritten != tc.rewritten {
+			t.Errorf("%s: rewritten %v, want %v", tc.expr, rewritten, tc.rewritten)
+		}
+		got, err := p.EvalBool(vars)
+		if err != nil || got != tc.want {
+			t.Errorf("%s = %v, %v; want %v", tc.expr, got, err, tc.want)
+		}
+	}
+	// The rewritten name cannot be written by an analyst.
+	if _, err := env.CompileBool("when", "@hl7bus_exists_in(['a'], ['a'])"); err == nil {
+		t.Error("@hl7bus_exists_in compiled")
+	}
+}
+
+// lookup and `in` over a big table cost a hash lookup, not a walk of the
+// table (cel-go's runtime type guard would visit every row).
+func BenchmarkEvalLookupBigTable(b *testing.B) {
+	rows := make(map[string]Entry, 100_000)
+	for i := range 100_000 {
+		c := fmt.Sprintf("L%06d", i)
+		rows[c] = Entry{Code: c, System: "LN"}
+	}
+	env, err := NewEnv(Tables{"big": NewTable("big", "1", rows)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := env.CompileBool("when", "lookup(tables.big, 'L054321') == 'L054321' && 'L000001' in tables.big")
+	if err != nil {
+		b.Fatal(err)
+	}
+	vars := celTestVars(b)
+	b.ReportAllocs()
+	cpuPerOp(b, func() {
+		if ok, err := p.EvalBool(vars); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	})
 }
