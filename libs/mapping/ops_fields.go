@@ -101,7 +101,7 @@ func (o *copyOp) apply(r *run, m *hl7v2.Message) error {
 			return r.fail("%s: %v", to, err)
 		}
 		if o.move && to != p {
-			if err := m.SetRawValue(p, nil); err != nil {
+			if err := m.ClearValue(p); err != nil {
 				return r.fail("%s: %v", p, err)
 			}
 		}
@@ -110,7 +110,9 @@ func (o *copyOp) apply(r *run, m *hl7v2.Message) error {
 }
 
 // clearOp empties every match of path that the message has; an absent one
-// is left absent (clearing does not create segments or fields).
+// is left absent (clearing does not create segments or fields). The
+// delimiters a clear leaves trailing go (hl7v2.Message.ClearValue):
+// clearing PID-13[2] of "+15550100~+15550199" leaves "+15550100".
 type clearOp struct {
 	path hl7v2.Path
 }
@@ -122,10 +124,7 @@ func (c *compiler) compileClear(key string, s *PathOp) op {
 
 func (o *clearOp) apply(r *run, m *hl7v2.Message) error {
 	for _, p := range r.expand(m, o.path) {
-		if !m.Value(p).Present() {
-			continue
-		}
-		if err := m.SetRawValue(p, nil); err != nil {
+		if err := m.ClearValue(p); err != nil {
 			return r.fail("%s: %v", p, err)
 		}
 	}
