@@ -20,7 +20,11 @@ import (
 // Clone returns a copy of m that can be changed without changing m. It
 // shares m's segment bytes, which are never written in place.
 func (m *Message) Clone() *Message {
-	return &Message{c: m.c, segs: slices.Clone(m.segs)}
+	// Room for two more segments: a rule set adding a segment to the
+	// clone would otherwise copy the slice again.
+	segs := make([]Segment, len(m.segs), len(m.segs)+2)
+	copy(segs, m.segs)
+	return &Message{c: m.c, segs: segs}
 }
 
 // Expand returns the concrete paths (no wildcard) a path addresses, in
@@ -354,5 +358,57 @@ func (m *Message) ClearValue(p Path) error {
 		nb = reindex(seg.b, elem, len(raw), len(out), padding{})
 	}
 	m.segs[idx] = Segment{c: m.c, raw: out, b: nb}
+	return nil
+}
+
+// SegmentTemplate is a segment to insert, checked and indexed once (when
+// a rule set compiles) so inserting it into a message in the standard
+// delimiters copies nothing: the message shares the template's bytes,
+// which, like every segment's, are never written in place.
+type SegmentTemplate struct {
+	er7   string
+	raw   []byte
+	b     []int32
+	ascii bool
+}
+
+// NewSegmentTemplate checks er7 as InsertSegment does (CheckSegmentER7)
+// and prepares it.
+func NewSegmentTemplate(er7 string) (*SegmentTemplate, error) {
+	if err := CheckSegmentER7(er7); err != nil {
+		return nil, err
+	}
+	raw := []byte(er7)
+	seg, err := indexSegment(raw, DefaultDelimiters.Field, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	ascii := true
+	for _, ch := range raw {
+		if ch >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	return &SegmentTemplate{er7: er7, raw: raw, b: seg.b, ascii: ascii}, nil
+}
+
+// InsertTemplate is InsertSegment of the template's segment. In a message
+// with the standard delimiters whose character set reads ASCII as ASCII
+// (every one this package decodes) an ASCII template is inserted as it
+// is; otherwise it is re-encoded as InsertSegment does.
+func (m *Message) InsertTemplate(after int, t *SegmentTemplate) error {
+	d := m.c.d
+	if !t.ascii || d.Field != '|' || d.Component != '^' || d.Repetition != '~' || d.Escape != '\\' || d.Subcomponent != '&' {
+		return m.InsertSegment(after, t.er7)
+	}
+	if after < -1 || after >= len(m.segs) {
+		return fmt.Errorf("%w: no segment at index %d to insert after (message has %d)", ErrNoSegment, after, len(m.segs))
+	}
+	at := len(m.segs)
+	if after >= 0 {
+		at = after + 1
+	}
+	m.segs = slices.Insert(m.segs, at, Segment{c: m.c, raw: t.raw, b: t.b})
 	return nil
 }
