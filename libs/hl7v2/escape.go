@@ -127,8 +127,9 @@ func Escape(v []byte, d Delimiters) []byte {
 	return out
 }
 
-func needsEscape(v []byte, d Delimiters) bool {
-	for _, ch := range v {
+func needsEscape[T string | []byte](v T, d Delimiters) bool {
+	for i := range len(v) {
+		ch := v[i]
 		if ch == d.Escape || ch == d.Field || ch == d.Component || ch == d.Subcomponent ||
 			ch == d.Repetition || ch == '\r' || ch == '\n' || (ch == d.Truncation && d.Truncation != 0) {
 			return true

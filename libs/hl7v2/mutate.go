@@ -20,7 +20,11 @@ import (
 // Clone returns a copy of m that can be changed without changing m. It
 // shares m's segment bytes, which are never written in place.
 func (m *Message) Clone() *Message {
-	return &Message{c: m.c, segs: slices.Clone(m.segs)}
+	// Room for two more segments: a rule set adding a segment to the
+	// clone would otherwise copy the slice again.
+	segs := make([]Segment, len(m.segs), len(m.segs)+2)
+	copy(segs, m.segs)
+	return &Message{c: m.c, segs: segs}
 }
 
 // Expand returns the concrete paths (no wildcard) a path addresses, in
@@ -263,4 +267,148 @@ func (m *Message) Subset(indices []int) (*Message, error) {
 		segs[i] = m.segs[ix]
 	}
 	return &Message{c: m.c, segs: segs}, nil
+}
+
+// ClearValue empties the value at p without creating anything: a position
+// the message does not reach is left absent. Unlike SetRawValue(p, nil) it
+// drops the delimiters the clear leaves trailing (HL7 encoding rules let a
+// sender leave out trailing delimiters, and a receiver reads them as
+// absent): clearing PID-13[2] of "+15550100~+15550199" leaves
+// "+15550100", not "+15550100~"; clearing the last field of a segment
+// drops its field separator too. A part in the middle keeps its place, so
+// the positions after it do not move. Trimming goes up the levels only
+// while the part that holds the cleared one is empty and last in its own
+// parent; the segment ID and, in a header, MSH-1 and MSH-2 always stay.
+func (m *Message) ClearValue(p Path) error {
+	if p.IsWildcard() {
+		return wildcardError(p)
+	}
+	idx := m.segmentIndex(p.Segment, atLeast1(p.Occurrence))
+	if idx < 0 {
+		return nil
+	}
+	seg := m.segs[idx]
+	elem := p.Field
+	floor := int(seg.b[1]) - 1 // the separator after the segment ID
+	if seg.isHeader() {
+		if p.Field <= 2 {
+			return fmt.Errorf("%w: %s defines the delimiters", ErrNotSettable, p)
+		}
+		elem--
+		if len(seg.b) > 2 {
+			floor = int(seg.b[2]) - 1 // keep MSH-2
+		}
+	}
+	if elem < 1 || elem >= len(seg.b)-1 {
+		return nil
+	}
+	d := m.c.d
+	raw := seg.raw
+	rep, comp, sub := p.Repetition, p.Component, p.Subcomponent
+	if rep == 0 && comp > 0 {
+		rep = 1
+	}
+	// ranges[k] is the part at level k (0 field, 1 repetition, 2
+	// component, 3 subcomponent); ranges[-1] would be the segment's
+	// fields, [floor, len(raw)).
+	var lo, hi [4]int
+	lo[0], hi[0] = int(seg.b[elem]), int(seg.b[elem+1])-1
+	depth := 0
+	seps := [4]byte{d.Field, d.Repetition, d.Component, d.Subcomponent}
+	for k, i := range [3]int{rep, comp, sub} {
+		if i == 0 {
+			break
+		}
+		plo, phi, missing := partRange(raw, lo[k], hi[k], seps[k+1], i)
+		if missing > 0 {
+			return nil
+		}
+		depth = k + 1
+		lo[depth], hi[depth] = plo, phi
+	}
+	cutLo, cutHi := lo[depth], hi[depth]
+	for k := depth; k >= 0; k-- {
+		parentLo, parentHi := floor, len(raw)
+		if k > 0 {
+			parentLo, parentHi = lo[k-1], hi[k-1]
+		}
+		if cutLo != lo[k] || hi[k] != parentHi {
+			break // the part keeps content, or is not last: nothing trails
+		}
+		for cutLo > parentLo && raw[cutLo-1] == seps[k] {
+			cutLo--
+		}
+	}
+	if cutLo == cutHi {
+		return nil
+	}
+	out := make([]byte, 0, len(raw)-(cutHi-cutLo))
+	out = append(append(out, raw[:cutLo]...), raw[cutHi:]...)
+	var nb []int32
+	if cutHi == len(raw) && cutLo < int(seg.b[elem]) {
+		// Fields were dropped: keep the elements that start before the cut.
+		n := 1
+		for n < len(seg.b)-1 && int(seg.b[n])-1 < cutLo {
+			n++
+		}
+		nb = make([]int32, n+1)
+		copy(nb, seg.b[:n])
+		nb[n] = int32(len(out) + 1)
+	} else {
+		nb = reindex(seg.b, elem, len(raw), len(out), padding{})
+	}
+	m.segs[idx] = Segment{c: m.c, raw: out, b: nb}
+	return nil
+}
+
+// SegmentTemplate is a segment to insert, checked and indexed once (when
+// a rule set compiles) so inserting it into a message in the standard
+// delimiters copies nothing: the message shares the template's bytes,
+// which, like every segment's, are never written in place.
+type SegmentTemplate struct {
+	er7   string
+	raw   []byte
+	b     []int32
+	ascii bool
+}
+
+// NewSegmentTemplate checks er7 as InsertSegment does (CheckSegmentER7)
+// and prepares it.
+func NewSegmentTemplate(er7 string) (*SegmentTemplate, error) {
+	if err := CheckSegmentER7(er7); err != nil {
+		return nil, err
+	}
+	raw := []byte(er7)
+	seg, err := indexSegment(raw, DefaultDelimiters.Field, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	ascii := true
+	for _, ch := range raw {
+		if ch >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	return &SegmentTemplate{er7: er7, raw: raw, b: seg.b, ascii: ascii}, nil
+}
+
+// InsertTemplate is InsertSegment of the template's segment. In a message
+// with the standard delimiters whose character set reads ASCII as ASCII
+// (every one this package decodes) an ASCII template is inserted as it
+// is; otherwise it is re-encoded as InsertSegment does.
+func (m *Message) InsertTemplate(after int, t *SegmentTemplate) error {
+	d := m.c.d
+	if !t.ascii || d.Field != '|' || d.Component != '^' || d.Repetition != '~' || d.Escape != '\\' || d.Subcomponent != '&' {
+		return m.InsertSegment(after, t.er7)
+	}
+	if after < -1 || after >= len(m.segs) {
+		return fmt.Errorf("%w: no segment at index %d to insert after (message has %d)", ErrNoSegment, after, len(m.segs))
+	}
+	at := len(m.segs)
+	if after >= 0 {
+		at = after + 1
+	}
+	m.segs = slices.Insert(m.segs, at, Segment{c: m.c, raw: t.raw, b: t.b})
+	return nil
 }

@@ -198,6 +198,11 @@ func (m *Message) Set(path, value string) error {
 
 // SetValue is Set with a parsed path.
 func (m *Message) SetValue(p Path, value string) error {
+	if m.c.charset.enc == nil && !needsEscape(value, m.c.d) {
+		// UTF-8 text without delimiters is its own wire form: store it
+		// as it is, without the copy encode and Escape would make.
+		return setRaw(m, p, value)
+	}
 	enc, err := m.c.charset.encode(value)
 	if err != nil {
 		return err
@@ -228,10 +233,14 @@ func wildcardError(p Path) error {
 	return fmt.Errorf("%w %q: a wildcard addresses several values; expand it first", ErrPath, p.String())
 }
 
+// setRaw stores val at p (see setRaw).
+func (m *Message) setRaw(p Path, val []byte) error { return setRaw(m, p, val) }
+
 // setRaw stores val at p. It never changes a segment's bytes in place: it
-// builds the new segment in a fresh buffer (bytes.Join always allocates)
-// and replaces the Segment in m.segs, which is what makes Clone cheap.
-func (m *Message) setRaw(p Path, val []byte) error {
+// builds the new segment in a fresh buffer and replaces the Segment in
+// m.segs, which is what makes Clone cheap. val is a string or bytes so a
+// plain string value is copied once, into the new segment.
+func setRaw[T string | []byte](m *Message, p Path, val T) error {
 	if p.IsWildcard() {
 		return wildcardError(p)
 	}
@@ -290,6 +299,11 @@ func (m *Message) setRaw(p Path, val []byte) error {
 		}
 		lo, hi = plo, phi
 	}
+	if npad == 0 && equal(raw[lo:hi], val) {
+		// Already there (OBX-11 set to the F it holds, a code mapped to
+		// itself): nothing to build.
+		return nil
+	}
 	size := len(raw) - (hi - lo) + len(val)
 	for i := 0; i < npad; i++ {
 		size += pad[i].n
@@ -303,8 +317,25 @@ func (m *Message) setRaw(p Path, val []byte) error {
 	}
 	out = append(out, val...)
 	out = append(out, raw[hi:]...)
-	m.segs[idx] = Segment{c: m.c, raw: out, b: reindex(seg.b, elem, len(raw), len(out), pad[0])}
+	nb := seg.b
+	if len(out) != len(raw) || npad > 0 {
+		nb = reindex(seg.b, elem, len(raw), len(out), pad[0])
+	} // else every boundary stays: share the index, which is never written
+	m.segs[idx] = Segment{c: m.c, raw: out, b: nb}
 	return nil
+}
+
+// equal reports whether a holds the bytes of b.
+func equal[T string | []byte](a []byte, b T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // reindex returns the field index of a segment whose element elem was

@@ -74,7 +74,7 @@ func (o *normalizeOp) apply(r *run, m *hl7v2.Message) error {
 			case d.Precision >= hl7v2.PrecisionHour:
 				// A date alone names a day, not an instant: it has no UTC
 				// equivalent and is left as written.
-				d = fromTime(d.Time().UTC(), d.Precision)
+				d = fromTime(utc(d), d.Precision)
 			}
 		}
 		if o.precision != 0 && o.precision < d.Precision {
@@ -104,6 +104,14 @@ func fractionDigits(s []byte) int {
 		n++
 	}
 	return n
+}
+
+// utc is the instant d names, in UTC: its wall time less its offset.
+// (DateTime.Time builds a named fixed zone for the offset, two strings
+// and a zone per value, only for UTC() to drop it again.)
+func utc(d hl7v2.DateTime) time.Time {
+	t := time.Date(d.Year, time.Month(d.Month), d.Day, d.Hour, d.Minute, d.Second, d.Nanosecond, time.UTC)
+	return t.Add(-time.Duration(d.Offset) * time.Second)
 }
 
 // fromTime is the DateTime of t (in UTC) at precision, offset +0000.

@@ -13,7 +13,12 @@ import (
 type setOp struct {
 	path  hl7v2.Path
 	value string
-	expr  *Program // nil: value
+	// std is value escaped for the standard delimiters |^~\& when it is
+	// ASCII and holds one of them, so a message in them gets it without
+	// escaping it again (a plain value needs no escaping at all); nil
+	// otherwise.
+	std  []byte
+	expr *Program // nil: value
 }
 
 func (c *compiler) compileSet(key string, s *SetOp) op {
@@ -26,6 +31,9 @@ func (c *compiler) compileSet(key string, s *SetOp) op {
 		c.errorf(key, "one of value and expr is required")
 	case s.Value != nil:
 		o.value = *s.Value
+		if esc := hl7v2.Escape([]byte(o.value), hl7v2.DefaultDelimiters); isASCII(o.value) && string(esc) != o.value {
+			o.std = esc
+		}
 	default:
 		o.expr = c.cel(key+".expr", s.Expr, false)
 	}
@@ -41,12 +49,30 @@ func (o *setOp) apply(r *run, m *hl7v2.Message) error {
 		}
 		val = v
 	}
+	std := o.std != nil && o.expr == nil && m.Delimiters() == hl7v2.DefaultDelimiters
 	for _, p := range r.expand(m, o.path) {
-		if err := m.SetValue(p, val); err != nil {
+		var err error
+		if std {
+			err = m.SetRawValue(p, o.std)
+		} else {
+			err = m.SetValue(p, val)
+		}
+		if err != nil {
 			return r.fail("%s: %v", p, err)
 		}
 	}
 	return nil
+}
+
+// isASCII reports whether s is 7-bit, which every character set a message
+// can declare writes as it is.
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // copyOp copies the wire value at each match of from to the aligned
@@ -101,7 +127,7 @@ func (o *copyOp) apply(r *run, m *hl7v2.Message) error {
 			return r.fail("%s: %v", to, err)
 		}
 		if o.move && to != p {
-			if err := m.SetRawValue(p, nil); err != nil {
+			if err := m.ClearValue(p); err != nil {
 				return r.fail("%s: %v", p, err)
 			}
 		}
@@ -110,7 +136,9 @@ func (o *copyOp) apply(r *run, m *hl7v2.Message) error {
 }
 
 // clearOp empties every match of path that the message has; an absent one
-// is left absent (clearing does not create segments or fields).
+// is left absent (clearing does not create segments or fields). The
+// delimiters a clear leaves trailing go (hl7v2.Message.ClearValue):
+// clearing PID-13[2] of "+15550100~+15550199" leaves "+15550100".
 type clearOp struct {
 	path hl7v2.Path
 }
@@ -122,10 +150,7 @@ func (c *compiler) compileClear(key string, s *PathOp) op {
 
 func (o *clearOp) apply(r *run, m *hl7v2.Message) error {
 	for _, p := range r.expand(m, o.path) {
-		if !m.Value(p).Present() {
-			continue
-		}
-		if err := m.SetRawValue(p, nil); err != nil {
+		if err := m.ClearValue(p); err != nil {
 			return r.fail("%s: %v", p, err)
 		}
 	}

@@ -69,15 +69,42 @@ func quoteCode(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// plainASCII reports whether raw reads as itself: 7-bit, no escape
+// character and no delimiter below a field that would give it structure.
+func plainASCII(raw []byte, d hl7v2.Delimiters) bool {
+	for _, ch := range raw {
+		if ch >= 0x80 || ch == d.Escape || ch == d.Component || ch == d.Subcomponent || ch == d.Repetition {
+			return false
+		}
+	}
+	return true
+}
+
 func (o *mapOp) apply(r *run, m *hl7v2.Message) error {
 	for _, p := range r.expand(m, o.path) {
 		v := m.Value(p)
 		if v.IsEmpty() {
 			continue // nothing to map
 		}
-		code := v.String()
-		e, ok := o.table.Lookup(code)
+		// A plain ASCII leaf (the usual code) is its own text: look it
+		// up by its wire bytes instead of decoding a string of it.
+		raw := v.Raw()
+		var (
+			e    Entry
+			ok   bool
+			code string
+		)
+		plain := plainASCII(raw, m.Delimiters())
+		if plain {
+			e, ok = o.table.lookupBytes(raw)
+		} else {
+			code = v.String()
+			e, ok = o.table.Lookup(code)
+		}
 		if !ok {
+			if plain {
+				code = string(raw)
+			}
 			switch o.unmapped {
 			case UnmappedFlag:
 				r.flag(p.String(), fmt.Sprintf("code %s is not in table %s", quoteCode(code), o.tableName))
@@ -86,7 +113,7 @@ func (o *mapOp) apply(r *run, m *hl7v2.Message) error {
 			}
 			continue
 		}
-		if e.Code != "" && e.Code != code {
+		if same := (plain && e.Code == string(raw)) || (!plain && e.Code == code); e.Code != "" && !same {
 			if err := m.SetValue(p, e.Code); err != nil {
 				return r.fail("%s: %v", p, err)
 			}

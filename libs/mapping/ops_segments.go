@@ -103,17 +103,20 @@ func (o *deleteSegmentOp) apply(r *run, m *hl7v2.Message) error {
 // addSegmentOp inserts a configured segment after the segment ref names,
 // or at the end.
 type addSegmentOp struct {
-	er7      string
+	// seg is the segment, checked and indexed at compile time.
+	seg      *hl7v2.SegmentTemplate
 	after    segmentRef
 	hasAfter bool
 }
 
 func (c *compiler) compileAddSegment(key string, s *AddSegmentOp) op {
-	o := &addSegmentOp{er7: s.Segment}
+	o := &addSegmentOp{}
 	if s.Segment == "" {
 		c.errorf(key+".segment", "required")
-	} else if err := hl7v2.CheckSegmentER7(s.Segment); err != nil {
+	} else if seg, err := hl7v2.NewSegmentTemplate(s.Segment); err != nil {
 		c.errorf(key+".segment", "%v", err)
+	} else {
+		o.seg = seg
 	}
 	if s.After != "" {
 		o.after, _ = c.parseSegmentRef(key+".after", s.After, false)
@@ -132,7 +135,7 @@ func (o *addSegmentOp) apply(r *run, m *hl7v2.Message) error {
 			return r.fail("no %s segment to add after", o.after.name)
 		}
 	}
-	if err := m.InsertSegment(at, o.er7); err != nil {
+	if err := m.InsertTemplate(at, o.seg); err != nil {
 		return r.fail("%v", err)
 	}
 	return nil

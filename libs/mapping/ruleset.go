@@ -48,6 +48,9 @@ type run struct {
 	vars   *Vars
 	issues []Issue
 	paths  []hl7v2.Path
+	// pathBuf backs paths: enough for a wildcard over a usual message's
+	// OBX segments without growing, in the run's one allocation.
+	pathBuf [16]hl7v2.Path
 }
 
 // fail returns the RuleError of the rule being applied.
@@ -285,6 +288,7 @@ func (rs *RuleSet) Apply(m *hl7v2.Message, vars Vars) (Result, error) {
 		return Result{Messages: []*hl7v2.Message{m}}, nil
 	}
 	r := &run{vars: &vars}
+	r.paths = r.pathBuf[:0]
 	msgs := []*hl7v2.Message{m}
 	var filtered *Filtered
 	for i := range rs.rules {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/hl7v2/defs"
 )
 
 // splitOp splits a message into one message per group that segment
@@ -13,8 +14,18 @@ import (
 // ...) are copied into every child. Child n (1-based) gets MSH-10
 // "<control ID>-<n>". A message with fewer than two groups is left as it
 // is: there is nothing to split, and its control ID stays the sender's.
+//
+// In every child the split segment's set ID (field 1) becomes 1 when the
+// segment has one (OBR-1, SPM-1: field 1 of type SI in the definitions)
+// and the sender filled it: each child holds one such segment, the first
+// of its kind, and a receiver checks that set IDs count from 1. The
+// segments of a group keep theirs (OBX-1 already counts within its
+// order); ORC-1 is the order control code, not a set ID, and Z-segments
+// have no definition, so neither is renumbered.
 type splitOp struct {
 	segment string
+	// setID: field 1 of segment is a set ID, renumbered in each child.
+	setID bool
 }
 
 func (c *compiler) compileSplit(key string, s *SplitOp) op {
@@ -29,7 +40,23 @@ func (c *compiler) compileSplit(key string, s *SplitOp) op {
 	case s.Segment == "MSH":
 		c.errorf(key+".segment", "a message cannot be split on its header")
 	}
-	return &splitOp{segment: s.Segment}
+	return &splitOp{segment: s.Segment, setID: hasSetID(s.Segment)}
+}
+
+// hasSetID reports whether field 1 of segment is a set ID (type SI) in the
+// newest version the definitions have; set IDs have kept their place
+// since the segments were introduced.
+func hasSetID(segment string) bool {
+	vs := defs.Versions()
+	if len(vs) == 0 {
+		return false
+	}
+	v, ok := defs.Lookup(vs[len(vs)-1])
+	if !ok {
+		return false
+	}
+	seg, ok := v.Segment(segment)
+	return ok && len(seg.Fields) > 0 && seg.Fields[0].Type == "SI"
 }
 
 // apply is never called: Apply handles split itself, since it changes the
@@ -76,6 +103,11 @@ func (o *splitOp) split(r *run, m *hl7v2.Message) ([]*hl7v2.Message, error) {
 		}
 		if err := kid.SetValue(hl7v2.Path{Segment: "MSH", Field: 10}, control+"-"+strconv.Itoa(k+1)); err != nil {
 			return nil, r.fail("MSH-10: %v", err)
+		}
+		if setID := (hl7v2.Path{Segment: o.segment, Field: 1}); o.setID && !kid.Value(setID).IsEmpty() {
+			if err := kid.SetRawValue(setID, []byte("1")); err != nil {
+				return nil, r.fail("%s: %v", setID, err)
+			}
 		}
 		kids = append(kids, kid)
 	}

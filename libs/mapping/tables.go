@@ -72,6 +72,16 @@ func (t *Table) Lookup(code string) (Entry, bool) {
 	return t.entries[i].Entry, true
 }
 
+// lookupBytes is Lookup of a code given as bytes, without making a string
+// of it (the map index converts in place).
+func (t *Table) lookupBytes(code []byte) (Entry, bool) {
+	i, ok := t.rows[string(code)]
+	if !ok {
+		return Entry{}, false
+	}
+	return t.entries[i].Entry, true
+}
+
 // entry returns a pointer to the row of local code, nil when absent.
 func (t *Table) entry(code string) *Entry {
 	i, ok := t.rows[code]

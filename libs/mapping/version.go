@@ -31,6 +31,10 @@ import (
 type versionOp struct {
 	to  string
 	def *defs.Version
+	// removed are the segments some version defines and to does not:
+	// only a segment among them can refuse an upgrade, so the others
+	// are passed over without a definition lookup.
+	removed map[string]bool
 }
 
 func (c *compiler) compileVersion(key string, s *VersionOp) op {
@@ -43,7 +47,17 @@ func (c *compiler) compileVersion(key string, s *VersionOp) op {
 		return &versionOp{}
 	}
 	def, _ := defs.Lookup(s.To)
-	return &versionOp{to: s.To, def: def}
+	removed := map[string]bool{}
+	for _, id := range defs.Versions() {
+		if v, ok := defs.Lookup(id); ok {
+			for _, seg := range v.SegmentIDs() {
+				if _, in := def.Segment(seg); !in {
+					removed[seg] = true
+				}
+			}
+		}
+	}
+	return &versionOp{to: s.To, def: def, removed: removed}
 }
 
 func (o *versionOp) apply(r *run, m *hl7v2.Message) error {
@@ -62,6 +76,9 @@ func (o *versionOp) apply(r *run, m *hl7v2.Message) error {
 		}
 	} else {
 		for _, s := range m.Segments() {
+			if !o.removed[string(s.Raw()[:3])] {
+				continue
+			}
 			name := s.Name()
 			if _, inSrc := src.Segment(name); inSrc {
 				if _, inDst := o.def.Segment(name); !inDst {
@@ -144,16 +161,12 @@ func (o *versionOp) msh9Components() int {
 }
 
 // compareVersion compares dotted numeric versions (2.5.1 > 2.5 > 2.4).
+// A missing or non-numeric part reads as 0.
 func compareVersion(a, b string) int {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(pa) || i < len(pb); i++ {
+	for a != "" || b != "" {
 		var x, y int
-		if i < len(pa) {
-			x, _ = strconv.Atoi(pa[i])
-		}
-		if i < len(pb) {
-			y, _ = strconv.Atoi(pb[i])
-		}
+		x, a = versionPart(a)
+		y, b = versionPart(b)
 		if x != y {
 			if x < y {
 				return -1
@@ -162,4 +175,15 @@ func compareVersion(a, b string) int {
 		}
 	}
 	return 0
+}
+
+// versionPart splits the first dotted part off s and reads it as a
+// number (0 when it is not one).
+func versionPart(s string) (int, string) {
+	part, rest, _ := strings.Cut(s, ".")
+	n, err := strconv.Atoi(part)
+	if err != nil {
+		n = 0
+	}
+	return n, rest
 }
