@@ -35,10 +35,14 @@ destinations:
 routes:
   - {name: all, destinations: [lis]}
 `, strings.Join(env.Kafka.Brokers, ", "), env.Kafka.TopicPrefix, env.RegistryURL, sp.ingressAddr, recv.addr))
-	for _, st := range []string{"ingress", "parse", "transform", "route", "egress"} {
+	// Ingress first, listening before the others start: their metrics
+	// endpoints take any free port, and one of them could otherwise take
+	// the port freeAddr picked for ingress before ingress binds it.
+	sp.procs["ingress"] = sp.start(t, "ingress", inst)
+	waitListening(t, sp.ingressAddr, 60*time.Second)
+	for _, st := range []string{"parse", "transform", "route", "egress"} {
 		sp.procs[st] = sp.start(t, st, inst)
 	}
-	waitListening(t, sp.ingressAddr, 60*time.Second)
 	return sp
 }
 
