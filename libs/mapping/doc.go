@@ -17,7 +17,11 @@
 // configuration: local code to standard code, system and display, loaded
 // once into a hash map.
 //
-// Files: spec.go (the YAML model), tables.go (code tables), env.go (the
-// CEL environment: variables and functions), ruleset.go (compile and
-// apply), and one file per operation family.
+// Files: spec.go (the YAML model), ruleset.go (Compile, Apply, Result,
+// RuleError), env.go (the CEL environment: variables, functions, path
+// checks, cost limits), tables.go (code tables), ops_fields.go (set,
+// copy, move, clear), ops_segments.go (delete_segment, add_segment),
+// ops_map.go (map), normalize.go, version.go, split.go and filter.go.
+// DESIGN.md says how rules compile, what an evaluation holds, and why
+// some programs skip cel-go's cost tracking.
 package mapping
