@@ -43,8 +43,9 @@ fmt: ## format the Go sources
 	gofmt -w libs services
 
 fuzz: ## run each fuzz target for FUZZTIME (default 200000x, i.e. 200,000 inputs)
-	cd libs && for t in FuzzParse FuzzParseBatch FuzzUnescape FuzzPath; do \
+	cd libs && for t in FuzzParse FuzzParseBatch FuzzUnescape FuzzPath FuzzSetRaw FuzzClearValue; do \
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./hl7v2 || exit 1; done
+	cd libs && $(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./mapping
 	cd libs && $(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./mllp
 
 SCENARIO ?= loadtest/scenarios/smoke.yaml
