@@ -105,7 +105,7 @@ func ruleService(t *testing.T) (*Service, *telemetry.Telemetry) {
 	sets := map[string][]mapping.Rule{
 		"filter": {{Name: "drop-test", When: "msg.processing_id == 'T'", Filter: &mapping.FilterOp{Reason: "test traffic (MSH-11 = T)"}},
 			{Name: "receiver", Set: &mapping.SetOp{Path: "MSH-5", Value: &lis}}},
-		"split":  {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}}},
+		"split": {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}}},
 		"split-filter": {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}},
 			{Name: "no-glucose", When: "msg.field('OBR-4') == 'GLU'", Filter: &mapping.FilterOp{Reason: "glucose goes elsewhere"}}},
 		"split-filter-all": {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}},
