@@ -63,6 +63,12 @@ func render(res Result, err error) []byte {
 	for _, is := range res.Issues {
 		fmt.Fprintf(&b, "# issue: rule %s at %s: %s\n", is.Rule, is.Path, is.Reason)
 	}
+	if res.Indexes != nil {
+		fmt.Fprintf(&b, "# children: %v\n", res.Indexes)
+	}
+	for _, d := range res.Dropped {
+		fmt.Fprintf(&b, "# dropped: child %d (MSH-10 %s): rule %s: %s\n", d.Index, d.Message.ControlID(), d.Rule, d.Reason)
+	}
 	if res.Filtered != nil {
 		fmt.Fprintf(&b, "# filtered: rule %s: %s\n", res.Filtered.Rule, res.Filtered.Reason)
 	}

@@ -3,6 +3,7 @@ package mapping
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
@@ -245,13 +246,34 @@ type Result struct {
 	// Messages are the messages after the rules: one, several after a
 	// split (children in order), none when filtered.
 	Messages []*hl7v2.Message
+	// Indexes, after a split, is the child number of each of Messages
+	// (1-based: MSH-10 "<control ID>-<n>", message ID "<id>-<n>"); nil
+	// when no split happened. Numbers are not reassigned when a filter
+	// drops a sibling, so a child keeps its ID whatever the rules after
+	// the split do and a gap says a child was dropped (see Dropped).
+	Indexes []int
 	// Filtered is the filter that dropped the message, nil otherwise.
-	// After a split, a filter drops the children it holds for and
-	// Filtered is set only when it dropped the last one left.
+	// After a split it is set only when no child is left (the filter that
+	// dropped the last one); Dropped then lists every child.
 	Filtered *Filtered
+	// Dropped lists, after a split, each child a filter dropped, in
+	// child order, whether siblings go on or not; empty for a message
+	// that was not split (Filtered says whether it was dropped).
+	Dropped []Dropped
 	// Issues are the flags raised (unmapped codes under policy flag,
 	// times without an offset), in order.
 	Issues []Issue
+}
+
+// Dropped is a split child a filter dropped: its child number, the
+// filter, and the child as it was when dropped (for its header: its own
+// MSH-10).
+type Dropped struct {
+	// Index is the child number, 1-based, as in Result.Indexes.
+	Index int
+	Filtered
+	// Message is the child when the filter dropped it.
+	Message *hl7v2.Message
 }
 
 // Filtered names the filter rule that dropped a message and its reason.
@@ -282,7 +304,9 @@ func (e *RuleError) Error() string { return "rule " + e.Rule + ": " + e.Reason }
 // first to keep the original) with vars for the CEL expressions
 // (vars.Msg is set to the message being worked on). A nil RuleSet
 // returns m unchanged. After a split the rules that follow apply to each
-// child in turn. The error, when not nil, is a *RuleError.
+// child in turn; a split child is not split again (a RuleError: its
+// children would need numbers of their own beside their siblings'). The
+// error, when not nil, is a *RuleError.
 func (rs *RuleSet) Apply(m *hl7v2.Message, vars Vars) (Result, error) {
 	if rs == nil {
 		return Result{Messages: []*hl7v2.Message{m}}, nil
@@ -290,17 +314,24 @@ func (rs *RuleSet) Apply(m *hl7v2.Message, vars Vars) (Result, error) {
 	r := &run{vars: &vars}
 	r.paths = r.pathBuf[:0]
 	msgs := []*hl7v2.Message{m}
-	var filtered *Filtered
+	// nums[i] is msgs[i]'s child number; nil until a split made children.
+	var (
+		nums     []int
+		filtered *Filtered
+		dropped  []Dropped
+	)
 	for i := range rs.rules {
 		c := &rs.rules[i]
 		r.rule = c.name
 		// Without a split every message maps to at most one, so the
 		// survivors are collected in place.
-		out := msgs[:0]
+		out, outNums := msgs[:0], nums[:0]
 		if _, ok := c.op.(*splitOp); ok {
 			out = make([]*hl7v2.Message, 0, len(msgs)*2)
+			outNums = nil
 		}
-		for _, cur := range msgs {
+		for j, cur := range msgs {
+			keep := cur // the message this rule leaves in cur's place; nil: none
 			if c.when != nil {
 				vars.Msg = cur
 				ok, err := c.when.EvalBool(&vars)
@@ -308,31 +339,64 @@ func (rs *RuleSet) Apply(m *hl7v2.Message, vars Vars) (Result, error) {
 					return Result{}, r.fail("when: %v", err)
 				}
 				if !ok {
-					out = append(out, cur)
+					out, outNums = appendKept(out, outNums, nums, j, cur)
 					continue
 				}
 			}
 			switch o := c.op.(type) {
 			case *filterOp:
-				filtered = &Filtered{Rule: c.name, Reason: o.reason}
+				filtered, keep = &Filtered{Rule: c.name, Reason: o.reason}, nil
+				if nums != nil {
+					dropped = append(dropped, Dropped{Index: nums[j], Filtered: *filtered, Message: cur})
+				}
 			case *splitOp:
 				kids, err := o.split(r, cur)
 				if err != nil {
 					return Result{}, err
 				}
-				out = append(out, kids...)
+				switch {
+				case len(kids) == 1:
+					keep = kids[0]
+				case nums != nil:
+					return Result{}, r.fail("split: the message is a split child already; a rule set splits a message once")
+				default:
+					keep = nil
+					out = append(out, kids...)
+					for k := range kids {
+						outNums = append(outNums, k+1)
+					}
+				}
 			default:
 				vars.Msg = cur
 				if err := o.apply(r, cur); err != nil {
 					return Result{}, err
 				}
-				out = append(out, cur)
+			}
+			if keep != nil {
+				out, outNums = appendKept(out, outNums, nums, j, keep)
 			}
 		}
-		msgs = out
+		msgs, nums = out, outNums
 		if len(msgs) == 0 {
-			return Result{Filtered: filtered, Issues: r.issues}, nil
+			return Result{Filtered: filtered, Dropped: sortDropped(dropped), Issues: r.issues}, nil
 		}
 	}
-	return Result{Messages: msgs, Issues: r.issues}, nil
+	return Result{Messages: msgs, Indexes: nums, Dropped: sortDropped(dropped), Issues: r.issues}, nil
+}
+
+// appendKept appends m, which takes the place of the j-th message, to
+// out, and its child number nums[j] to outNums when there are numbers.
+func appendKept(out []*hl7v2.Message, outNums, nums []int, j int, m *hl7v2.Message) ([]*hl7v2.Message, []int) {
+	out = append(out, m)
+	if nums != nil {
+		outNums = append(outNums, nums[j])
+	}
+	return out, outNums
+}
+
+// sortDropped puts d in child order: filters drop children rule by rule,
+// so a later filter can drop an earlier child.
+func sortDropped(d []Dropped) []Dropped {
+	slices.SortStableFunc(d, func(a, b Dropped) int { return a.Index - b.Index })
+	return d
 }

@@ -17,6 +17,12 @@ import (
 const (
 	reasonWhenFalse = "when is false"
 	reasonNotNeeded = "not needed: another route matched"
+	// reasonUndecided is the default route's when another route's when
+	// failed: whether it would have matched cannot be known.
+	reasonUndecided = "not decided: a route's when failed"
+	// reasonWhenFailed prefixes a when's evaluation error (an EvalError:
+	// no message content).
+	reasonWhenFailed = "when failed: "
 )
 
 // Handle is the stage's handler: a transformed record in; every route
@@ -29,7 +35,12 @@ const (
 // destination got. A destination whose rules filter its copy gets nothing;
 // one whose rules fail has its copy dead-lettered, the others go on. A
 // message no route matches (and no default) is dead-lettered whole, beside
-// its decision. A when that fails is a permanent error naming the route.
+// its decision. A when that fails at run time is like no route matching:
+// the decision (that route not matched, the reason "when failed: ...";
+// the other routes still evaluated, for the record) and the whole message
+// dead-lettered with a reason naming the route, and nothing delivered: a
+// message whose routing could not be decided goes nowhere rather than to
+// a subset of its destinations.
 func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipeline.Output, error) {
 	rules := s.rules.Load() // once: one record sees one configuration
 	var (
@@ -50,12 +61,13 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 	d := &canonical.Decision{MessageID: t.MessageID, ParentMessageID: t.ParentMessageID, Interface: t.Interface,
 		ControlID: t.Header.ControlID, MessageType: canonical.MessageTypeOf(t.Header), Stage: canonical.StageRoute,
 		DecidedAt: s.now(), ConfigVersion: version, Routes: make([]canonical.RouteDecision, rules.Len())}
-	var dests, by []string
+	var dests, by, failed []string
 	if rules != nil {
-		var err error
-		if dests, by, err = rules.evaluate(&t.Header, &vars, d.Routes); err != nil {
-			return nil, err
-		}
+		dests, by, failed = rules.evaluate(&t.Header, &vars, d.Routes)
+	}
+	if len(failed) > 0 {
+		d.Outcome = canonical.OutcomeDeadLettered
+		return []pipeline.Output{s.decision(d), {DeadLetter: &pipeline.Scoped{Reason: strings.Join(failed, "; ")}}}, nil
 	}
 	if len(dests) == 0 {
 		// Default-deny: the decision says why, and the whole message
@@ -76,6 +88,9 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 			v := vars
 			v.Msg, v.Destination = c, dest
 			res, err := rs.Apply(c, v)
+			for _, is := range res.Issues {
+				s.flags.WithLabelValues("route", is.Rule).Inc()
+			}
 			switch {
 			case err != nil:
 				// Only this destination's copy fails; a RuleError's text
@@ -88,6 +103,7 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 				continue
 			case res.Filtered != nil:
 				dd.Outcome, dd.Rule, dd.Reason = canonical.OutcomeFiltered, res.Filtered.Rule, res.Filtered.Reason
+				s.filtered.WithLabelValues(t.Interface, res.Filtered.Rule, dest).Inc()
 				continue
 			case len(res.Messages) != 1:
 				// Compile refuses split in destination rules.
@@ -107,8 +123,10 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 // vars.Msg its tree when r.parse), writing each route's verdict to
 // routes (len(r.routes) of them). It returns the destinations selected,
 // each once, in the order first named, and by each the route that named
-// it first. A when that fails is a permanent error naming the route.
-func (r *Rules) evaluate(h *canonical.Header, vars *mapping.Vars, routes []canonical.RouteDecision) (dests, by []string, err error) {
+// it first; or, when a when failed at run time, failed: the dead-letter
+// reason of each failing route ("route <name>: when: ..."), the routes
+// after it still evaluated so the decision is complete.
+func (r *Rules) evaluate(h *canonical.Header, vars *mapping.Vars, routes []canonical.RouteDecision) (dests, by, failed []string) {
 	add := func(cr *compiledRoute) {
 		for _, dest := range cr.Destinations {
 			if !contains(dests, dest) {
@@ -127,10 +145,12 @@ func (r *Rules) evaluate(h *canonical.Header, vars *mapping.Vars, routes []canon
 		reason := cr.mismatch(h)
 		if reason == "" && cr.when != nil {
 			ok, err := cr.when.EvalBool(vars)
-			if err != nil {
-				return nil, nil, pipeline.Permanent(fmt.Errorf("route %s: when: %w", cr.Name, err))
-			}
-			if !ok {
+			switch {
+			case err != nil:
+				// An EvalError's text has no message content.
+				reason = reasonWhenFailed + err.Error()
+				failed = append(failed, fmt.Sprintf("route %s: when: %v", cr.Name, err))
+			case !ok:
 				reason = reasonWhenFalse
 			}
 		}
@@ -142,12 +162,18 @@ func (r *Rules) evaluate(h *canonical.Header, vars *mapping.Vars, routes []canon
 		add(cr)
 	}
 	if r.def >= 0 {
-		if matched {
+		switch {
+		case failed != nil:
+			routes[r.def].Reason = reasonUndecided
+		case matched:
 			routes[r.def].Reason = reasonNotNeeded
-		} else {
+		default:
 			routes[r.def].Matched = true
 			add(&r.routes[r.def])
 		}
+	}
+	if failed != nil {
+		return nil, nil, failed
 	}
 	return dests, by, nil
 }

@@ -3,15 +3,19 @@ package route
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/mapping"
-	"github.com/hl7bus/hl7bus/libs/pipeline"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
 )
 
 // celEnv is a CEL environment with the table notifiable (the given
@@ -54,7 +58,7 @@ func TestHandleWhen(t *testing.T) {
 		routes     []Rule
 		decided    string
 		outs       string
-		err        string
+		dead       string // the whole message's dead-letter reason
 	}{
 		{name: "content", notifiable: []string{"789-8"}, iface: "lab-in", code: "ORU", routes: contentRoutes,
 			decided: "notifiable+surveillance natlab+lis test-(when is false) rest-(not needed: another route matched)",
@@ -63,10 +67,17 @@ func TestHandleWhen(t *testing.T) {
 			decided: "notifiable-(when is false) natlab-(when is false) test-(when is false) rest+archive", outs: "archive/rest"},
 		{name: "lists before when", iface: "lab-in", code: "ADT", routes: contentRoutes,
 			decided: "notifiable-(when is false) natlab-(message type ADT^R01 is not in [ORU]) test-(when is false) rest+archive", outs: "archive/rest"},
+		// A when that fails is like default-deny: the decision (the other
+		// routes evaluated, the default undecided), the whole message
+		// dead-lettered naming the route, and nothing delivered, not even
+		// to the route that matched.
 		{name: "when fails", iface: "lab-in", code: "ORU",
 			routes: []Rule{{Name: "ok", When: "true", Destinations: []string{"lis"}},
-				{Name: "broken", When: "tables.lab_codes[msg.field('OBX[2]-3.1')].code == 'X'", Destinations: []string{"lis"}}},
-			err: "route broken: when: "},
+				{Name: "broken", When: "tables.lab_codes[msg.field('OBX[2]-3.1')].code == 'X'", Destinations: []string{"lis"}},
+				{Name: "after", When: "msg.processing_id == 'T'", Destinations: []string{"sandbox"}},
+				{Name: "rest", Default: true, Destinations: []string{"archive"}}},
+			decided: "ok+lis broken-(when failed: evaluation: column 42: no such key in a map or table) after-(when is false) rest-(not decided: a route's when failed)",
+			dead:    "route broken: when: evaluation: column 42: no such key in a map or table"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,14 +85,24 @@ func TestHandleWhen(t *testing.T) {
 			tr := transformed(tt.code, "R01", "NATLAB^2.16.840.1.113883.3.999^ISO", msg)
 			tr.Interface = tt.iface
 			r, err := run(t, s, tr)
-			if tt.err != "" {
-				if !pipeline.IsPermanent(err) || !strings.HasPrefix(err.Error(), tt.err) {
-					t.Fatalf("%v, want a permanent error %q...", err, tt.err)
-				}
-				return
-			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			var dead []string
+			for _, d := range r.dead {
+				dead = append(dead, d.Destination+"/"+d.Reason)
+			}
+			wantOutcome := canonical.OutcomeRouted
+			if tt.dead != "" {
+				wantOutcome = canonical.OutcomeDeadLettered
+				if len(dead) != 1 || dead[0] != "/"+tt.dead || len(r.decision.Destinations) != 0 {
+					t.Errorf("dead letters %q, destinations %+v, want the whole message's %q and none", dead, r.decision.Destinations, tt.dead)
+				}
+			} else if len(dead) != 0 {
+				t.Errorf("dead letters %q", dead)
+			}
+			if r.decision.Outcome != wantOutcome {
+				t.Errorf("outcome %q, want %q", r.decision.Outcome, wantOutcome)
 			}
 			if g := routesOf(r.decision); g != tt.decided {
 				t.Errorf("routes\n got %s\nwant %s", g, tt.decided)
@@ -113,6 +134,7 @@ func TestHandleDestinationRules(t *testing.T) {
 			{Name: "stamp", Set: &mapping.SetOp{Path: "MSH-6", Expr: "destination + '-' + interface"}}},
 		"registry": {{Name: "no-labs", When: "destination == 'registry' && msg.type == 'ORU'", Filter: &mapping.FilterOp{Reason: "labs go by the hub"}}},
 		"strict":   {{Name: "codes", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedReject}}},
+		"lenient":  {{Name: "codes", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedFlag}}},
 	}
 	dests := map[string]*mapping.RuleSet{}
 	i := 0
@@ -124,11 +146,12 @@ func TestHandleDestinationRules(t *testing.T) {
 		dests[d] = rs
 		i++
 	}
-	rules := compile(t, "v3", env, dests, Rule{Name: "all", Destinations: []string{"lis", "registry", "strict", "ehr", "hub"}})
+	rules := compile(t, "v3", env, dests, Rule{Name: "all", Destinations: []string{"lis", "registry", "strict", "ehr", "hub", "lenient"}})
 	if !rules.parse {
 		t.Fatal("destination rules do not make Handle parse")
 	}
-	s := newService(rules)
+	tel := telemetry.New(nil)
+	s := New(Config{Rules: rules, Telemetry: tel}, kafka.Config{}.WithDefaults(), nil, slog.New(slog.DiscardHandler))
 	msg := oru(t)
 	tr := transformed("ORU", "R01", "NATLAB", msg)
 	r, err := run(t, s, tr)
@@ -146,7 +169,7 @@ func TestHandleDestinationRules(t *testing.T) {
 		}
 		got[o.Destination] = m.Header(5) + "|" + m.Header(6) + "@" + o.ConfigVersion
 	}
-	if want := map[string]string{"lis": "LIS|GENHOSP@v3", "ehr": "HIS|GENHOSP@v3", "hub": "HUB|hub-lab-in@v3"}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := map[string]string{"lis": "LIS|GENHOSP@v3", "ehr": "HIS|GENHOSP@v3", "hub": "HUB|hub-lab-in@v3", "lenient": "HIS|GENHOSP@v3"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("out records %v, want %v", got, want)
 	}
 	if len(r.dead) != 1 || r.dead[0].Destination != "strict" || !strings.HasPrefix(r.dead[0].Reason, "rule codes: ") || strings.Contains(r.dead[0].Reason, "OKAFOR") {
@@ -154,11 +177,27 @@ func TestHandleDestinationRules(t *testing.T) {
 	}
 	d := r.decision
 	strictReason := r.dead[0].Reason
-	if want := "lis=routed registry=filtered/no-labs: labs go by the hub strict=dead_lettered/codes: " + strictReason + " ehr=routed hub=routed"; destinationsOf(d) != want {
+	if want := "lis=routed registry=filtered/no-labs: labs go by the hub strict=dead_lettered/codes: " + strictReason + " ehr=routed hub=routed lenient=routed"; destinationsOf(d) != want {
 		t.Errorf("destinations\n got %s\nwant %s", destinationsOf(d), want)
 	}
 	if d.Outcome != canonical.OutcomeRouted || d.ConfigVersion != "v3" {
 		t.Errorf("decision %+v", d)
+	}
+	// The destination filter counted under its destination, on the metric
+	// transform counts inbound filters on (the help and labels are
+	// transform's, as its test checks: one process's two stages share
+	// the collector, and RegisterOrFind panics on a difference); lenient's
+	// flags (the 8 codes lab_codes lacks) counted, strict's (it failed)
+	// not.
+	metric := `# HELP hl7bus_messages_filtered_total Messages a filter rule dropped, by interface, rule and destination ("" for an inbound filter; configuration names).
+# TYPE hl7bus_messages_filtered_total counter
+hl7bus_messages_filtered_total{destination="registry",interface="lab-in",rule="no-labs"} 1
+# HELP hl7bus_rule_flags_total Flags rules raised (an unmapped code under unmapped: flag, ...), by stage and rule (configuration names).
+# TYPE hl7bus_rule_flags_total counter
+hl7bus_rule_flags_total{rule="codes",stage="route"} 8
+`
+	if err := testutil.GatherAndCompare(tel.Registry, strings.NewReader(metric), "hl7bus_messages_filtered_total", "hl7bus_rule_flags_total"); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -68,8 +68,11 @@ type Service struct {
 	parser *hl7v2.Parser
 	// rules are the rules in force; Handle loads them once per record.
 	rules atomic.Pointer[Rules]
-	// filtered counts the messages inbound filters dropped.
+	// filtered counts the messages inbound filters dropped (destination
+	// ""; route counts destinations' filters on the same metric).
 	filtered *prometheus.CounterVec
+	// flags counts the flags inbound rules raised (stage "transform").
+	flags *prometheus.CounterVec
 	// out is the transformed topic, decisions the decisions topic.
 	out, decisions string
 	// now is the decisions' clock.
@@ -88,10 +91,31 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	}
 	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, out: kc.Topic(kafka.TopicTransformed),
 		decisions: kc.Topic(kafka.TopicDecisions), now: time.Now,
-		filtered: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_messages_filtered_total",
-			Help: "Messages a filter rule dropped, by interface and rule (configuration names)."}, "interface", "rule")}
+		filtered: FilteredCounter(tel), flags: RuleFlagsCounter(tel)}
 	s.rules.Store(cfg.Rules)
 	return s
+}
+
+// FilteredCounter registers (or finds, in a process that runs route too)
+// hl7bus_messages_filtered_total in tel: the messages a filter rule
+// dropped, by interface, rule and destination ("" for an inbound filter,
+// in transform; the destination whose copy was dropped, in route). Route
+// registers the same metric with the same help and labels. The labels are
+// configuration names, never message content.
+func FilteredCounter(tel *telemetry.Telemetry) *prometheus.CounterVec {
+	return tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_messages_filtered_total",
+		Help: `Messages a filter rule dropped, by interface, rule and destination ("" for an inbound filter; configuration names).`},
+		"interface", "rule", "destination")
+}
+
+// RuleFlagsCounter registers (or finds) hl7bus_rule_flags_total in tel:
+// the flags rules raised (an unmapped code under unmapped: flag, ...), by
+// stage ("transform": inbound rules, on the transformed record's issues;
+// "route": destination rules, which no record carries) and rule name.
+func RuleFlagsCounter(tel *telemetry.Telemetry) *prometheus.CounterVec {
+	return tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_rule_flags_total",
+		Help: "Flags rules raised (an unmapped code under unmapped: flag, ...), by stage and rule (configuration names)."},
+		"stage", "rule")
 }
 
 // SetRules puts r in force for the records the stage handles from now on
@@ -116,7 +140,9 @@ func (s *Service) Run(ctx context.Context) error {
 // inbound rules applied, and out one transformed record (several after a
 // split, one per child) under the input's key, so per-patient order holds
 // downstream; or, when a filter rule dropped the message, its decision
-// (topic decisions, keyed by message ID) and no transformed record. A rule
+// (topic decisions, keyed by message ID) and no transformed record; after
+// a split, one such decision per child a filter dropped (message ID
+// <id>-<n>, the input as parent), beside the survivors' records. A rule
 // that fails on the message dead-letters it (a permanent error whose
 // reason names the rule). The parsed record holds the message once, as
 // payload (no tree: see docs/benchmarks.md, "Parse once"), so transform
@@ -143,31 +169,55 @@ func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Out
 		// A RuleError's text is "rule <name>: <why>", without content.
 		return nil, pipeline.Permanent(err)
 	}
-	if f := res.Filtered; f != nil {
-		s.filtered.WithLabelValues(p.Interface, f.Rule).Inc()
-		return []pipeline.Output{{Topic: s.decisions, Key: []byte(p.MessageID), Record: &canonical.Decision{
-			MessageID: p.MessageID, ParentMessageID: p.ParentMessageID, Interface: p.Interface, ControlID: p.Header.ControlID,
-			MessageType: canonical.MessageTypeOf(p.Header), Stage: canonical.StageTransform, DecidedAt: s.now(),
-			ConfigVersion: version, Outcome: canonical.OutcomeFiltered, Filter: &canonical.FilterDecision{Rule: f.Rule, Reason: f.Reason}}}}, nil
+	for _, is := range res.Issues {
+		s.flags.WithLabelValues("transform", is.Rule).Inc()
+	}
+	var outs []pipeline.Output
+	if f := res.Filtered; f != nil && len(res.Dropped) == 0 {
+		// An unsplit message dropped whole: its decision, under its ID.
+		s.filtered.WithLabelValues(p.Interface, f.Rule, "").Inc()
+		return []pipeline.Output{s.filteredDecision(p, p.MessageID, p.ParentMessageID, p.Header, version, f)}, nil
+	}
+	// Each split child a filter dropped has its decision, under the ID it
+	// would have had, so a child a filter swallows is as visible as a
+	// whole message.
+	for i := range res.Dropped {
+		d := &res.Dropped[i]
+		s.filtered.WithLabelValues(p.Interface, d.Rule, "").Inc()
+		outs = append(outs, s.filteredDecision(p, childID(p.MessageID, d.Index), p.MessageID, headerOf(d.Message, p.Header), version, &d.Filtered))
 	}
 	issues := issuesOf(res.Issues)
-	switch len(res.Messages) {
-	case 0:
+	switch {
+	case len(res.Messages) == 0 && len(outs) == 0:
 		return nil, pipeline.Permanent(errors.New("the rules left no message and no filter"))
-	case 1:
+	case res.Indexes == nil && len(res.Messages) == 1:
 		out := res.Messages[0]
 		return []pipeline.Output{{Topic: s.out, Record: s.transformed(p, out, headerOf(out, p.Header), p.MessageID, p.ParentMessageID, version, issues)}}, nil
+	case len(res.Indexes) != len(res.Messages):
+		return nil, pipeline.Permanent(fmt.Errorf("the rules left %d messages, numbered %d", len(res.Messages), len(res.Indexes)))
 	}
 	// A split: each child is a message of its own (its own MSH-10, so its
-	// own header), with a derived ID, the input as its parent, and the
-	// input's ordering key (the children stay in order with the patient's
-	// other messages).
-	outs := make([]pipeline.Output, len(res.Messages))
+	// own header), with a derived ID (its child number: a sibling dropped
+	// leaves a gap, the IDs do not shift), the input as its parent, and
+	// the input's ordering key (the children stay in order with the
+	// patient's other messages).
 	for i, c := range res.Messages {
-		outs[i] = pipeline.Output{Topic: s.out, Record: s.transformed(p, c, headerOf(c, p.Header),
-			p.MessageID+"-"+strconv.Itoa(i+1), p.MessageID, version, issues)}
+		outs = append(outs, pipeline.Output{Topic: s.out, Record: s.transformed(p, c, headerOf(c, p.Header),
+			childID(p.MessageID, res.Indexes[i]), p.MessageID, version, issues)})
 	}
 	return outs, nil
+}
+
+// childID is the message ID of split child n of the message id.
+func childID(id string, n int) string { return id + "-" + strconv.Itoa(n) }
+
+// filteredDecision is the decision of a message (or split child) an
+// inbound filter dropped, h its header, keyed by its message ID.
+func (s *Service) filteredDecision(p *canonical.Parsed, id, parent string, h canonical.Header, version string, f *mapping.Filtered) pipeline.Output {
+	return pipeline.Output{Topic: s.decisions, Key: []byte(id), Record: &canonical.Decision{
+		MessageID: id, ParentMessageID: parent, Interface: p.Interface, ControlID: h.ControlID,
+		MessageType: canonical.MessageTypeOf(h), Stage: canonical.StageTransform, DecidedAt: s.now(),
+		ConfigVersion: version, Outcome: canonical.OutcomeFiltered, Filter: &canonical.FilterDecision{Rule: f.Rule, Reason: f.Reason}}}
 }
 
 // transformed is the record of m, the message after the rules: the

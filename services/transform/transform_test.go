@@ -105,7 +105,11 @@ func ruleService(t *testing.T) (*Service, *telemetry.Telemetry) {
 	sets := map[string][]mapping.Rule{
 		"filter": {{Name: "drop-test", When: "msg.processing_id == 'T'", Filter: &mapping.FilterOp{Reason: "test traffic (MSH-11 = T)"}},
 			{Name: "receiver", Set: &mapping.SetOp{Path: "MSH-5", Value: &lis}}},
-		"split":  {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}}},
+		"split": {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}}},
+		"split-filter": {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}},
+			{Name: "no-glucose", When: "msg.field('OBR-4') == 'GLU'", Filter: &mapping.FilterOp{Reason: "glucose goes elsewhere"}}},
+		"split-filter-all": {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}},
+			{Name: "pause", Filter: &mapping.FilterOp{Reason: "paused"}}},
 		"flag":   {{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedFlag}}},
 		"reject": {{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedReject}}},
 	}
@@ -173,9 +177,9 @@ func TestHandleRules(t *testing.T) {
 		if fmt.Sprint(*d) != fmt.Sprint(want) {
 			t.Errorf("decision\n got %+v\nwant %+v", *d, want)
 		}
-		metric := `# HELP hl7bus_messages_filtered_total Messages a filter rule dropped, by interface and rule (configuration names).
+		metric := `# HELP hl7bus_messages_filtered_total Messages a filter rule dropped, by interface, rule and destination ("" for an inbound filter; configuration names).
 # TYPE hl7bus_messages_filtered_total counter
-hl7bus_messages_filtered_total{interface="filter",rule="drop-test"} 1
+hl7bus_messages_filtered_total{destination="",interface="filter",rule="drop-test"} 1
 `
 		if err := testutil.GatherAndCompare(tel.Registry, strings.NewReader(metric), "hl7bus_messages_filtered_total"); err != nil {
 			t.Error(err)
@@ -232,6 +236,58 @@ hl7bus_messages_filtered_total{interface="filter",rule="drop-test"} 1
 		}
 	})
 
+	// A filter after a split drops children one by one: each dropped child
+	// has its decision (its own ID and control ID, the input as parent)
+	// and is counted; the survivors keep their child numbers.
+	t.Run("split then filter", func(t *testing.T) {
+		outs, err := s.Handle(ctx, parsedFor("split-filter", "P"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds []string
+		var rest []pipeline.Output
+		for _, o := range outs {
+			if d, ok := o.Record.(*canonical.Decision); ok {
+				if o.Topic != "hl7bus.decisions" || string(o.Key) != d.MessageID || d.Filter == nil {
+					t.Fatalf("decision to %s under %q: %+v", o.Topic, o.Key, d)
+				}
+				ds = append(ds, fmt.Sprintf("%s<%s %s %s %s %s/%s: %s", d.MessageID, d.ParentMessageID, d.ControlID, d.MessageType, d.Stage, d.Outcome, d.Filter.Rule, d.Filter.Reason))
+				continue
+			}
+			rest = append(rest, o)
+		}
+		if want := "[M1-1<M1 C1-1 ORU^R01 transform filtered/no-glucose: glucose goes elsewhere]"; fmt.Sprint(ds) != want {
+			t.Errorf("decisions %v, want %s", ds, want)
+		}
+		ts := transformedOf(t, s, rest)
+		if len(ts) != 1 || ts[0].MessageID != "M1-2" || ts[0].ParentMessageID != "M1" || ts[0].Header.ControlID != "C1-2" {
+			t.Fatalf("%d records (%+v), want child 2 alone, still M1-2", len(ts), ts)
+		}
+		outs, err = s.Handle(ctx, parsedFor("split-filter-all", "P"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, o := range outs {
+			d, ok := o.Record.(*canonical.Decision)
+			if !ok || d.Outcome != "filtered" || d.ParentMessageID != "M1" || d.Filter.Rule != "pause" {
+				t.Fatalf("output %T %+v, want filtered decisions only", o.Record, o.Record)
+			}
+			ids = append(ids, d.MessageID+"/"+d.ControlID)
+		}
+		if fmt.Sprint(ids) != "[M1-1/C1-1 M1-2/C1-2]" {
+			t.Errorf("decisions for %v, want one per child", ids)
+		}
+		for _, c := range []struct {
+			iface, rule string
+			want        float64
+		}{{"split-filter", "no-glucose", 1}, {"split-filter-all", "pause", 2}} {
+			if got := testutil.ToFloat64(s.filtered.WithLabelValues(c.iface, c.rule, "")); got != c.want {
+				t.Errorf("%s/%s counted %v, want %v (one per child dropped)", c.iface, c.rule, got, c.want)
+			}
+		}
+	})
+
 	t.Run("flag", func(t *testing.T) {
 		outs, err := s.Handle(ctx, parsedFor("flag", "P"))
 		if err != nil {
@@ -247,6 +303,13 @@ hl7bus_messages_filtered_total{interface="filter",rule="drop-test"} 1
 		}
 		if len(tr.Issues) != 1 || tr.Issues[0].Rule != "loinc" || tr.Issues[0].Severity != "W" || tr.Issues[0].Code != 103 || tr.Issues[0].Location == "" {
 			t.Errorf("issues %+v, want one warning of rule loinc with its path", tr.Issues)
+		}
+		metric := `# HELP hl7bus_rule_flags_total Flags rules raised (an unmapped code under unmapped: flag, ...), by stage and rule (configuration names).
+# TYPE hl7bus_rule_flags_total counter
+hl7bus_rule_flags_total{rule="loinc",stage="transform"} 1
+`
+		if err := testutil.GatherAndCompare(tel.Registry, strings.NewReader(metric), "hl7bus_rule_flags_total"); err != nil {
+			t.Error(err)
 		}
 	})
 
