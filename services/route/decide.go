@@ -89,7 +89,7 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 			v.Msg, v.Destination = c, dest
 			res, err := rs.Apply(c, v)
 			for _, is := range res.Issues {
-				s.flags.WithLabelValues("route", is.Rule).Inc()
+				s.metrics.Flags.WithLabelValues("route", is.Rule).Inc()
 			}
 			switch {
 			case err != nil:
@@ -103,7 +103,7 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 				continue
 			case res.Filtered != nil:
 				dd.Outcome, dd.Rule, dd.Reason = canonical.OutcomeFiltered, res.Filtered.Rule, res.Filtered.Reason
-				s.filtered.WithLabelValues(t.Interface, res.Filtered.Rule, dest).Inc()
+				s.metrics.Filtered.WithLabelValues(t.Interface, res.Filtered.Rule, dest).Inc()
 				continue
 			case len(res.Messages) != 1:
 				// Compile refuses split in destination rules.

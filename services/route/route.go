@@ -16,11 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/mapping"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/schemas"
@@ -58,12 +57,10 @@ type Service struct {
 	parser *hl7v2.Parser
 	// rules are the rules in force; Handle loads them once per record.
 	rules atomic.Pointer[Rules]
-	// filtered counts the destination copies destination filters dropped
-	// (the metric transform counts inbound filters on).
-	filtered *prometheus.CounterVec
-	// flags counts the flags destination rules raised (stage "route"): no
-	// record carries them.
-	flags *prometheus.CounterVec
+	// metrics count the destination copies destination filters dropped
+	// and the flags destination rules raised (stage "route": no record
+	// carries them), on the metrics transform counts inbound rules on.
+	metrics *mapping.Metrics
 	// decisions is the decisions topic.
 	decisions string
 	// now is the decisions' clock.
@@ -81,28 +78,9 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 		tel = telemetry.Nop()
 	}
 	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, decisions: kc.Topic(kafka.TopicDecisions), now: time.Now,
-		filtered: filteredCounter(tel.Registry), flags: ruleFlagsCounter(tel.Registry)}
+		metrics: mapping.NewMetrics(tel)}
 	s.rules.Store(cfg.Rules)
 	return s
-}
-
-// filteredCounter registers (or finds, in a process that runs transform
-// too) hl7bus_messages_filtered_total: the same name, help and labels as
-// transform's (transform.FilteredCounter), so the two stages of one
-// process share it; route counts a destination's copy dropped by its
-// rules under that destination.
-func filteredCounter(reg prometheus.Registerer) *prometheus.CounterVec {
-	return telemetry.RegisterOrFind(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hl7bus_messages_filtered_total",
-		Help: `Messages a filter rule dropped, by interface, rule and destination ("" for an inbound filter; configuration names).`},
-		[]string{"interface", "rule", "destination"}))
-}
-
-// ruleFlagsCounter registers (or finds) hl7bus_rule_flags_total, as
-// transform.RuleFlagsCounter does.
-func ruleFlagsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
-	return telemetry.RegisterOrFind(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hl7bus_rule_flags_total",
-		Help: "Flags rules raised (an unmapped code under unmapped: flag, ...), by stage and rule (configuration names)."},
-		[]string{"stage", "rule"}))
 }
 
 // SetRules puts r in force for the records the stage handles from now on

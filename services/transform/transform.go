@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafka"
@@ -68,11 +66,9 @@ type Service struct {
 	parser *hl7v2.Parser
 	// rules are the rules in force; Handle loads them once per record.
 	rules atomic.Pointer[Rules]
-	// filtered counts the messages inbound filters dropped (destination
-	// ""; route counts destinations' filters on the same metric).
-	filtered *prometheus.CounterVec
-	// flags counts the flags inbound rules raised (stage "transform").
-	flags *prometheus.CounterVec
+	// metrics count inbound filters (destination "") and flags (stage
+	// "transform"); route counts destination rules on the same metrics.
+	metrics *mapping.Metrics
 	// out is the transformed topic, decisions the decisions topic.
 	out, decisions string
 	// now is the decisions' clock.
@@ -91,31 +87,9 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 	}
 	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log, parser: p, out: kc.Topic(kafka.TopicTransformed),
 		decisions: kc.Topic(kafka.TopicDecisions), now: time.Now,
-		filtered: FilteredCounter(tel), flags: RuleFlagsCounter(tel)}
+		metrics: mapping.NewMetrics(tel)}
 	s.rules.Store(cfg.Rules)
 	return s
-}
-
-// FilteredCounter registers (or finds, in a process that runs route too)
-// hl7bus_messages_filtered_total in tel: the messages a filter rule
-// dropped, by interface, rule and destination ("" for an inbound filter,
-// in transform; the destination whose copy was dropped, in route). Route
-// registers the same metric with the same help and labels. The labels are
-// configuration names, never message content.
-func FilteredCounter(tel *telemetry.Telemetry) *prometheus.CounterVec {
-	return tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_messages_filtered_total",
-		Help: `Messages a filter rule dropped, by interface, rule and destination ("" for an inbound filter; configuration names).`},
-		"interface", "rule", "destination")
-}
-
-// RuleFlagsCounter registers (or finds) hl7bus_rule_flags_total in tel:
-// the flags rules raised (an unmapped code under unmapped: flag, ...), by
-// stage ("transform": inbound rules, on the transformed record's issues;
-// "route": destination rules, which no record carries) and rule name.
-func RuleFlagsCounter(tel *telemetry.Telemetry) *prometheus.CounterVec {
-	return tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_rule_flags_total",
-		Help: "Flags rules raised (an unmapped code under unmapped: flag, ...), by stage and rule (configuration names)."},
-		"stage", "rule")
 }
 
 // SetRules puts r in force for the records the stage handles from now on
@@ -170,12 +144,12 @@ func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Out
 		return nil, pipeline.Permanent(err)
 	}
 	for _, is := range res.Issues {
-		s.flags.WithLabelValues("transform", is.Rule).Inc()
+		s.metrics.Flags.WithLabelValues("transform", is.Rule).Inc()
 	}
 	var outs []pipeline.Output
 	if f := res.Filtered; f != nil && len(res.Dropped) == 0 {
 		// An unsplit message dropped whole: its decision, under its ID.
-		s.filtered.WithLabelValues(p.Interface, f.Rule, "").Inc()
+		s.metrics.Filtered.WithLabelValues(p.Interface, f.Rule, "").Inc()
 		return []pipeline.Output{s.filteredDecision(p, p.MessageID, p.ParentMessageID, p.Header, version, f)}, nil
 	}
 	// Each split child a filter dropped has its decision, under the ID it
@@ -183,7 +157,7 @@ func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Out
 	// whole message.
 	for i := range res.Dropped {
 		d := &res.Dropped[i]
-		s.filtered.WithLabelValues(p.Interface, d.Rule, "").Inc()
+		s.metrics.Filtered.WithLabelValues(p.Interface, d.Rule, "").Inc()
 		outs = append(outs, s.filteredDecision(p, childID(p.MessageID, d.Index), p.MessageID, headerOf(d.Message, p.Header), version, &d.Filtered))
 	}
 	issues := issuesOf(res.Issues)

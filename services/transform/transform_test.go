@@ -282,7 +282,7 @@ hl7bus_messages_filtered_total{destination="",interface="filter",rule="drop-test
 			iface, rule string
 			want        float64
 		}{{"split-filter", "no-glucose", 1}, {"split-filter-all", "pause", 2}} {
-			if got := testutil.ToFloat64(s.filtered.WithLabelValues(c.iface, c.rule, "")); got != c.want {
+			if got := testutil.ToFloat64(s.metrics.Filtered.WithLabelValues(c.iface, c.rule, "")); got != c.want {
 				t.Errorf("%s/%s counted %v, want %v (one per child dropped)", c.iface, c.rule, got, c.want)
 			}
 		}
