@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,7 +221,7 @@ func (e *Env) compile(key, expr string, want *cel.Type) (*Program, error) {
 	}
 	checked, iss := e.cel.Compile(expr)
 	if iss != nil && iss.Err() != nil {
-		return nil, celIssuesError(key, iss.Errors())
+		return nil, celIssuesError(key, e.explainIssues(expr, iss.Errors()))
 	}
 	if got := checked.OutputType(); !got.IsExactType(want) {
 		return nil, fmt.Errorf("%s: must be a %s expression, this one is %s", key, want, got)
@@ -363,6 +364,90 @@ func celIssuesError(key string, issues []*cel.Error) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// explainIssues rewrites the checker's messages about a misspelt
+// variable of ours ("type 'hl7bus.Message' does not support field
+// selection", "undeclared reference to 'receipt'") into one that names
+// the field and lists what exists, which is what an analyst needs to fix
+// it; the location stays. Other issues pass as they are.
+func (e *Env) explainIssues(expr string, issues []*cel.Error) []*cel.Error {
+	parsed, piss := e.cel.Parse(expr)
+	if piss != nil && piss.Err() != nil {
+		return issues
+	}
+	// The checker reports against the parsed expression's IDs: the
+	// select on msg for a missing msg field, the receipt or tables
+	// identifier under its select otherwise.
+	selects := map[int64]ast.Expr{}   // select ID -> the select
+	operandOf := map[int64]ast.Expr{} // operand ID -> its select
+	ast.PostOrderVisit(parsed.NativeRep().Expr(), ast.NewExprVisitor(func(x ast.Expr) {
+		if x.Kind() == ast.SelectKind {
+			selects[x.ID()] = x
+			operandOf[x.AsSelect().Operand().ID()] = x
+		}
+	}))
+	out := make([]*cel.Error, len(issues))
+	for i, is := range issues {
+		out[i] = is
+		var msg string
+		switch {
+		case strings.HasPrefix(is.Message, "type '"+celMsgType.TypeName()+"' does not support field selection"):
+			if sel, ok := selects[is.ExprID]; ok {
+				msg = fmt.Sprintf("msg has no field %q; %s", sel.AsSelect().FieldName(), celMsgHas())
+			}
+		case strings.HasPrefix(is.Message, "undeclared reference to 'receipt'"):
+			if sel, ok := operandOf[is.ExprID]; ok {
+				msg = fmt.Sprintf("receipt has no field %q; %s", sel.AsSelect().FieldName(), celReceiptHas())
+			} else {
+				msg = "receipt is not a value by itself; " + celReceiptHas()
+			}
+		case strings.HasPrefix(is.Message, "undeclared reference to 'tables'"):
+			if sel, ok := operandOf[is.ExprID]; ok {
+				msg = fmt.Sprintf("tables has no table %q; %s", sel.AsSelect().FieldName(), e.celTablesHas())
+			}
+		}
+		if msg != "" {
+			out[i] = &cel.Error{Location: is.Location, Message: msg, ExprID: is.ExprID}
+		}
+	}
+	return out
+}
+
+// celMsgHas lists msg's fields and member functions, for explainIssues.
+func celMsgHas() string {
+	var fields []string
+	for _, v := range celStringVars {
+		if f, ok := strings.CutPrefix(v, "msg."); ok {
+			fields = append(fields, f)
+		}
+	}
+	return "msg has " + strings.Join(fields, ", ") + ", and field(path), fields(path), has(path)"
+}
+
+// celReceiptHas lists receipt's fields, for explainIssues.
+func celReceiptHas() string {
+	var fields []string
+	for _, v := range celStringVars {
+		if f, ok := strings.CutPrefix(v, "receipt."); ok {
+			fields = append(fields, f)
+		}
+	}
+	fields = append(fields, "received_at")
+	return "receipt has " + strings.Join(fields, ", ")
+}
+
+// celTablesHas lists the loaded tables, for explainIssues.
+func (e *Env) celTablesHas() string {
+	if len(e.tables) == 0 {
+		return "no code table is configured (root key tables)"
+	}
+	names := make([]string, 0, len(e.tables))
+	for n := range e.tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return "tables has " + strings.Join(names, ", ")
 }
 
 // checkPaths checks every string constant given to msg.field, msg.fields

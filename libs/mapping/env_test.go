@@ -174,7 +174,26 @@ func TestCELCompileErrors(t *testing.T) {
 		want       string // the whole error text
 	}{
 		{"unknown table", "'A' in tables.nope", false,
-			"routes[1].when: column 8: undeclared reference to 'tables' (in container '')"},
+			`routes[1].when: column 8: tables has no table "nope"; tables has lab_codes, notifiable`},
+		// A misspelt field of msg or receipt names the field and lists
+		// what exists, not cel-go's "does not support field selection".
+		{"misspelt msg field", "msg.processing_idd == 'T'", false,
+			`routes[1].when: column 4: msg has no field "processing_idd"; msg has type, trigger, structure, version, ` +
+				`control_id, processing_id, sending_application, sending_facility, receiving_application, receiving_facility, ` +
+				`and field(path), fields(path), has(path)`},
+		{"misspelt msg field under a select", "msg.Type.x == 'T' || msg.trigger == 'A01'", false,
+			`routes[1].when: column 4: msg has no field "Type"; msg has type, `},
+		{"two misspelt msg fields", "msg.typ == 'ORU' && msg.x == ''", false,
+			"routes[1].when: column 4: msg has no field \"typ\"; msg has type, trigger, structure, version, " +
+				"control_id, processing_id, sending_application, sending_facility, receiving_application, receiving_facility, " +
+				"and field(path), fields(path), has(path)\n" +
+				"routes[1].when: column 24: msg has no field \"x\"; msg has type, "},
+		{"misspelt receipt field", "receipt.x == ''", false,
+			`routes[1].when: column 1: receipt has no field "x"; receipt has message_id, parent_message_id, received_at`},
+		{"misspelt receipt field, second line", "msg.type == 'ORU' &&\n  receipt.received_att < timestamp('2026-01-01T00:00:00Z')", false,
+			`routes[1].when: line 2, column 3: receipt has no field "received_att"; receipt has message_id, parent_message_id, received_at`},
+		{"receipt alone", "receipt == ''", false,
+			"routes[1].when: column 1: receipt is not a value by itself; receipt has message_id, parent_message_id, received_at"},
 		{"unknown variable", "msg.type == 'ORU' && facility == 'X'", false,
 			"routes[1].when: column 22: undeclared reference to 'facility' (in container '')"},
 		{"not bool", "msg.type", false,
@@ -212,6 +231,20 @@ func TestCELCompileErrors(t *testing.T) {
 				t.Errorf("error\n%s\nwant\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCELCompileErrorNoTables: with no table loaded, tables.<name> says
+// so rather than listing nothing.
+func TestCELCompileErrorNoTables(t *testing.T) {
+	env, err := NewEnv(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.CompileBool("k", "'A' in tables.facilities")
+	want := `k: column 8: tables has no table "facilities"; no code table is configured (root key tables)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %s", err, want)
 	}
 }
 

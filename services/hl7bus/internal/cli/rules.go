@@ -156,6 +156,26 @@ type trace struct {
 	// destinations in the order they first received something.
 	Out   map[string][]*canonical.Out
 	Order []string
+	// Parsed holds one trace per message parse wrote: one for a message,
+	// one per message of a batch (parse's split, not a rule's), so a
+	// reader can follow each message of a batch apart. The fields above
+	// hold the union of them, plus parse's own dead letter.
+	Parsed []*trace
+}
+
+// add appends what sub holds to tr (a batch message's trace to the
+// whole payload's).
+func (tr *trace) add(sub *trace) {
+	tr.Transformed = append(tr.Transformed, sub.Transformed...)
+	tr.Decisions = append(tr.Decisions, sub.Decisions...)
+	tr.Filtered = append(tr.Filtered, sub.Filtered...)
+	tr.Dead = append(tr.Dead, sub.Dead...)
+	for _, d := range sub.Order {
+		if _, seen := tr.Out[d]; !seen {
+			tr.Order = append(tr.Order, d)
+		}
+		tr.Out[d] = append(tr.Out[d], sub.Out[d]...)
+	}
 }
 
 // receipt says how a simulated message was received.
@@ -194,9 +214,12 @@ func (ex *exchange) run(ctx context.Context, rc receipt, payload []byte) (*trace
 		if !ok {
 			continue
 		}
-		if err := ex.transform(ctx, tr, p); err != nil {
+		sub := &trace{Out: map[string][]*canonical.Out{}}
+		if err := ex.transform(ctx, sub, p); err != nil {
 			return nil, err
 		}
+		tr.Parsed = append(tr.Parsed, sub)
+		tr.add(sub)
 	}
 	return tr, nil
 }

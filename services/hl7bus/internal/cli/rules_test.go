@@ -244,25 +244,46 @@ func TestRulesExplain(t *testing.T) {
 	cfg := "testdata/rules/hl7bus.yaml"
 	for _, tc := range []struct {
 		name, file string
+		iface      string // "" for in
 		stdin      string
 		want       []string
+		not        []string
 	}{
-		{"routed", "testdata/rules/oru.hl7", "", []string{
+		// parse's batch split is parse's, and each message of the batch
+		// is followed apart.
+		{name: "batch", file: "-", stdin: "FHS|^~\\&|LAB|FAC\rBHS|^~\\&|LAB|FAC\r" +
+			"MSH|^~\\&|LAB|FAC|HIS|FAC|20260101120000+0000||ORU^R01^ORU_R01|B1|P|2.5.1\rOBX|1|NM|GLU||5\r" +
+			"MSH|^~\\&|HIS|FAC|LAB|FAC|20260101120000+0000||ADT^A01^ADT_A01|B2|P|2.5.1\rBTS|2\rFTS|1\r", want: []string{
+			"\nparse: a batch of 2 messages\n", "\ntransform (message 1 of 2):\n  1 message\n", "\nroute (message 1 of 2): routed\n",
+			"\ndestination lis (message 1 of 2, route results):\n", "\ntransform (message 2 of 2):\n  1 message\n",
+			"\nroute (message 2 of 2): dead_lettered\n  no       results: message type ADT^A01 is not in [ORU^R01]\n",
+			"dead-lettered at route: no route matches ADT^A01"}, not: []string{"split"}},
+		// A split rule's parts are transform's, labelled apart from a
+		// batch's messages.
+		{name: "split", file: "-", iface: "split-in", stdin: "MSH|^~\\&|LAB|FAC|HIS|FAC|20260101120000+0000||ORU^R01^ORU_R01|S1|P|2.5.1\r" +
+			"PID|1\rOBR|1\rOBX|1|NM|GLU||5\rOBR|2\rOBX|1|NM|NA||140\r", want: []string{
+			"\ntransform:\n  split by the inbound rules into 2 messages\n", "\nroute (part 1 of 2): routed\n", "\nroute (part 2 of 2): routed\n",
+			"\ndestination lis [2] (route results):\n"}, not: []string{"parse:", "batch"}},
+		{name: "routed", file: "testdata/rules/oru.hl7", want: []string{
 			"interface in\n", "route: routed\n", "  matched  results -> lis\n", "  matched  glucose -> registry\n",
 			"destination lis (route results):\n  MSH|^~\\&|LAB|FAC|LIS|FAC|", "\n  OBX|1|NM|2345-7^Glucose^L||5.4\n",
 			"destination registry (route glucose):\n", "OBX|1|NM|REG-GLU^Glucose^L||5.4\n"}},
-		{"denied", "-", "MSH|^~\\&|HIS|FAC|LAB|FAC|20260101120000+0000||ADT^A01^ADT_A01|C2|P|2.5.1\n", []string{
+		{name: "denied", file: "-", stdin: "MSH|^~\\&|HIS|FAC|LAB|FAC|20260101120000+0000||ADT^A01^ADT_A01|C2|P|2.5.1\n", want: []string{
 			"route: dead_lettered\n", "  no       results: message type ADT^A01 is not in [ORU^R01]\n", "  no       glucose: when is false\n",
 			"dead-lettered at route: no route matches ADT^A01", "no destination receives the message\n"}},
-		{"filtered", "-", "MSH|^~\\&|LAB|FAC|HIS|FAC|20260101120000+0000||ORU^R01^ORU_R01|C4|T|2.5.1\r", []string{
+		{name: "filtered", file: "-", stdin: "MSH|^~\\&|LAB|FAC|HIS|FAC|20260101120000+0000||ORU^R01^ORU_R01|C4|T|2.5.1\r", want: []string{
 			"transform:\n  filtered by rule drop-test (test traffic)\n", "no destination receives the message\n"}},
-		{"one copy dead-lettered", "-", "MSH|^~\\&|LAB|FAC|HIS|FAC|20260101120000+0000||ORU^R01^ORU_R01|C3|P|2.5.1\rOBX|1|NM|GLU||5\rOBX|2|NM|ZZZ||1\r", []string{
+		{name: "one copy dead-lettered", file: "-", stdin: "MSH|^~\\&|LAB|FAC|HIS|FAC|20260101120000+0000||ORU^R01^ORU_R01|C3|P|2.5.1\rOBX|1|NM|GLU||5\rOBX|2|NM|ZZZ||1\r", want: []string{
 			`  issue: loinc OBX[2]-3.1 code "ZZZ"`, "route: routed\n", "  registry: dead_lettered by rule strict: rule strict: ",
 			"destination lis (route results):\n"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := Main([]string{"rules", "explain", "--config", cfg, "--interface", "in", tc.file},
+			iface := tc.iface
+			if iface == "" {
+				iface = "in"
+			}
+			code := Main([]string{"rules", "explain", "--config", cfg, "--interface", iface, tc.file},
 				Env{Stdin: strings.NewReader(tc.stdin), Stdout: &out, Stderr: &errb})
 			if code != ExitOK {
 				t.Fatalf("exit %d: %s", code, errb.String())
@@ -270,6 +291,11 @@ func TestRulesExplain(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out.String())
 				}
 			}
 		})

@@ -101,9 +101,9 @@ func TestWriteList(t *testing.T) {
 		"broker":    {"-", "-", "-"},
 		"ingress":   {"broker,registry", "-", "raw"},
 		"parse":     {"broker,registry", "raw", "parsed,dlq.parse"},
-		"route":     {"broker,registry", "transformed", "out.<destination>,dlq.route"},
+		"route":     {"broker,registry", "transformed", "out.<destination>,decisions,dlq.route"},
 		"egress":    {"broker,registry", "out.<destination>", "delivery,dlq.egress"},
-		"transform": {"broker,registry", "parsed", "transformed,dlq.transform"},
+		"transform": {"broker,registry", "parsed", "transformed,decisions,dlq.transform"},
 	}
 	for _, l := range lines {
 		f := strings.Fields(l)

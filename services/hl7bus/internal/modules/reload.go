@@ -52,7 +52,8 @@ type ReloadConfig struct {
 // stage's SetRules (records in flight finish on the old rules); on
 // failure it logs the errors, counts a refusal and the old rules keep
 // running. Keys other than rules, tables and routes take a restart: a
-// reload names those that changed and ignores them.
+// reload names those that differ from the file the process started with
+// (once per distinct set of them) and ignores them.
 type Reloader struct {
 	cfg     ReloadConfig
 	rules   *lazyRules
@@ -61,6 +62,12 @@ type Reloader struct {
 	// baseline is the file as the process started with it, prepared like
 	// every reload, to tell which keys need a restart.
 	baseline *config.File
+	// warned is the set of restart keys last warned about (sorted). The
+	// keys are compared with the baseline, since the process still runs
+	// the baseline's values, so every later reload would find the same
+	// ones again: a reload warns only when the set differs from the last
+	// one (a key newly changed, or one changed back), once per set.
+	warned []string
 	// destinations are those configured at start: the route stage has an
 	// out topic for these only.
 	destinations map[string]bool
@@ -244,9 +251,14 @@ func (r *Reloader) reload(w *fsnotify.Watcher, trigger string) {
 		r.log.Info("configuration unchanged", logattr.Trigger(trigger), logattr.ConfigVersion(inForce))
 		return
 	}
-	if keys := f.RestartKeys(r.baseline); len(keys) > 0 {
-		r.log.Warn("configuration keys changed that only a restart applies; ignored until then",
-			logattr.ConfigKeys(keys), logattr.ConfigVersion(c.Version))
+	keys := f.RestartKeys(r.baseline)
+	slices.Sort(keys)
+	if !slices.Equal(keys, r.warned) {
+		if len(keys) > 0 {
+			r.log.Warn("configuration keys changed that only a restart applies; ignored until then",
+				logattr.ConfigKeys(keys), logattr.ConfigVersion(c.Version))
+		}
+		r.warned = keys
 	}
 	old := r.rules.apply(c)
 	r.metrics.inForce(old, c.Version)

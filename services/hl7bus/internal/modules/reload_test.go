@@ -323,3 +323,44 @@ func TestReloaderRuleChange(t *testing.T) {
 		t.Error("a refused rule replaced the rules in force")
 	}
 }
+
+// TestReloaderRestartKeysWarnOnce: the restart keys are those that differ
+// from the file the process started with (it still runs those values), so
+// every reload after one that changed log finds log again; the warning is
+// logged once per distinct set of keys, not on every reload.
+func TestReloaderRestartKeysWarnOnce(t *testing.T) {
+	// SIGHUP reloads (the watcher's debounce is an hour), so each step
+	// is one reload.
+	x := newReloadFixture(t, time.Hour, true)
+	const warning = "only a restart applies"
+	withIface := func(body string) string {
+		return strings.Replace(body, `address: "127.0.0.1:2575"`, `address: "127.0.0.1:2585"`, 1)
+	}
+	steps := []struct {
+		name, body string
+		warnings   int    // in the log after this reload
+		keys       string // the keys of the last warning, when this reload warned
+	}{
+		{"log changed", reloadConfig("b", "log: {level: debug}\n"), 1, "keys=[log]"},
+		{"same set, a rule change", reloadConfig("a, b", "log: {level: debug}\n"), 1, ""},
+		{"same set again", reloadConfig("a", "log: {level: debug}\n"), 1, ""},
+		{"a key more", withIface(reloadConfig("b", "log: {level: debug}\n")), 2, "keys=\"[interfaces[0] log]\""},
+		{"back to the start's values", reloadConfig("a, b", ""), 2, ""},
+		{"log changed again", reloadConfig("b", "log: {level: debug}\n"), 3, "keys=[log]"},
+	}
+	for _, st := range steps {
+		x.write(st.body)
+		x.sighup <- syscall.SIGHUP
+		x.next() // the warning, if any, is logged before the rules are applied
+		out := x.log.String()
+		if n := strings.Count(out, warning); n != st.warnings {
+			t.Fatalf("%s: %d warnings, want %d; log:\n%s", st.name, n, st.warnings, out)
+		}
+		if st.keys != "" {
+			last := out[strings.LastIndex(out, warning):]
+			if line, _, _ := strings.Cut(last, "\n"); !strings.Contains(line, st.keys) {
+				t.Errorf("%s: warning %q lacks %s", st.name, line, st.keys)
+			}
+		}
+	}
+}
