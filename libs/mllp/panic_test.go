@@ -15,7 +15,7 @@ import (
 // resends), not the process: other senders are still served, and the log
 // names the panic's type but never its value, which may quote the frame.
 func TestServerSurvivesAPanickingHandler(t *testing.T) {
-	var logs bytes.Buffer
+	var logs syncLog
 	h := HandlerFunc(func(_ context.Context, _ ConnInfo, f []byte) ([]byte, error) {
 		if bytes.Contains(f, []byte("ZZTESTNAME")) {
 			panic("cannot handle " + string(f))
@@ -34,6 +34,12 @@ func TestServerSurvivesAPanickingHandler(t *testing.T) {
 	reply, err := good.Send(context.Background(), []byte("MSH|fine"))
 	if err != nil || string(reply) != "ACK:MSH|fine" {
 		t.Fatalf("after a panic: reply %q, %v", reply, err)
+	}
+	// The server logs the panic after it closed the connection: wait for
+	// the line rather than race with it.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "panic_type=") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	if strings.Contains(logs.String(), "ZZTESTNAME") {
 		t.Errorf("the panic's value was logged: %s", logs.String())

@@ -76,6 +76,10 @@ type Reloader struct {
 	// ConfigMap swap replace the file).
 	watched map[string]bool
 	dirs    []string
+	// w watches dirs, from NewReloader on: a change made between
+	// NewReloader and Run is not missed. nil when the system refused a
+	// watcher (SIGHUP still reloads).
+	w *fsnotify.Watcher
 }
 
 // NewReloader returns the reloader of the stages built with d. It loads
@@ -94,6 +98,12 @@ func NewReloader(cfg ReloadConfig, d Deps) (*Reloader, error) {
 		r.destinations[dst.Name] = true
 	}
 	r.watch(base)
+	if r.w, err = fsnotify.NewWatcher(); err != nil {
+		r.log.Warn("cannot watch the configuration files; reload with SIGHUP", logattr.Error(err))
+		r.w = nil
+	} else {
+		r.addDirs(r.w, nil)
+	}
 	return r, nil
 }
 
@@ -129,15 +139,12 @@ func (r *Reloader) watch(f *config.File) {
 }
 
 // Run reloads on each SIGHUP and each (debounced) file change until ctx
-// ends. Without a file watcher (the system refused one) SIGHUP still
-// works.
+// ends, and closes the watcher NewReloader started (call it once).
+// Without a file watcher (the system refused one) SIGHUP still works.
 func (r *Reloader) Run(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		r.log.Warn("cannot watch the configuration files; reload with SIGHUP", logattr.Error(err))
-	} else {
+	w := r.w
+	if w != nil {
 		defer w.Close()
-		r.addDirs(w, nil)
 	}
 	var events <-chan fsnotify.Event
 	var werrs <-chan error
