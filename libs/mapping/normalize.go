@@ -70,7 +70,7 @@ func (o *normalizeOp) apply(r *run, m *hl7v2.Message) error {
 		if o.toUTC {
 			switch {
 			case !d.HasOffset:
-				r.flag(p.String(), "no UTC offset; left in the sender's time")
+				r.flag(p.String(), hl7v2.CodeDataType, "no UTC offset; left in the sender's time")
 			case d.Precision >= hl7v2.PrecisionHour:
 				// A date alone names a day, not an instant: it has no UTC
 				// equivalent and is left as written.

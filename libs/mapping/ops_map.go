@@ -14,12 +14,15 @@ type mapOp struct {
 	path, system, display hl7v2.Path
 	hasSystem, hasDisplay bool
 	table                 *Table
-	tableName             string
-	unmapped              string
+	// tableRef names the table in reasons: "table <name>" and, when the
+	// configuration gives one, " (version <version>)", so a flag or a
+	// dead letter says which edition of the table it was checked against.
+	tableRef string
+	unmapped string
 }
 
 func (c *compiler) compileMap(key string, s *MapOp) op {
-	o := &mapOp{unmapped: s.Unmapped, tableName: s.Table}
+	o := &mapOp{unmapped: s.Unmapped, tableRef: "table " + s.Table}
 	p, ok := c.writable(key+".path", s.Path)
 	o.path = p
 	if s.SystemPath != "" {
@@ -35,6 +38,9 @@ func (c *compiler) compileMap(key string, s *MapOp) op {
 		c.errorf(key+".table", "%q is not a configured table", s.Table)
 	default:
 		o.table = c.env.Tables()[s.Table]
+		if v := o.table.Version; v != "" {
+			o.tableRef += " (version " + v + ")"
+		}
 	}
 	switch s.Unmapped {
 	case "":
@@ -56,7 +62,7 @@ func (c *compiler) aligned(key, s string, ref hl7v2.Path, refOK bool) (hl7v2.Pat
 	return p, ok
 }
 
-// maxQuotedCode bounds a code quoted in an issue or a dead-letter reason:
+// maxQuotedCode bounds a code quoted in an issue or a dead letter's detail:
 // a code is short, and a long value at a mis-configured path is content
 // the reason must not carry.
 const maxQuotedCode = 40
@@ -107,9 +113,12 @@ func (o *mapOp) apply(r *run, m *hl7v2.Message) error {
 			}
 			switch o.unmapped {
 			case UnmappedFlag:
-				r.flag(p.String(), fmt.Sprintf("code %s is not in table %s", quoteCode(code), o.tableName))
+				// An issue is stored with the message: it may quote the code.
+				r.flag(p.String(), hl7v2.CodeTableValue, fmt.Sprintf("code %s is not in %s", quoteCode(code), o.tableRef))
 			case UnmappedReject:
-				return r.fail("code %s at %s is not in table %s", quoteCode(code), p, o.tableName)
+				// The code is the message's: only the dead-letter record's
+				// reason quotes it (Detail), not the error's text.
+				return r.failDetail(quoteCode(code), "the code at %s is not in %s", p, o.tableRef)
 			}
 			continue
 		}

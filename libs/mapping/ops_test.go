@@ -21,7 +21,9 @@ var update = flag.Bool("update", false, "rewrite the expected outputs in testdat
 // through.
 func testTables() Tables {
 	return Tables{
-		"lab_codes": testTable("lab_codes", map[string]Entry{
+		// lab_codes has a version, as the configuration gives one: the
+		// reasons of its map rules name it.
+		"lab_codes": NewTable("lab_codes", "2026-12", map[string]Entry{
 			"GLU":  {Code: "2345-7", System: "LN", Display: "Glucose [Mass/volume] in Serum or Plasma"},
 			"HGB":  {Code: "718-7", System: "LN", Display: "Hemoglobin [Mass/volume] in Blood"},
 			"K":    {Code: "2823-3", System: "LN", Display: "Potassium [Moles/volume] in Serum or Plasma"},
@@ -61,7 +63,11 @@ func render(res Result, err error) []byte {
 		b.Write(bytes.ReplaceAll(m.Bytes(), []byte("\r"), []byte("\n")))
 	}
 	for _, is := range res.Issues {
-		fmt.Fprintf(&b, "# issue: rule %s at %s: %s\n", is.Rule, is.Path, is.Reason)
+		child := ""
+		if is.Child != 0 {
+			child = fmt.Sprintf(" (child %d)", is.Child)
+		}
+		fmt.Fprintf(&b, "# issue %d: rule %s at %s%s: %s\n", is.Code, is.Rule, is.Path, child, is.Reason)
 	}
 	if res.Indexes != nil {
 		fmt.Fprintf(&b, "# children: %v\n", res.Indexes)
@@ -74,6 +80,9 @@ func render(res Result, err error) []byte {
 	}
 	if err != nil {
 		fmt.Fprintf(&b, "# error: %v\n", err)
+		if re, ok := errors.AsType[*RuleError](err); ok && re.Detail != "" {
+			fmt.Fprintf(&b, "# detail (dead-letter record only): %s\n", re.Detail)
+		}
 	}
 	return b.Bytes()
 }

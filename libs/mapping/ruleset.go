@@ -45,7 +45,10 @@ type op interface {
 // CEL, the issues raised so far and a path buffer reused by every
 // operation so expanding a wildcard does not allocate per rule.
 type run struct {
-	rule   string
+	rule string
+	// child is the child number of the message being worked on (0 before
+	// a split), recorded on the issues it raises.
+	child  int
 	vars   *Vars
 	issues []Issue
 	paths  []hl7v2.Path
@@ -54,14 +57,22 @@ type run struct {
 	pathBuf [16]hl7v2.Path
 }
 
-// fail returns the RuleError of the rule being applied.
+// fail returns the RuleError of the rule being applied; the reason must
+// not quote the message (see failDetail).
 func (r *run) fail(format string, args ...any) error {
 	return &RuleError{Rule: r.rule, Reason: fmt.Sprintf(format, args...)}
 }
 
-// flag records an issue for the rule being applied.
-func (r *run) flag(path, reason string) {
-	r.issues = append(r.issues, Issue{Rule: r.rule, Path: path, Reason: reason})
+// failDetail is fail with detail, a value of the message the dead-letter
+// record's reason alone may quote (see RuleError.Detail).
+func (r *run) failDetail(detail, format string, args ...any) error {
+	return &RuleError{Rule: r.rule, Reason: fmt.Sprintf(format, args...), Detail: detail}
+}
+
+// flag records an issue, of HL7 error code code, for the rule being
+// applied on the message being worked on.
+func (r *run) flag(path string, code hl7v2.ErrorCode, reason string) {
+	r.issues = append(r.issues, Issue{Rule: r.rule, Path: path, Reason: reason, Code: code, Child: r.child})
 }
 
 // expand returns the concrete paths of p in r's reusable buffer; the
@@ -282,23 +293,47 @@ type Filtered struct {
 	Reason string
 }
 
-// Issue is one flag a rule raised on a message; it carries codes and
-// paths, never other message content.
+// Issue is one flag a rule raised on a message. Its reason may quote a
+// table code (an unmapped code under unmapped: flag, cut to 40 bytes):
+// issues are stored with the message (the transformed record's issues),
+// never logged nor used as a metric label.
 type Issue struct {
 	Rule   string
 	Path   string
 	Reason string
+	// Code is the HL7 error code (ERR-3) of what the rule found:
+	// hl7v2.CodeTableValue (103) for a code its table lacks,
+	// hl7v2.CodeDataType (102) for a time without a UTC offset.
+	Code hl7v2.ErrorCode
+	// Child is the split child the issue was raised on (its number as in
+	// Result.Indexes, message ID <id>-<n>), or 0 when it was raised
+	// before any split and so applies to every child (to the message
+	// itself when there was no split; Path is then the parent's).
+	Child int
 }
 
 // RuleError is a rule that failed on one message (a path the message
 // cannot take, a type error, a table miss under policy reject, the cost
-// limit): the message is dead-lettered with Error() as the reason.
+// limit). Its Error() ("rule <name>: <reason>") carries no message
+// content: it is what logs, span status, decisions and error texts show.
+// The dead-letter record's reason alone adds Detail (see
+// DeadLetterDetail): that record holds the whole message anyway.
 type RuleError struct {
 	Rule   string
 	Reason string
+	// Detail is the value of the message the failure is about, quoted
+	// (the unmapped code of a map under unmapped: reject, cut to 40
+	// bytes), or "". It is never part of Error().
+	Detail string
 }
 
 func (e *RuleError) Error() string { return "rule " + e.Rule + ": " + e.Reason }
+
+// DeadLetterDetail returns Detail. libs/pipeline finds it through any
+// wrapping (pipeline.Permanent, fmt.Errorf %w) and appends it to the
+// dead-letter record's reason only ("<Error()>: <Detail>"), never to a
+// log line, span status or decision.
+func (e *RuleError) DeadLetterDetail() string { return e.Detail }
 
 // Apply applies the rules in order to m (which it may change; clone it
 // first to keep the original) with vars for the CEL expressions
@@ -322,7 +357,7 @@ func (rs *RuleSet) Apply(m *hl7v2.Message, vars Vars) (Result, error) {
 	)
 	for i := range rs.rules {
 		c := &rs.rules[i]
-		r.rule = c.name
+		r.rule, r.child = c.name, 0
 		// Without a split every message maps to at most one, so the
 		// survivors are collected in place.
 		out, outNums := msgs[:0], nums[:0]
@@ -332,6 +367,9 @@ func (rs *RuleSet) Apply(m *hl7v2.Message, vars Vars) (Result, error) {
 		}
 		for j, cur := range msgs {
 			keep := cur // the message this rule leaves in cur's place; nil: none
+			if nums != nil {
+				r.child = nums[j]
+			}
 			if c.when != nil {
 				vars.Msg = cur
 				ok, err := c.when.EvalBool(&vars)

@@ -183,7 +183,12 @@ func TestRuleErrorsCarryNoContent(t *testing.T) {
 				if !errors.As(err, &re) {
 					t.Fatalf("error is %T", err)
 				}
-				texts = append(texts, err.Error())
+				// Error() is logged and put on spans and decisions: not even
+				// the code is in it.
+				if strings.Contains(err.Error(), "LONGCODE") {
+					t.Errorf("error text quotes the code: %q", err)
+				}
+				texts = append(texts, err.Error(), re.Detail)
 			}
 			for _, is := range res.Issues {
 				texts = append(texts, is.Reason, is.Path)
@@ -230,5 +235,36 @@ func TestApplyLeavesCloneAlone(t *testing.T) {
 	}
 	if string(m.Bytes()) != before {
 		t.Error("applying to a clone changed the original")
+	}
+}
+
+// TestRejectDetail: a map under unmapped: reject keeps the code out of
+// the error's text and in its Detail (the dead-letter record's reason
+// only), quoted and cut; the table's version is in both texts.
+func TestRejectDetail(t *testing.T) {
+	rs, err := Compile("r", rulesYAML(t, `[{name: loinc, map: {path: "OBX[*]-3.1", table: lab_codes, unmapped: reject}}]`), testEnv(t), Inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ code, detail string }{
+		{"XYZ", `"XYZ"`},
+		{strings.Repeat("Q", 50), `"` + strings.Repeat("Q", maxQuotedCode) + `"...`},
+	}
+	for _, tt := range tests {
+		m, err := hl7v2.Parse([]byte("MSH|^~\\&|A|B|C|D|20240101||ORU^R01|C1|P|2.5.1\rOBX|1|ST|GLU||1\rOBX|2|ST|" + tt.code + "||2\r"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = rs.Apply(m, Vars{})
+		re, ok := errors.AsType[*RuleError](err)
+		if !ok {
+			t.Fatalf("%s: error %v (%T), want a *RuleError", tt.code, err, err)
+		}
+		if want := "rule loinc: the code at OBX[2]-3.1 is not in table lab_codes (version 2026-12)"; err.Error() != want {
+			t.Errorf("%s: Error() = %q, want %q", tt.code, err, want)
+		}
+		if re.Detail != tt.detail || re.DeadLetterDetail() != tt.detail {
+			t.Errorf("%s: detail %q, want %q", tt.code, re.Detail, tt.detail)
+		}
 	}
 }

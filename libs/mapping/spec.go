@@ -68,8 +68,9 @@ type MapOp struct {
 	DisplayPath string `yaml:"display_path"`
 	// Unmapped is what a value the table lacks does: pass (left as it
 	// is, the default), flag (left, with a validation issue on the
-	// record) or reject (the message is dead-lettered, the code in the
-	// reason).
+	// record, the code in its text) or reject (the message is
+	// dead-lettered; the code is in the dead-letter record's reason only,
+	// never in logs, spans or decisions: see RuleError.Detail).
 	Unmapped string `yaml:"unmapped"`
 }
 
@@ -117,6 +118,10 @@ type TableSpec struct {
 	Name string `yaml:"name"`
 	// File is a .csv or .yaml file, relative to the configuration file.
 	File string `yaml:"file"`
-	// Version is the table's version, recorded on what it mapped.
+	// Version is the table's version (optional). A map rule over the
+	// table names it in the text of its flags (the transformed record's
+	// issues: `code "XYZ" is not in table lab_codes (version 2026-12)`)
+	// and of its unmapped: reject failures (the dead letter's reason and
+	// the route decision's); a code it mapped is not stamped.
 	Version string `yaml:"version"`
 }

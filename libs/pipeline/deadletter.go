@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -35,16 +36,55 @@ func DeadLetter(stage string, id Ident, rec *kgo.Record, class, reason string, a
 	return d
 }
 
+// Detailed is implemented by errors that know a value of the message
+// their failure is about (mapping.RuleError: the code a table lacks). An
+// error's text must carry no message content, since it is logged, set as
+// span status and copied into decisions; the detail is written to one
+// place only, the dead-letter record's reason, which may quote it because
+// the record holds the whole message in its value anyway. Found anywhere
+// in an error's chain with errors.As, so a package that cannot import
+// pipeline can implement it.
+type Detailed interface {
+	error
+	// DeadLetterDetail returns the value, quoted and short, or "".
+	DeadLetterDetail() string
+}
+
+// DetailOf returns the dead-letter detail of err (see Detailed), or "".
+func DetailOf(err error) string {
+	var d Detailed
+	if errors.As(err, &d) {
+		return d.DeadLetterDetail()
+	}
+	return ""
+}
+
+// DeadLetterReason is the reason a dead-letter record of err says: its
+// text, followed by its detail when it has one ("<text>: <detail>"). Use
+// it for that record's reason only; logs, spans, decisions and metrics
+// use err.Error().
+func DeadLetterReason(err error) string {
+	return withDetail(err.Error(), DetailOf(err))
+}
+
+// withDetail appends detail to reason, as the dead-letter record's reason.
+func withDetail(reason, detail string) string {
+	if detail == "" {
+		return reason
+	}
+	return reason + ": " + detail
+}
+
 // DeadLetterOf builds the dead letter of rec for err, a permanent failure:
-// its class (ErrorClass), its text as the reason, and the attempts Retry
-// counted.
+// its class (ErrorClass), DeadLetterReason(err) as the reason (its text
+// and its detail), and the attempts Retry counted.
 func DeadLetterOf(stage string, id Ident, rec *kgo.Record, err error) *canonical.DeadLetter {
 	n, first := Attempts(err)
 	now := time.Now()
 	if first.IsZero() {
 		first = now
 	}
-	return DeadLetter(stage, id, rec, ErrorClass(err), err.Error(), n, first, now)
+	return DeadLetter(stage, id, rec, ErrorClass(err), DeadLetterReason(err), n, first, now)
 }
 
 // DeadLetterRecord encodes d as the record to write to topic (dlq.<stage>):
@@ -81,10 +121,12 @@ func DeadLetters(stage, topic string, serde *canonical.Serde, log *slog.Logger) 
 			if encErr != nil {
 				return nil, id, encErr
 			}
-			trace.SpanFromContext(ctx).SetStatus(codes.Error, d.Reason)
+			// The span and the log get the error's text: d.Reason may hold
+			// the error's detail (message content).
+			trace.SpanFromContext(ctx).SetStatus(codes.Error, err.Error())
 			log.Info("dead-lettering record", logattr.MessageID(id.MessageID),
 				logattr.Topic(rec.Topic), logattr.Partition(rec.Partition), logattr.Offset(rec.Offset),
-				logattr.Reason(d.Reason))
+				logattr.Reason(err.Error()))
 			return []*kgo.Record{out}, id, nil
 		}
 	}
@@ -102,7 +144,7 @@ func scopedDeadLetters(ctx context.Context, stage, topic string, serde *canonica
 			continue
 		}
 		now := time.Now()
-		d := DeadLetter(stage, id, rec, canonical.ErrorPermanent, s.Reason, 1, now, now)
+		d := DeadLetter(stage, id, rec, canonical.ErrorPermanent, s.DeadLetterReason(), 1, now, now)
 		d.Destination, d.Program = s.Destination, s.Program
 		out, err := DeadLetterRecord(serde, topic, rec, d)
 		if err != nil {
@@ -111,7 +153,7 @@ func scopedDeadLetters(ctx context.Context, stage, topic string, serde *canonica
 		outs[i] = out
 		var spanAttrs []attribute.KeyValue
 		attrs := []any{logattr.MessageID(id.MessageID), logattr.Topic(rec.Topic), logattr.Partition(rec.Partition),
-			logattr.Offset(rec.Offset), logattr.Reason(d.Reason)}
+			logattr.Offset(rec.Offset), logattr.Reason(s.Reason)} // never the detail
 		if s.Destination != "" {
 			spanAttrs = append(spanAttrs, attribute.String("hl7bus.destination", s.Destination))
 			attrs = append(attrs, logattr.Destination(s.Destination))

@@ -43,6 +43,13 @@
 // letter reach Transact unbuilt, it stops with an error rather than drop
 // it.
 //
+// Error texts are logged, set as span status and copied into decisions, so
+// they carry no message content. An error that knows the value its failure
+// is about (mapping.RuleError: the code a table lacks) gives it as
+// Detailed.DeadLetterDetail, and a scoped dead letter as Scoped.Detail:
+// only the dead-letter record's reason carries it (DeadLetterReason), the
+// one place content may be, since that record holds the whole message.
+//
 // # Middleware
 //
 // Each concern is a Middleware in a file of its own, composed by the

@@ -45,9 +45,19 @@ type Output struct {
 type Scoped struct {
 	Destination string
 	Program     string
-	// Reason says why, without message content ("rule lis-codes: ...").
+	// Reason says why, without message content ("rule lis-codes: ..."):
+	// it is also logged.
 	Reason string
+	// Detail is the value of the message the failure is about, quoted,
+	// or "" (see Detailed; DetailOf(err) gives a failed rule's): only the
+	// dead-letter record's reason carries it, never a log line or span.
+	Detail string
 }
+
+// DeadLetterReason is the reason the scoped dead-letter record says:
+// Reason, then Detail when set ("<reason>: <detail>"), as
+// DeadLetterReason does for an error.
+func (s Scoped) DeadLetterReason() string { return withDetail(s.Reason, s.Detail) }
 
 // scopedTopic marks, among a RecordHandler's outputs, a scoped dead letter
 // DeadLetters has still to build (the Scoped rides in the record's

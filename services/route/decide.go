@@ -93,13 +93,15 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 			}
 			switch {
 			case err != nil:
-				// Only this destination's copy fails; a RuleError's text
-				// names the rule, without content.
+				// Only this destination's copy fails. A RuleError's text
+				// names the rule, without content: the decision and the
+				// logs get it; its detail (the code a table lacks) goes to
+				// the dead-letter record's reason alone.
 				dd.Outcome, dd.Reason = canonical.OutcomeDeadLettered, err.Error()
 				if re, ok := errors.AsType[*mapping.RuleError](err); ok {
 					dd.Rule = re.Rule
 				}
-				outs = append(outs, pipeline.Output{DeadLetter: &pipeline.Scoped{Destination: dest, Reason: err.Error()}})
+				outs = append(outs, pipeline.Output{DeadLetter: &pipeline.Scoped{Destination: dest, Reason: err.Error(), Detail: pipeline.DetailOf(err)}})
 				continue
 			case res.Filtered != nil:
 				dd.Outcome, dd.Rule, dd.Reason = canonical.OutcomeFiltered, res.Filtered.Rule, res.Filtered.Reason

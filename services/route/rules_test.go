@@ -175,7 +175,20 @@ func TestHandleDestinationRules(t *testing.T) {
 	if len(r.dead) != 1 || r.dead[0].Destination != "strict" || !strings.HasPrefix(r.dead[0].Reason, "rule codes: ") || strings.Contains(r.dead[0].Reason, "OKAFOR") {
 		t.Errorf("dead letters %+v, want strict's copy alone, the rule named", r.dead)
 	}
+	// The code strict's table lacks (OBX[2]-3.1 "789-8": 6690-2 is in
+	// it) is message content: it is in the dead-letter record's reason
+	// (Detail) and nowhere else, not in the scoped reason that is logged
+	// nor in the decision.
+	const wantStrict = "rule codes: the code at OBX[2]-3.1 is not in table lab_codes (version 1)"
+	if sc := r.dead[0]; sc.Reason != wantStrict || sc.Detail != `"789-8"` || sc.DeadLetterReason() != wantStrict+`: "789-8"` {
+		t.Errorf("strict's dead letter: reason %q, detail %q, record reason %q", sc.Reason, sc.Detail, sc.DeadLetterReason())
+	}
 	d := r.decision
+	for _, dd := range d.Destinations {
+		if strings.Contains(dd.Reason, "789-8") {
+			t.Errorf("decision for %s quotes the code: %q", dd.Destination, dd.Reason)
+		}
+	}
 	strictReason := r.dead[0].Reason
 	if want := "lis=routed registry=filtered/no-labs: labs go by the hub strict=dead_lettered/codes: " + strictReason + " ehr=routed hub=routed lenient=routed"; destinationsOf(d) != want {
 		t.Errorf("destinations\n got %s\nwant %s", destinationsOf(d), want)

@@ -140,7 +140,9 @@ func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Out
 	res, err := rs.Apply(m, mapping.Vars{Interface: p.Interface,
 		Receipt: mapping.Receipt{MessageID: p.MessageID, ParentMessageID: p.ParentMessageID, ReceivedAt: p.ReceivedAt}})
 	if err != nil {
-		// A RuleError's text is "rule <name>: <why>", without content.
+		// A RuleError's text is "rule <name>: <why>", without content;
+		// its detail (an unmapped code) reaches the dead-letter record's
+		// reason alone (pipeline.Detailed).
 		return nil, pipeline.Permanent(err)
 	}
 	for _, is := range res.Issues {
@@ -160,13 +162,12 @@ func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Out
 		s.metrics.Filtered.WithLabelValues(p.Interface, d.Rule, "").Inc()
 		outs = append(outs, s.filteredDecision(p, childID(p.MessageID, d.Index), p.MessageID, headerOf(d.Message, p.Header), version, &d.Filtered))
 	}
-	issues := issuesOf(res.Issues)
 	switch {
 	case len(res.Messages) == 0 && len(outs) == 0:
 		return nil, pipeline.Permanent(errors.New("the rules left no message and no filter"))
 	case res.Indexes == nil && len(res.Messages) == 1:
 		out := res.Messages[0]
-		return []pipeline.Output{{Topic: s.out, Record: s.transformed(p, out, headerOf(out, p.Header), p.MessageID, p.ParentMessageID, version, issues)}}, nil
+		return []pipeline.Output{{Topic: s.out, Record: s.transformed(p, out, headerOf(out, p.Header), p.MessageID, p.ParentMessageID, version, issuesOf(res.Issues, 0))}}, nil
 	case len(res.Indexes) != len(res.Messages):
 		return nil, pipeline.Permanent(fmt.Errorf("the rules left %d messages, numbered %d", len(res.Messages), len(res.Indexes)))
 	}
@@ -174,10 +175,12 @@ func (s *Service) Handle(_ context.Context, p *canonical.Parsed) ([]pipeline.Out
 	// own header), with a derived ID (its child number: a sibling dropped
 	// leaves a gap, the IDs do not shift), the input as its parent, and
 	// the input's ordering key (the children stay in order with the
-	// patient's other messages).
+	// patient's other messages). Each carries the flags raised on it and
+	// those raised before the split, not its siblings'.
 	for i, c := range res.Messages {
+		n := res.Indexes[i]
 		outs = append(outs, pipeline.Output{Topic: s.out, Record: s.transformed(p, c, headerOf(c, p.Header),
-			childID(p.MessageID, res.Indexes[i]), p.MessageID, version, issues)})
+			childID(p.MessageID, n), p.MessageID, version, issuesOf(res.Issues, n))})
 	}
 	return outs, nil
 }
@@ -216,16 +219,24 @@ func headerOf(m *hl7v2.Message, received canonical.Header) canonical.Header {
 	return h
 }
 
-// issuesOf turns the rules' flags into the record's issues: warnings
-// (the message goes on), coded as a table value not found, the usual
-// cause (an unmapped code under unmapped: flag).
-func issuesOf(in []mapping.Issue) []canonical.Issue {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]canonical.Issue, len(in))
-	for i, is := range in {
-		out[i] = canonical.Issue{Severity: string(hl7v2.SeverityWarning), Code: int(hl7v2.CodeTableValue), Location: is.Path, Rule: is.Rule, Text: is.Reason}
+// issuesOf turns the rules' flags that concern child (0: the message not
+// split; n: split child n) into the record's issues: those raised before
+// any split (Child 0) and, for a child, those raised on it. They are
+// warnings (the message goes on) with the HL7 error code of what the rule
+// found (103 an unmapped code, 102 a time without an offset).
+func issuesOf(in []mapping.Issue, child int) []canonical.Issue {
+	var out []canonical.Issue
+	for _, is := range in {
+		if is.Child != 0 && is.Child != child {
+			continue
+		}
+		code := is.Code
+		if code == 0 {
+			// A flag without a code of its own is still about an
+			// application rule: HL7's application internal error.
+			code = hl7v2.CodeInternalError
+		}
+		out = append(out, canonical.Issue{Severity: string(hl7v2.SeverityWarning), Code: int(code), Location: is.Path, Rule: is.Rule, Text: is.Reason})
 	}
 	return out
 }

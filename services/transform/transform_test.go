@@ -110,7 +110,12 @@ func ruleService(t *testing.T) (*Service, *telemetry.Telemetry) {
 			{Name: "no-glucose", When: "msg.field('OBR-4') == 'GLU'", Filter: &mapping.FilterOp{Reason: "glucose goes elsewhere"}}},
 		"split-filter-all": {{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}},
 			{Name: "pause", Filter: &mapping.FilterOp{Reason: "paused"}}},
-		"flag":   {{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedFlag}}},
+		"flag": {{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedFlag}}},
+		// A flag before the split (PID-7 has no offset) and one after it,
+		// on the second order only (XYZ is not in the table).
+		"split-flag": {{Name: "dob", Normalize: &mapping.NormalizeOp{Path: "PID-7", To: "utc"}},
+			{Name: "per-order", Split: &mapping.SplitOp{Segment: "OBR"}},
+			{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedFlag}}},
 		"reject": {{Name: "loinc", Map: &mapping.MapOp{Path: "OBX[*]-3.1", Table: "lab_codes", Unmapped: mapping.UnmappedReject}}},
 	}
 	rules := &Rules{Version: "v7", Interfaces: map[string]*mapping.RuleSet{}}
@@ -313,14 +318,50 @@ hl7bus_rule_flags_total{rule="loinc",stage="transform"} 1
 		}
 	})
 
+	// Each split child carries the flags raised before the split and its
+	// own, not its siblings', each with the code of what was found.
+	t.Run("split flags", func(t *testing.T) {
+		outs, err := s.Handle(ctx, parsedFor("split-flag", "P"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := transformedOf(t, s, outs)
+		want := map[string]string{
+			"M1-1": "dob@PID-7.1/102",
+			"M1-2": `dob@PID-7.1/102 loinc@OBX-3.1/103: code "XYZ" is not in table lab_codes (version 2024-01)`,
+		}
+		if len(ts) != len(want) {
+			t.Fatalf("%d records, want %d", len(ts), len(want))
+		}
+		for _, tr := range ts {
+			var got []string
+			for _, is := range tr.Issues {
+				g := fmt.Sprintf("%s@%s/%d", is.Rule, is.Location, is.Code)
+				if is.Rule == "loinc" {
+					g += ": " + is.Text
+				}
+				got = append(got, g)
+			}
+			if g := strings.Join(got, " "); g != want[tr.MessageID] {
+				t.Errorf("%s: issues %s, want %s", tr.MessageID, g, want[tr.MessageID])
+			}
+		}
+	})
+
+	// A reject's error text (logged, on the span) has no content, not even
+	// the code; the code is its dead-letter detail, for the record alone.
 	t.Run("reject", func(t *testing.T) {
 		outs, err := s.Handle(ctx, parsedFor("reject", "P"))
 		if !pipeline.IsPermanent(err) || outs != nil {
 			t.Fatalf("%v %v, want a permanent error", outs, err)
 		}
 		var re *mapping.RuleError
-		if !errors.As(err, &re) || re.Rule != "loinc" || !strings.HasPrefix(err.Error(), "rule loinc: ") || strings.Contains(err.Error(), "DOE") {
-			t.Errorf("error %q, want the rule's, without content", err)
+		const want = "rule loinc: the code at OBX[2]-3.1 is not in table lab_codes (version 2024-01)"
+		if !errors.As(err, &re) || re.Rule != "loinc" || err.Error() != want {
+			t.Errorf("error %q, want %q", err, want)
+		}
+		if got := pipeline.DeadLetterReason(err); got != want+`: "XYZ"` {
+			t.Errorf("dead-letter reason %q, want the code quoted after the error", got)
 		}
 	})
 

@@ -96,7 +96,10 @@ func TestRulesEndToEnd(t *testing.T) {
 	if compiled.Version == "" || compiled.Transform.Version != compiled.Version || compiled.Route.Version != compiled.Version {
 		t.Fatalf("config versions: %q, transform %q, route %q", compiled.Version, compiled.Transform.Version, compiled.Route.Version)
 	}
-	in := startRulesPipeline(t, ctx, env, f, compiled)
+	// The stages' logs, to check the unmapped code (message content) is
+	// in the dead letter's reason and not in a log line.
+	logs := &lockedBuffer{}
+	in := startRulesPipeline(t, ctx, env, f, compiled, slog.New(slog.NewTextHandler(logs, nil)))
 	addr := in.Addr("lab-in")
 
 	status := "F"
@@ -149,6 +152,9 @@ func TestRulesEndToEnd(t *testing.T) {
 	for _, r := range env.ReadDecoded(t, env.Kafka.Topic("decisions"), 5) {
 		d := r.(*canonical.Decision)
 		decisions[d.ControlID] = d
+		if strings.Contains(fmt.Sprintf("%+v", d), "XYZ") {
+			t.Errorf("decision for %s quotes the unmapped code: %+v", d.ControlID, d)
+		}
 		if d.ConfigVersion != compiled.Version {
 			t.Errorf("decision for %s has config_version %q, want %q", d.ControlID, d.ConfigVersion, compiled.Version)
 		}
@@ -192,6 +198,11 @@ func TestRulesEndToEnd(t *testing.T) {
 	if tdl.ControlID != "UNMAPPED1" || !strings.Contains(tdl.Reason, "rule loinc") || !strings.Contains(tdl.Reason, "XYZ") {
 		t.Errorf("transform dead letter: %+v", tdl)
 	}
+	// The code is in the dead letter only: transform logged the
+	// dead-lettering, by rule, without it.
+	if l := logs.String(); !strings.Contains(l, "rule loinc") || strings.Contains(l, "XYZ") {
+		t.Errorf("logs must name the rule, not the code:\n%s", l)
+	}
 	rdl := env.ReadDecoded(t, env.Kafka.DLQTopic("route"), 1)[0].(*canonical.DeadLetter)
 	if rdl.ControlID != "ADT1" || !strings.Contains(rdl.Reason, "no route matches ADT^A01") || rdl.Destination != "" {
 		t.Errorf("route dead letter: %+v", rdl)
@@ -206,9 +217,8 @@ func TestRulesEndToEnd(t *testing.T) {
 
 // startRulesPipeline runs every stage in-process on env with f's
 // interfaces and destinations and the compiled rules.
-func startRulesPipeline(t *testing.T, ctx context.Context, env *kafkatest.Env, f *config.File, c *config.Compiled) *ingress.Service {
+func startRulesPipeline(t *testing.T, ctx context.Context, env *kafkatest.Env, f *config.File, c *config.Compiled, log *slog.Logger) *ingress.Service {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
 	in := ingress.New(ingress.Config{Interfaces: f.Interfaces}, env.Kafka, env.Serde, log)
 	if err := in.Start(ctx); err != nil {
 		t.Fatal(err)

@@ -280,11 +280,13 @@ func (tr *trace) deadLetters(stage string, outs []pipeline.Output, err error) er
 		if !pipeline.IsPermanent(err) {
 			return fmt.Errorf("%s: %w", stage, err)
 		}
-		tr.Dead = append(tr.Dead, deadLetter{Stage: stage, Reason: err.Error()})
+		// The reason the dead-letter record would say: with the error's
+		// detail (an unmapped code), which the stage's logs leave out.
+		tr.Dead = append(tr.Dead, deadLetter{Stage: stage, Reason: pipeline.DeadLetterReason(err)})
 	}
 	for _, o := range outs {
 		if s := o.DeadLetter; s != nil {
-			tr.Dead = append(tr.Dead, deadLetter{Stage: stage, Destination: s.Destination, Reason: s.Reason})
+			tr.Dead = append(tr.Dead, deadLetter{Stage: stage, Destination: s.Destination, Reason: s.DeadLetterReason()})
 		}
 	}
 	return nil
