@@ -35,8 +35,11 @@ func (p Path) IsWildcard() bool { return p.WildcardOccurrence || p.WildcardRepet
 // ParsePath parses a path such as PID-3[2].1, OBX[3]-5 or OBX[*]-3[*].1.
 func ParsePath(s string) (Path, error) {
 	var p Path
+	// s is consumed as parsing goes; the error quotes the whole path as
+	// given, so a caller (a rule's key, a CLI flag) sees what it wrote.
+	path := s
 	bad := func(why string) (Path, error) {
-		return Path{}, fmt.Errorf("%w %q: %s", ErrPath, s, why)
+		return Path{}, fmt.Errorf("%w %q: %s", ErrPath, path, why)
 	}
 	if len(s) < 5 {
 		return bad("too short; expected e.g. PID-3")

@@ -183,3 +183,30 @@ func TestSetCharset(t *testing.T) {
 		t.Errorf("a value the charset cannot hold must be refused")
 	}
 }
+
+// TestParsePathErrorText checks the whole path is quoted, whichever part
+// of it is wrong: the parser consumes the string as it goes, and an error
+// quoting what was left ("" after PID-19[x]) does not say which path of a
+// configuration is meant.
+func TestParsePathErrorText(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"PID3", `hl7v2: invalid path "PID3": too short; expected e.g. PID-3`},
+		{"pid-3", `hl7v2: invalid path "pid-3": segment must be 3 upper-case letters or digits`},
+		{"OBX[x]-5", `hl7v2: invalid path "OBX[x]-5": segment occurrence: expected a number`},
+		{"OBX[2-5", `hl7v2: invalid path "OBX[2-5": segment occurrence: missing ]`},
+		{"PIDX-1", `hl7v2: invalid path "PIDX-1": expected - and a field number after the segment`},
+		{"PID-0", `hl7v2: invalid path "PID-0": field: "0" is not a positive index`},
+		{"PID-19[x]", `hl7v2: invalid path "PID-19[x]": repetition: expected a number`},
+		{"PID-3[1", `hl7v2: invalid path "PID-3[1": repetition: missing ]`},
+		{"PID-3[2x]", `hl7v2: invalid path "PID-3[2x]": repetition: not a number`},
+		{"PID-3.", `hl7v2: invalid path "PID-3.": component: expected a number`},
+		{"PID-3.1.x", `hl7v2: invalid path "PID-3.1.x": subcomponent: expected a number`},
+		{"PID-3.1.2.3", `hl7v2: invalid path "PID-3.1.2.3": unexpected ".3"`},
+		{"OBX[*]-5[*]x", `hl7v2: invalid path "OBX[*]-5[*]x": unexpected "x"`},
+	} {
+		_, err := ParsePath(tt.in)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ParsePath(%q) err = %v\nwant %s", tt.in, err, tt.want)
+		}
+	}
+}

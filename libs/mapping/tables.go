@@ -34,6 +34,10 @@ type Table struct {
 	// *Entry into the slice is what CEL sees of a row without copying it.
 	rows    map[string]int32
 	entries []tableRow
+	// source is the file's bytes as LoadTables read and parsed them, so
+	// a configuration version hashes the table in force rather than a
+	// later read of a file that may have changed since.
+	source []byte
 }
 
 // tableRow is one row: its local code and what it maps to.
@@ -93,6 +97,13 @@ func (t *Table) entry(code string) *Entry {
 
 // Len returns the number of rows.
 func (t *Table) Len() int { return len(t.entries) }
+
+// Source returns the bytes of the file the table was loaded from, exactly
+// as LoadTables read them (byte-order mark included): the bytes its rows
+// were parsed from, for a configuration version that must name this
+// table and not the file as it is now. It is nil for a table NewTable
+// built. The caller must not modify it.
+func (t *Table) Source() []byte { return t.source }
 
 // Tables are the configuration's code tables by name.
 type Tables map[string]*Table
@@ -190,9 +201,8 @@ func loadTable(sp TableSpec, dir string) (*Table, error) {
 	if len(data) > tableFileLimit {
 		return nil, fmt.Errorf("%s: larger than %d MiB", sp.File, tableFileLimit>>20)
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	t := &Table{Name: sp.Name, Version: sp.Version, rows: make(map[string]int32)}
-	if err := load(t, sp.File, data); err != nil {
+	t := &Table{Name: sp.Name, Version: sp.Version, rows: make(map[string]int32), source: data}
+	if err := load(t, sp.File, bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))); err != nil {
 		return nil, err
 	}
 	return t, nil

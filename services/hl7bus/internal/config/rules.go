@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/hl7bus/hl7bus/libs/mapping"
@@ -52,18 +51,30 @@ func (f *File) tablePath(file string) string {
 // the SHA-256 of the configuration file's bytes followed by each table
 // file's bytes, in the order of the tables section. Any edit of either
 // changes it, so a record's config_version names the exact rules that
-// handled it.
+// handled it. It loads the tables to hash the bytes they are parsed from;
+// Rules computes the version of the tables it compiled against.
 func (f *File) Version() (string, error) {
+	tables, err := f.loadTables()
+	if err != nil {
+		return "", err
+	}
+	return f.version(tables), nil
+}
+
+// version hashes the bytes Load parsed and those each table of tables was
+// parsed from, never a second read of the files: a table saved between
+// the load and a re-read would give the old rules the new file's version,
+// and the reload that follows would find that version in force and never
+// apply the new table.
+func (f *File) version(tables mapping.Tables) string {
 	h := sha256.New()
 	h.Write(f.raw)
-	for i, p := range f.TablePaths() {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return "", fmt.Errorf("tables[%d].file: %w", i, err)
+	for _, sp := range f.Tables {
+		if t := tables[sp.Name]; t != nil {
+			h.Write(t.Source())
 		}
-		h.Write(b)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:12], nil
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // Rules loads the code tables and compiles every interface's rules
@@ -76,7 +87,11 @@ func (f *File) Rules() (*Compiled, error) {
 	for _, d := range f.Destinations {
 		known[d.Name] = true
 	}
-	env, err := f.env()
+	tables, err := f.loadTables()
+	var env *mapping.Env
+	if err == nil {
+		env, err = f.env(tables)
+	}
 	if err != nil {
 		// Without the tables every rule naming one would fail too, and
 		// those errors would only hide the cause: report the routes'
@@ -115,28 +130,26 @@ func (f *File) Rules() (*Compiled, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	version, err := f.Version()
-	if err != nil {
-		errs = append(errs, err)
-	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	version := f.version(tables)
 	tr.Version, rr.Version = version, version
 	return &Compiled{Version: version, Env: env, Transform: tr, Route: rr}, nil
 }
 
-// env loads the tables and builds the CEL environment over them. A file
-// with nothing to compile against one (no tables, rules or when) does not
-// fail for want of it: its Env is nil if it cannot be built.
-func (f *File) env() (*mapping.Env, error) {
-	tables := mapping.Tables{}
-	if len(f.Tables) > 0 {
-		var err error
-		if tables, err = mapping.LoadTables("tables", f.Tables, f.dir); err != nil {
-			return nil, err
-		}
+// loadTables loads the tables section (none when it is empty).
+func (f *File) loadTables() (mapping.Tables, error) {
+	if len(f.Tables) == 0 {
+		return mapping.Tables{}, nil
 	}
+	return mapping.LoadTables("tables", f.Tables, f.dir)
+}
+
+// env builds the CEL environment over the loaded tables. A file with
+// nothing to compile against one (no tables, rules or when) does not fail
+// for want of it: its Env is nil if it cannot be built.
+func (f *File) env(tables mapping.Tables) (*mapping.Env, error) {
 	env, err := mapping.NewEnv(tables)
 	if err != nil {
 		if !f.usesEnv() {

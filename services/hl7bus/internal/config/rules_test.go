@@ -1,9 +1,12 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -105,6 +108,120 @@ func TestVersion(t *testing.T) {
 	}
 	if _, err := f.Version(); err == nil || !strings.Contains(err.Error(), "tables[0].file") {
 		t.Errorf("a missing table file: %v", err)
+	}
+}
+
+// TestVersionOfLoadedTables: the version hashes the bytes the tables
+// were parsed from, not the files as they are when it is computed. A
+// table saved between the two must not give the old rules the new file's
+// version: the reload that follows would find that version in force and
+// never apply the new table.
+func TestVersionOfLoadedTables(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hl7bus.yaml")
+	table := filepath.Join(dir, "codes.csv")
+	body := "registry: {url: http://127.0.0.1:8081}\ntables: [{name: codes, file: codes.csv}]\n"
+	const old, edited = "local_code,code\nA,1\n", "local_code,code\nA,2\n"
+	writeFile(t, cfg, body)
+	writeFile(t, table, old)
+	// The definition, computed by hand: SHA-256 over the configuration
+	// file's bytes, then each table file's.
+	want := func(tableBytes string) string {
+		sum := sha256.Sum256([]byte(body + tableBytes))
+		return hex.EncodeToString(sum[:])[:12]
+	}
+	f, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := f.loadTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, table, edited)
+	if got := f.version(tables); got != want(old) {
+		t.Errorf("version after the file changed = %s, want %s (the loaded table's); the edited file's is %s", got, want(old), want(edited))
+	}
+	c, err := f.Rules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := c.Env.Tables()["codes"].Lookup("A"); e.Code != "2" || c.Version != want(edited) {
+		t.Errorf("compiled A=%q with version %s; want A=2 with %s", e.Code, c.Version, want(edited))
+	}
+}
+
+// TestVersionAgreesWithTables: while a table file is replaced over and
+// over, every compiled configuration's version is that of the table
+// content it compiled against.
+func TestVersionAgreesWithTables(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hl7bus.yaml")
+	table := filepath.Join(dir, "codes.csv")
+	writeFile(t, cfg, "registry: {url: http://127.0.0.1:8081}\ntables: [{name: codes, file: codes.csv}]\n")
+	contents := []string{"local_code,code\nA,1\n", "local_code,code\nA,2\n"}
+	versions := map[string]string{} // code of A -> version
+	for i, c := range contents {
+		writeFile(t, table, c)
+		f, err := Load(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := f.Version()
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions[strconv.Itoa(i+1)] = v
+	}
+	f, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		// Replaced by rename, as editors and ConfigMaps do, so every
+		// read sees one whole content or the other.
+		defer close(done)
+		tmp := table + ".tmp"
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := os.WriteFile(tmp, []byte(contents[i%2]), 0o600); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.Rename(tmp, table); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	seen := map[string]bool{}
+	for range 300 {
+		c, err := f.Rules()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := c.Env.Tables()["codes"].Lookup("A")
+		seen[e.Code] = true
+		if c.Version != versions[e.Code] {
+			t.Errorf("rules with A=%s carry version %s, want %s", e.Code, c.Version, versions[e.Code])
+			break
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("contents compiled: %v", seen)
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
