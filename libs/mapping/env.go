@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1396,25 +1395,9 @@ type celPath struct {
 func parseCELPath(s string) (*celPath, error) {
 	p, err := hl7v2.ParsePath(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %s", hl7v2.ErrPath, s, celPathWhy(err))
+		return nil, err
 	}
 	return &celPath{p: p, id: -1}, nil
-}
-
-// celPathWhy returns the reason of a hl7v2.ParsePath error without its
-// `hl7v2: invalid path "..."` prefix, which quotes only the part of the
-// path left when parsing failed.
-func celPathWhy(err error) string {
-	msg := err.Error()
-	rest, ok := strings.CutPrefix(msg, hl7v2.ErrPath.Error()+" ")
-	if !ok {
-		return msg
-	}
-	q, qerr := strconv.QuotedPrefix(rest)
-	if qerr != nil {
-		return msg
-	}
-	return strings.TrimPrefix(rest[len(q):], ": ")
 }
 
 // celFnExistsIn is the function celExistsInRewrite writes for
