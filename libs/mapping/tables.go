@@ -34,10 +34,6 @@ type Table struct {
 	// *Entry into the slice is what CEL sees of a row without copying it.
 	rows    map[string]int32
 	entries []tableRow
-	// source is the file's bytes as LoadTables read and parsed them, so
-	// a configuration version hashes the table in force rather than a
-	// later read of a file that may have changed since.
-	source []byte
 }
 
 // tableRow is one row: its local code and what it maps to.
@@ -98,13 +94,6 @@ func (t *Table) entry(code string) *Entry {
 // Len returns the number of rows.
 func (t *Table) Len() int { return len(t.entries) }
 
-// Source returns the bytes of the file the table was loaded from, exactly
-// as LoadTables read them (byte-order mark included): the bytes its rows
-// were parsed from, for a configuration version that must name this
-// table and not the file as it is now. It is nil for a table NewTable
-// built. The caller must not modify it.
-func (t *Table) Source() []byte { return t.source }
-
 // Tables are the configuration's code tables by name.
 type Tables map[string]*Table
 
@@ -118,7 +107,11 @@ type Tables map[string]*Table
 // .yaml or .yml file is {rows: [{local_code, code, system, display}]}.
 // Values are trimmed of surrounding spaces; a UTF-8 byte-order mark
 // (spreadsheet exports) is ignored; a local code may appear once.
-func LoadTables(key string, specs []TableSpec, dir string) (Tables, error) {
+func LoadTables(key string, specs []TableSpec, dir string, opts ...LoadOption) (Tables, error) {
+	var o loadOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	out := make(Tables, len(specs))
 	first := make(map[string]int, len(specs))
 	var errs []error
@@ -140,7 +133,7 @@ func LoadTables(key string, specs []TableSpec, dir string) (Tables, error) {
 				first[sp.Name] = i
 			}
 		}
-		t, err := loadTable(sp, dir)
+		t, err := loadTable(sp, dir, o.hash)
 		if err != nil {
 			// One error per bad row, each naming the key.
 			if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -166,7 +159,23 @@ func LoadTables(key string, specs []TableSpec, dir string) (Tables, error) {
 // configuration and read whole; 256 MiB is far above 100,000 rows.
 const tableFileLimit = 256 << 20
 
-func loadTable(sp TableSpec, dir string) (*Table, error) {
+// LoadOption changes how LoadTables loads.
+type LoadOption func(*loadOptions)
+
+type loadOptions struct {
+	hash io.Writer
+}
+
+// HashInto makes LoadTables write each table file's bytes, exactly as it
+// read and parsed them (a byte-order mark included), to w in the order of
+// specs: a configuration version hashed from them names the tables in
+// force, never a later read of a file that may have changed since, and
+// nothing keeps the bytes once they are parsed. Default: none.
+func HashInto(w io.Writer) LoadOption {
+	return func(o *loadOptions) { o.hash = w }
+}
+
+func loadTable(sp TableSpec, dir string, hash io.Writer) (*Table, error) {
 	if sp.File == "" {
 		return nil, errors.New("required")
 	}
@@ -201,7 +210,10 @@ func loadTable(sp TableSpec, dir string) (*Table, error) {
 	if len(data) > tableFileLimit {
 		return nil, fmt.Errorf("%s: larger than %d MiB", sp.File, tableFileLimit>>20)
 	}
-	t := &Table{Name: sp.Name, Version: sp.Version, rows: make(map[string]int32), source: data}
+	if hash != nil {
+		_, _ = hash.Write(data)
+	}
+	t := &Table{Name: sp.Name, Version: sp.Version, rows: make(map[string]int32)}
 	if err := load(t, sp.File, bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))); err != nil {
 		return nil, err
 	}

@@ -213,8 +213,8 @@ routes:
 			}
 		}
 	}
-	if log := readLog(); !strings.Contains(log, "routes[0].when") {
-		t.Errorf("the refusal does not name the key routes[0].when:\n%s", log)
+	if log := readLog(); !strings.Contains(log, "routes[0].when: column") {
+		t.Errorf("the refusal does not name the key routes[0].when and the column:\n%s", log)
 	}
 	p.stop(t)
 }

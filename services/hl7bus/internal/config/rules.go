@@ -54,27 +54,8 @@ func (f *File) tablePath(file string) string {
 // handled it. It loads the tables to hash the bytes they are parsed from;
 // Rules computes the version of the tables it compiled against.
 func (f *File) Version() (string, error) {
-	tables, err := f.loadTables()
-	if err != nil {
-		return "", err
-	}
-	return f.version(tables), nil
-}
-
-// version hashes the bytes Load parsed and those each table of tables was
-// parsed from, never a second read of the files: a table saved between
-// the load and a re-read would give the old rules the new file's version,
-// and the reload that follows would find that version in force and never
-// apply the new table.
-func (f *File) version(tables mapping.Tables) string {
-	h := sha256.New()
-	h.Write(f.raw)
-	for _, sp := range f.Tables {
-		if t := tables[sp.Name]; t != nil {
-			h.Write(t.Source())
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))[:12]
+	_, version, err := f.loadTables()
+	return version, err
 }
 
 // Rules loads the code tables and compiles every interface's rules
@@ -87,7 +68,7 @@ func (f *File) Rules() (*Compiled, error) {
 	for _, d := range f.Destinations {
 		known[d.Name] = true
 	}
-	tables, err := f.loadTables()
+	tables, version, err := f.loadTables()
 	var env *mapping.Env
 	if err == nil {
 		env, err = f.env(tables)
@@ -133,17 +114,28 @@ func (f *File) Rules() (*Compiled, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	version := f.version(tables)
 	tr.Version, rr.Version = version, version
 	return &Compiled{Version: version, Env: env, Transform: tr, Route: rr}, nil
 }
 
-// loadTables loads the tables section (none when it is empty).
-func (f *File) loadTables() (mapping.Tables, error) {
-	if len(f.Tables) == 0 {
-		return mapping.Tables{}, nil
+// loadTables loads the tables section (none when it is empty) and
+// returns the configuration version: the SHA-256 of the bytes Load parsed
+// followed by the bytes each table was parsed from, as LoadTables read
+// them (mapping.HashInto), never a second read of the files: a table saved
+// between a load and a re-read would give the old rules the new file's
+// version, and the reload that follows would find that version in force
+// and never apply the new table.
+func (f *File) loadTables() (mapping.Tables, string, error) {
+	h := sha256.New()
+	h.Write(f.raw)
+	tables := mapping.Tables{}
+	if len(f.Tables) > 0 {
+		var err error
+		if tables, err = mapping.LoadTables("tables", f.Tables, f.dir, mapping.HashInto(h)); err != nil {
+			return nil, "", err
+		}
 	}
-	return mapping.LoadTables("tables", f.Tables, f.dir)
+	return tables, hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // env builds the CEL environment over the loaded tables. A file with
