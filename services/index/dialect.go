@@ -69,13 +69,14 @@ func (d dialect) rebind(q string) string {
 // the index relies on: WAL (readers never block the writer), a busy
 // timeout instead of an immediate SQLITE_BUSY, NORMAL synchronous (safe in
 // WAL: a crash can lose the last transactions, which the consumer re-reads
-// from Kafka because it commits offsets only after Apply), foreign keys off
-// (there are none), and IMMEDIATE transactions so a read-then-write Apply
+// from Kafka because it commits offsets only after Apply), a 64 MiB page
+// cache and in-memory temporary tables (a batch touches many index pages),
+// and IMMEDIATE transactions so a read-then-write Apply
 // never fails upgrading its lock. A DSN that already starts with "file:"
 // is taken as given.
 func sqliteDSN(dsn string) string {
 	if strings.HasPrefix(dsn, "file:") {
 		return dsn
 	}
-	return "file:" + dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	return "file:" + dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -446,93 +447,120 @@ func scanDestination(sc interface{ Scan(...any) error }, id *string) (*Destinati
 	return &d, nil
 }
 
+// insertRows writes rows with multi-row INSERTs of up to chunk rows each:
+// one statement per chunk instead of one Exec per row is what makes a
+// batch of 500 cheap. head is "INSERT INTO t (cols) VALUES", tail the ON
+// CONFLICT clause; the rows must not repeat a key that tail updates
+// (PostgreSQL refuses to update one row twice in a statement).
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, what, head, tail string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	tuple := "(" + placeholders(len(rows[0])) + ")"
+	for start := 0; start < len(rows); start += chunk {
+		part := rows[start:min(start+chunk, len(rows))]
+		var q strings.Builder
+		q.WriteString(head)
+		args := make([]any, 0, len(part)*len(part[0]))
+		for i, r := range part {
+			if i > 0 {
+				q.WriteString(",")
+			}
+			q.WriteString(tuple)
+			args = append(args, r...)
+		}
+		q.WriteString(" ")
+		q.WriteString(tail)
+		if _, err := tx.ExecContext(ctx, s.d.rebind(q.String()), args...); err != nil {
+			return fmt.Errorf("apply: write %s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+// sortedKeys orders a batch's writes, so two PostgreSQL writers lock rows
+// in the same order and cannot deadlock.
+func sortedKeys[K string | [2]string, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b K) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+	return keys
+}
+
 func (s *Store) writeMessages(ctx context.Context, tx *sql.Tx, msgs map[string]*MessageRow, dirty map[string]bool, dests map[string][]string) error {
-	st, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO messages (`+messageCols+`) VALUES (`+placeholders(14)+`)
-ON CONFLICT (message_id) DO UPDATE SET parent_message_id = excluded.parent_message_id, control_id = excluded.control_id,
+	rows := make([][]any, 0, len(dirty))
+	for _, id := range sortedKeys(dirty) {
+		m := msgs[id]
+		m.Status = Overall(m.StageStatus, dests[id])
+		rows = append(rows, []any{m.MessageID, m.ParentMessageID, m.ControlID, m.Interface, m.SendingFacility, m.MessageType,
+			micros(m.ReceivedAt), m.Status, m.StageStatus, m.cycleAt, m.PatientKey, m.TraceID, m.ConfigVersion, micros(m.UpdatedAt)})
+	}
+	return s.insertRows(ctx, tx, "messages", `INSERT INTO messages (`+messageCols+`) VALUES`,
+		`ON CONFLICT (message_id) DO UPDATE SET parent_message_id = excluded.parent_message_id, control_id = excluded.control_id,
  interface = excluded.interface, sending_facility = excluded.sending_facility, message_type = excluded.message_type,
  received_at = excluded.received_at, status = excluded.status, stage_status = excluded.stage_status,
  cycle_at = excluded.cycle_at, patient_key = excluded.patient_key, trace_id = excluded.trace_id,
- config_version = excluded.config_version, updated_at = excluded.updated_at`))
-	if err != nil {
-		return fmt.Errorf("apply: prepare messages: %w", err)
-	}
-	defer st.Close()
-	for id := range dirty {
-		m := msgs[id]
-		m.Status = Overall(m.StageStatus, dests[id])
-		if _, err := st.ExecContext(ctx, m.MessageID, m.ParentMessageID, m.ControlID, m.Interface, m.SendingFacility, m.MessageType,
-			micros(m.ReceivedAt), m.Status, m.StageStatus, m.cycleAt, m.PatientKey, m.TraceID, m.ConfigVersion, micros(m.UpdatedAt)); err != nil {
-			return fmt.Errorf("apply: write message %s: %w", id, err)
-		}
-	}
-	return nil
+ config_version = excluded.config_version, updated_at = excluded.updated_at`, rows)
 }
 
 func (s *Store) writeDestinations(ctx context.Context, tx *sql.Tx, dests map[[2]string]*DestinationRow, dirty map[[2]string]bool) error {
-	if len(dirty) == 0 {
-		return nil
-	}
-	st, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO destinations (message_id, destination, status, cycle_at, attempts, last_outcome, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (message_id, destination) DO UPDATE SET status = excluded.status, cycle_at = excluded.cycle_at,
- attempts = excluded.attempts, last_outcome = excluded.last_outcome, updated_at = excluded.updated_at`))
-	if err != nil {
-		return fmt.Errorf("apply: prepare destinations: %w", err)
-	}
-	defer st.Close()
-	for key := range dirty {
+	rows := make([][]any, 0, len(dirty))
+	for _, key := range sortedKeys(dirty) {
 		d := dests[key]
-		if _, err := st.ExecContext(ctx, key[0], d.Destination, d.Status, d.cycleAt, d.Attempts, d.LastOutcome, micros(d.UpdatedAt)); err != nil {
-			return fmt.Errorf("apply: write destination %s of %s: %w", d.Destination, key[0], err)
-		}
+		rows = append(rows, []any{key[0], d.Destination, d.Status, d.cycleAt, d.Attempts, d.LastOutcome, micros(d.UpdatedAt)})
 	}
-	return nil
+	return s.insertRows(ctx, tx, "destinations", `INSERT INTO destinations (message_id, destination, status, cycle_at, attempts, last_outcome, updated_at) VALUES`,
+		`ON CONFLICT (message_id, destination) DO UPDATE SET status = excluded.status, cycle_at = excluded.cycle_at,
+ attempts = excluded.attempts, last_outcome = excluded.last_outcome, updated_at = excluded.updated_at`, rows)
 }
 
 func (s *Store) writeRest(ctx context.Context, tx *sql.Tx, pointers []Update, patients [][2]string, dls []*DeadLetter) error {
-	if len(pointers) > 0 {
-		st, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO record_pointers (message_id, kind, topic, record_partition, record_offset, at)
-VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, topic, record_partition, record_offset) DO NOTHING`))
-		if err != nil {
-			return fmt.Errorf("apply: prepare pointers: %w", err)
+	type pkey struct {
+		id, topic string
+		part      int32
+		off       int64
+	}
+	seenP := map[pkey]bool{}
+	var prow [][]any
+	for _, u := range pointers {
+		p := u.Pointer
+		k := pkey{u.MessageID, p.Topic, p.Partition, p.Offset}
+		if seenP[k] {
+			continue
 		}
-		defer st.Close()
-		for _, u := range pointers {
-			p := u.Pointer
-			at := p.At
-			if at.IsZero() {
-				at = u.At
-			}
-			if _, err := st.ExecContext(ctx, u.MessageID, p.Kind, p.Topic, p.Partition, p.Offset, micros(at)); err != nil {
-				return fmt.Errorf("apply: write pointer %s/%d/%d: %w", p.Topic, p.Partition, p.Offset, err)
-			}
+		seenP[k] = true
+		at := p.At
+		if at.IsZero() {
+			at = u.At
+		}
+		prow = append(prow, []any{u.MessageID, p.Kind, p.Topic, p.Partition, p.Offset, micros(at)})
+	}
+	if err := s.insertRows(ctx, tx, "pointers", `INSERT INTO record_pointers (message_id, kind, topic, record_partition, record_offset, at) VALUES`,
+		`ON CONFLICT (message_id, topic, record_partition, record_offset) DO NOTHING`, prow); err != nil {
+		return err
+	}
+	seenK := map[[2]string]bool{}
+	var krow [][]any
+	for _, p := range patients {
+		if !seenK[p] {
+			seenK[p] = true
+			krow = append(krow, []any{p[0], p[1]})
 		}
 	}
-	if len(patients) > 0 {
-		st, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO message_patients (message_id, patient_key) VALUES (?, ?)
-ON CONFLICT (message_id, patient_key) DO NOTHING`))
-		if err != nil {
-			return fmt.Errorf("apply: prepare patients: %w", err)
-		}
-		defer st.Close()
-		for _, p := range patients {
-			if _, err := st.ExecContext(ctx, p[0], p[1]); err != nil {
-				return fmt.Errorf("apply: write patient key of %s: %w", p[0], err)
-			}
+	if err := s.insertRows(ctx, tx, "patient keys", `INSERT INTO message_patients (message_id, patient_key) VALUES`,
+		`ON CONFLICT (message_id, patient_key) DO NOTHING`, krow); err != nil {
+		return err
+	}
+	seenD := map[string]bool{}
+	var drow [][]any
+	for _, d := range dls {
+		if !seenD[d.ID] {
+			seenD[d.ID] = true
+			drow = append(drow, []any{d.ID, d.MessageID, d.ControlID, d.Stage, d.Destination, d.ErrorClass, d.Reason, micros(d.FailedAt)})
 		}
 	}
-	if len(dls) > 0 {
-		st, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO dead_letters (id, message_id, control_id, stage, destination, error_class, reason, failed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`))
-		if err != nil {
-			return fmt.Errorf("apply: prepare dead letters: %w", err)
-		}
-		defer st.Close()
-		for _, d := range dls {
-			if _, err := st.ExecContext(ctx, d.ID, d.MessageID, d.ControlID, d.Stage, d.Destination, d.ErrorClass, d.Reason, micros(d.FailedAt)); err != nil {
-				return fmt.Errorf("apply: write dead letter %s: %w", d.ID, err)
-			}
-		}
-	}
-	return nil
+	return s.insertRows(ctx, tx, "dead letters", `INSERT INTO dead_letters (id, message_id, control_id, stage, destination, error_class, reason, failed_at) VALUES`,
+		`ON CONFLICT (id) DO NOTHING`, drow)
 }
