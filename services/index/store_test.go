@@ -518,3 +518,49 @@ func TestNoPHIInTheIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentApply has two writers deliver the two destinations of the
+// same messages at once. Apply reads a message's destinations to derive
+// its overall status, so without the write lock (IMMEDIATE on SQLite, FOR
+// UPDATE on PostgreSQL) one writer's status would be computed from a
+// stale read and a message would stay routed.
+func TestConcurrentApply(t *testing.T) {
+	each(t, func(t *testing.T, s *Store, _ string) {
+		ctx := context.Background()
+		p := Projector{Secret: secret}
+		const n = 40
+		var us []Update
+		for i := 0; i < n; i++ {
+			us = append(us, journey(p, fmt.Sprintf("m%02d", i), fmt.Sprintf("C%02d", i), t0)...)
+		}
+		apply(t, s, us)
+		errs := make(chan error, 2)
+		for _, dest := range []string{"lis", "ehr"} {
+			go func() {
+				for i := 0; i < n; i += 4 {
+					var batch []Update
+					for j := i; j < i+4; j++ {
+						batch = append(batch, delivery(p, fmt.Sprintf("m%02d", j), dest, canonical.OutcomeDelivered, "AA", 1, t0.Add(time.Second))...)
+					}
+					if err := s.Apply(ctx, batch); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows, _, err := s.Search(ctx, Query{Status: StatusDelivered, Limit: MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != n {
+			t.Fatalf("%d of %d messages delivered: a writer derived its status from a stale read", len(rows), n)
+		}
+	})
+}
