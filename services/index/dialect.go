@@ -25,16 +25,17 @@ type dialect struct {
 	sqlDriver string
 	// numbered placeholders ($1, $2 …) instead of ?.
 	numbered bool
-	// lockRows is appended to the SELECTs Apply reads its rows with, so two
-	// PostgreSQL writers merging the same message serialize on it. SQLite
-	// has no row locks and needs none: its transactions start IMMEDIATE and
-	// writers are serialized by the database lock.
-	lockRows string
+	// lockIDs makes Apply take a transaction-scoped advisory lock per
+	// message ID before it reads, so two PostgreSQL writers merging the same
+	// message serialize, even when the message has no row yet (which FOR
+	// UPDATE could not lock). SQLite needs none: its transactions start
+	// IMMEDIATE and writers are serialized by the database lock.
+	lockIDs bool
 }
 
 var dialects = map[string]dialect{
 	DriverSQLite:   {name: DriverSQLite, sqlDriver: "sqlite"},
-	DriverPostgres: {name: DriverPostgres, sqlDriver: "pgx", numbered: true, lockRows: " FOR UPDATE"},
+	DriverPostgres: {name: DriverPostgres, sqlDriver: "pgx", numbered: true, lockIDs: true},
 }
 
 func dialectOf(driver string) (dialect, error) {

@@ -1,10 +1,12 @@
 package index
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -386,15 +388,52 @@ func anys(ss []string) []any {
 	return out
 }
 
+// lockKey is a message ID's advisory lock key. Two IDs sharing a key only
+// serialize more than they must.
+func lockKey(id string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return int64(h.Sum64())
+}
+
+// lockMessages takes the advisory locks of a batch's messages in ascending
+// key order, so two writers never wait on each other in a cycle. A VALUES
+// list is scanned in the order written, which is the order the locks are
+// taken in; the locks end with the transaction.
+func (s *Store) lockMessages(ctx context.Context, tx *sql.Tx, ids []string) error {
+	seen := map[int64]bool{}
+	var keys []any
+	for _, id := range ids {
+		if k := lockKey(id); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b any) int { return cmp.Compare(a.(int64), b.(int64)) })
+	for start := 0; start < len(keys); start += chunk {
+		part := keys[start:min(start+chunk, len(keys))]
+		vals := strings.TrimSuffix(strings.Repeat("(CAST(? AS BIGINT)),", len(part)), ",")
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`SELECT pg_advisory_xact_lock(k) FROM (VALUES `+vals+`) AS t(k)`), part...); err != nil {
+			return fmt.Errorf("apply: lock messages: %w", err)
+		}
+	}
+	return nil
+}
+
 // load reads the stored rows of the batch's messages and all their
-// destinations, locking them on PostgreSQL.
+// destinations, after locking the messages on PostgreSQL.
 func (s *Store) load(ctx context.Context, tx *sql.Tx, ids []string) (map[string]*MessageRow, map[[2]string]*DestinationRow, error) {
+	if s.d.lockIDs {
+		if err := s.lockMessages(ctx, tx, ids); err != nil {
+			return nil, nil, err
+		}
+	}
 	msgs := map[string]*MessageRow{}
 	dests := map[[2]string]*DestinationRow{}
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
 		in := placeholders(len(part))
-		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT `+messageCols+` FROM messages WHERE message_id IN (`+in+`)`+s.d.lockRows), anys(part)...)
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT `+messageCols+` FROM messages WHERE message_id IN (`+in+`)`), anys(part)...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("apply: read messages: %w", err)
 		}
@@ -409,7 +448,7 @@ func (s *Store) load(ctx context.Context, tx *sql.Tx, ids []string) (map[string]
 		if err := closeRows(rows); err != nil {
 			return nil, nil, fmt.Errorf("apply: read messages: %w", err)
 		}
-		rows, err = tx.QueryContext(ctx, s.d.rebind(`SELECT message_id, destination, status, cycle_at, attempts, last_outcome, updated_at FROM destinations WHERE message_id IN (`+in+`)`+s.d.lockRows), anys(part)...)
+		rows, err = tx.QueryContext(ctx, s.d.rebind(`SELECT message_id, destination, status, cycle_at, attempts, last_outcome, updated_at FROM destinations WHERE message_id IN (`+in+`)`), anys(part)...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("apply: read destinations: %w", err)
 		}
