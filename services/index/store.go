@@ -519,12 +519,23 @@ func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, what, head, tail str
 
 // sortedKeys orders a batch's writes, so two PostgreSQL writers lock rows
 // in the same order and cannot deadlock.
-func sortedKeys[K string | [2]string, V any](m map[K]V) []K {
-	keys := make([]K, 0, len(m))
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b K) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+	slices.Sort(keys)
+	return keys
+}
+
+func sortedPairs[V any](m map[[2]string]V) [][2]string {
+	keys := make([][2]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
 	return keys
 }
 
@@ -546,7 +557,7 @@ func (s *Store) writeMessages(ctx context.Context, tx *sql.Tx, msgs map[string]*
 
 func (s *Store) writeDestinations(ctx context.Context, tx *sql.Tx, dests map[[2]string]*DestinationRow, dirty map[[2]string]bool) error {
 	rows := make([][]any, 0, len(dirty))
-	for _, key := range sortedKeys(dirty) {
+	for _, key := range sortedPairs(dirty) {
 		d := dests[key]
 		rows = append(rows, []any{key[0], d.Destination, d.Status, d.cycleAt, d.Attempts, d.LastOutcome, micros(d.UpdatedAt)})
 	}
