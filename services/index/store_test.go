@@ -573,3 +573,18 @@ func TestConcurrentApply(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLitePragmas checks that the DSN's pragmas reach the connections
+// (a typo in a pragma name is silently ignored by SQLite).
+func TestSQLitePragmas(t *testing.T) {
+	s := openStore(t, DriverSQLite, filepath.Join(t.TempDir(), "index.db"))
+	for pragma, want := range map[string]string{"journal_mode": "wal", "busy_timeout": "10000", "synchronous": "1", "wal_autocheckpoint": "10000"} {
+		var got string
+		if err := s.db.QueryRow(`PRAGMA ` + pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %q, want %q", pragma, got, want)
+		}
+	}
+}
