@@ -21,7 +21,8 @@ const (
 // BIGINT times) is written once, in SQL both accept.
 type dialect struct {
 	name string
-	// sqlDriver is the database/sql driver name.
+	// sqlDriver is the database/sql driver name (PostgreSQL is opened
+	// through pgx's own config instead, see Open).
 	sqlDriver string
 	// numbered placeholders ($1, $2 …) instead of ?.
 	numbered bool
@@ -35,7 +36,7 @@ type dialect struct {
 
 var dialects = map[string]dialect{
 	DriverSQLite:   {name: DriverSQLite, sqlDriver: "sqlite"},
-	DriverPostgres: {name: DriverPostgres, sqlDriver: "pgx", numbered: true, lockIDs: true},
+	DriverPostgres: {name: DriverPostgres, numbered: true, lockIDs: true},
 }
 
 func dialectOf(driver string) (dialect, error) {

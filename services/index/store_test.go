@@ -588,3 +588,24 @@ func TestSQLitePragmas(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenPostgresErrorsHideThePassword: Open's errors end up in logs, and
+// a DSN may carry the database password.
+func TestOpenPostgresErrorsHideThePassword(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, dsn := range []string{
+		"postgres://idx:s3cretpw@127.0.0.1:1/index?sslmode=disable&connect_timeout=2",
+		"postgres://idx:s3cretpw@[::1/index",
+		"host=127.0.0.1 port=1 user=idx password=s3cretpw sslmode=disable connect_timeout=2",
+	} {
+		s, err := Open(ctx, DriverPostgres, dsn)
+		if err == nil {
+			_ = s.Close()
+			t.Fatalf("Open(%q) connected to nothing", dsn)
+		}
+		if strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("error shows the password: %v", err)
+		}
+	}
+}
