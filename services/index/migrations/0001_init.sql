@@ -25,13 +25,14 @@ CREATE TABLE IF NOT EXISTS messages (
 -- key, so every filter index ends with it.
 CREATE INDEX IF NOT EXISTS messages_received ON messages (received_at, message_id);
 CREATE INDEX IF NOT EXISTS messages_control ON messages (control_id, received_at, message_id);
-CREATE INDEX IF NOT EXISTS messages_patient ON messages (patient_key, received_at, message_id);
 CREATE INDEX IF NOT EXISTS messages_interface ON messages (interface, received_at, message_id);
 CREATE INDEX IF NOT EXISTS messages_facility ON messages (sending_facility, received_at, message_id);
 CREATE INDEX IF NOT EXISTS messages_type ON messages (message_type, received_at, message_id);
 CREATE INDEX IF NOT EXISTS messages_status ON messages (status, received_at, message_id);
 CREATE INDEX IF NOT EXISTS messages_parent ON messages (parent_message_id);
 
+-- Search by patient goes through this table (messages.patient_key is the
+-- first identifier's key, for display, and has no index of its own).
 -- Every patient identifier of a message, keyed twice: with its assigning
 -- authority and without, so a search by a bare patient ID finds it too.
 CREATE TABLE IF NOT EXISTS message_patients (
