@@ -108,8 +108,9 @@ func loadExchange(path string) (*exchange, error) {
 	log := slog.New(slog.DiscardHandler)
 	ex.parse = parse.New(parse.Config{Profiles: profiles, Parser: parser}, f.Kafka, nil, log)
 	ex.trans = transform.New(transform.Config{Parser: parser, Rules: compiled.Transform}, f.Kafka, nil, log)
-	ex.route = route.New(route.Config{}, f.Kafka, nil, log)
-	ex.route.SetRules(compiled.Route)
+	// The same parser as parse and transform, so route reads a payload
+	// as they did (the parser section's fallback charset).
+	ex.route = route.New(route.Config{Parser: parser, Rules: compiled.Route}, f.Kafka, nil, log)
 	return ex, nil
 }
 
