@@ -8,19 +8,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
-	"github.com/hl7bus/hl7bus/services/egress"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
-	"github.com/hl7bus/hl7bus/services/ingress"
-	"github.com/hl7bus/hl7bus/services/parse"
-	"github.com/hl7bus/hl7bus/services/route"
-	"github.com/hl7bus/hl7bus/services/transform"
 )
 
 // rulesConfig is an exchange with inbound and outbound rules, two code
@@ -99,7 +93,8 @@ func TestRulesEndToEnd(t *testing.T) {
 	// The stages' logs, to check the unmapped code (message content) is
 	// in the dead letter's reason and not in a log line.
 	logs := &lockedBuffer{}
-	in := startRulesPipeline(t, ctx, env, f, compiled, slog.New(slog.NewTextHandler(logs, nil)))
+	in := startPipeline(t, ctx, env, pipeline{Interfaces: f.Interfaces, Destinations: f.Destinations, Compiled: compiled,
+		Log: slog.New(slog.NewTextHandler(logs, nil))})
 	addr := in.Addr("lab-in")
 
 	status := "F"
@@ -213,43 +208,6 @@ func TestRulesEndToEnd(t *testing.T) {
 	if n, m := len(lis.messages()), len(surv.messages()); n != 3 || m != 1 {
 		t.Errorf("lis got %d, surveillance %d; want 3 and 1", n, m)
 	}
-}
-
-// startRulesPipeline runs every stage in-process on env with f's
-// interfaces and destinations and the compiled rules.
-func startRulesPipeline(t *testing.T, ctx context.Context, env *kafkatest.Env, f *config.File, c *config.Compiled, log *slog.Logger) *ingress.Service {
-	t.Helper()
-	in := ingress.New(ingress.Config{Interfaces: f.Interfaces}, env.Kafka, env.Serde, log)
-	if err := in.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var dests []string
-	for _, d := range f.Destinations {
-		dests = append(dests, d.Name)
-	}
-	stages := []interface{ Run(context.Context) error }{
-		parse.New(parse.Config{Instance: "0"}, env.Kafka, env.Serde, log),
-		transform.New(transform.Config{Instance: "0", Rules: c.Transform}, env.Kafka, env.Serde, log),
-		route.New(route.Config{Instance: "0", Destinations: dests, Rules: c.Route}, env.Kafka, env.Serde, log),
-		egress.New(egress.Config{Destinations: f.Destinations}, env.Kafka, env.Serde, log),
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, st := range stages {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := st.Run(runCtx); err != nil {
-				t.Errorf("stage: %v", err)
-			}
-		}()
-	}
-	t.Cleanup(func() {
-		_ = in.Stop(context.Background())
-		stop()
-		wg.Wait()
-	})
-	return in
 }
 
 // waitMessages waits for n messages at recv and returns them parsed, in
