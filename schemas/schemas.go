@@ -16,10 +16,13 @@ const (
 	DeadLetter  = "dlq"
 	Delivery    = "delivery"
 	Decisions   = "decisions"
+	Audit       = "audit"
+	Control     = "control"
+	Replay      = "replay"
 )
 
 // All lists every schema name.
-var All = []string{Raw, Parsed, Transformed, Out, DeadLetter, Delivery, Decisions}
+var All = []string{Raw, Parsed, Transformed, Out, DeadLetter, Delivery, Decisions, Audit, Control, Replay}
 
 // Get returns the text of schema name (e.g. Raw).
 func Get(name string) (string, error) {

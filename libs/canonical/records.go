@@ -229,6 +229,133 @@ type Delivery struct {
 	Error       string
 	LatencyMS   float64
 	At          time.Time
+	// Source is the out.<destination> record this attempt delivered; nil
+	// in records written before December 2026.
+	Source *RecordRef
+}
+
+// RecordRef is one Kafka record's place.
+type RecordRef struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// AuditEvent is one security or operations event (topic audit, keyed by
+// actor). It never holds message content: a patient ID in a selector is
+// replaced by its index key before it gets here.
+type AuditEvent struct {
+	EventID  string
+	At       time.Time
+	Service  string
+	Actor    string
+	Role     string
+	Auth     string
+	Action   string
+	Resource string
+	Selector string
+	Count    int64
+	Outcome  string
+	Remote   string
+	Detail   string
+}
+
+// Audit outcomes.
+const (
+	AuditOK     = "ok"
+	AuditDenied = "denied"
+	AuditError  = "error"
+)
+
+// ControlState is the operator-set state of one destination (compacted
+// topic control, keyed by destination).
+type ControlState struct {
+	Destination string
+	// State is ControlPaused or ControlRunning.
+	State  string
+	Reason string
+	Actor  string
+	At     time.Time
+	// ResetID and ResetTo, when set, order the destination's consumer
+	// group back (or forward) to the first record at or after ResetTo,
+	// applied once per ResetID.
+	ResetID string
+	ResetTo *time.Time
+}
+
+// Destination states of ControlState.
+const (
+	ControlPaused  = "paused"
+	ControlRunning = "running"
+)
+
+// ReplayRecord is one record of the compacted replay topic: a job's
+// latest state, one record a job re-sent, or a dead letter discarded
+// (Kind says which; exactly that one of Job, Item, Discard is set).
+type ReplayRecord struct {
+	Kind    string
+	JobID   string
+	At      time.Time
+	Job     *ReplayJob
+	Item    *ReplayItem
+	Discard *Discard
+}
+
+// ReplayRecord kinds.
+const (
+	ReplayKindJob     = "job"
+	ReplayKindItem    = "item"
+	ReplayKindDiscard = "discard"
+)
+
+// ReplayJob is a replay job's state.
+type ReplayJob struct {
+	// State is one of the ReplayJob* states.
+	State string
+	Actor string
+	Role  string
+	// Selector is the selector as canonical JSON, patient IDs as keys.
+	Selector string
+	// Target is parse, transform, route or destination:<name>.
+	Target         string
+	Resend         bool
+	ConfirmedNewer bool
+	Rate           float64
+	Total          int64
+	Sent           int64
+	Skipped        int64
+	Failed         int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	Error          string
+}
+
+// Replay job states.
+const (
+	ReplayJobRunning   = "running"
+	ReplayJobDone      = "done"
+	ReplayJobCancelled = "cancelled"
+	ReplayJobFailed    = "failed"
+)
+
+// ReplayItem is one record a job re-sent.
+type ReplayItem struct {
+	MessageID string
+	// Destination is the destination re-sent to, "" for a whole-message
+	// replay into a stage.
+	Destination  string
+	TargetTopic  string
+	Source       RecordRef
+	DeadLetterID string
+}
+
+// Discard sets one dead letter aside: it stays on its topic but is no
+// longer listed as waiting.
+type Discard struct {
+	DeadLetterID string
+	MessageID    string
+	Reason       string
+	Actor        string
 }
 
 // Decision is what the rules decided for one message and why (topic

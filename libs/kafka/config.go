@@ -168,6 +168,23 @@ const (
 	TopicTransformed = "transformed"
 	TopicDelivery    = "delivery"
 	TopicDecisions   = "decisions" // the rules' decisions (canonical.Decision), keyed by message ID
+	// TopicAudit holds canonical.AuditEvent, keyed by actor.
+	TopicAudit = "audit"
+	// TopicControl is compacted: canonical.ControlState keyed by destination.
+	TopicControl = "control"
+	// TopicReplay is compacted: canonical.ReplayRecord keyed by job/<id>,
+	// item/<job>/<message>/<destination> or discard/<dead letter id>.
+	TopicReplay = "replay"
+)
+
+// Record headers beyond the trace context.
+const (
+	// HeaderReplayJob is on every record a replay job re-sends: the job ID.
+	HeaderReplayJob = "hl7bus-replay-job"
+	// HeaderReplayDestinations, on a record replayed into route, limits
+	// its outputs to these destinations (comma-separated): the ones the
+	// job did not skip as already delivered.
+	HeaderReplayDestinations = "hl7bus-replay-destinations"
 )
 
 // Topic returns the full name of topic name.

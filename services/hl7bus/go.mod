@@ -31,6 +31,8 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/golang/snappy v0.0.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/hl7bus/hl7bus/services/admin v0.0.0
+	github.com/hl7bus/hl7bus/services/index v0.0.0
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/linkedin/goavro/v2 v2.15.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -65,7 +67,9 @@ require (
 replace (
 	github.com/hl7bus/hl7bus/libs => ../../libs
 	github.com/hl7bus/hl7bus/schemas => ../../schemas
+	github.com/hl7bus/hl7bus/services/admin => ../admin
 	github.com/hl7bus/hl7bus/services/egress => ../egress
+	github.com/hl7bus/hl7bus/services/index => ../index
 	github.com/hl7bus/hl7bus/services/ingress => ../ingress
 	github.com/hl7bus/hl7bus/services/parse => ../parse
 	github.com/hl7bus/hl7bus/services/route => ../route

@@ -28,7 +28,9 @@ import (
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
+	"github.com/hl7bus/hl7bus/services/admin"
 	"github.com/hl7bus/hl7bus/services/egress"
+	"github.com/hl7bus/hl7bus/services/index"
 	"github.com/hl7bus/hl7bus/services/ingress"
 	"github.com/hl7bus/hl7bus/services/route"
 )
@@ -51,6 +53,10 @@ type File struct {
 	// Stages tunes the stage runtime of every transactional stage (parse,
 	// transform, route): retry policy, record timeout, stall threshold.
 	Stages pipeline.Runtime `yaml:"stages"`
+	// Index is the message index's database and batching.
+	Index index.Config `yaml:"index"`
+	// Admin is the admin API's listener, authentication and replay bounds.
+	Admin admin.Config `yaml:"admin"`
 
 	// written holds the interfaces as the file wrote them, before
 	// applyDefaults: their defaults turn a negative max_connections into

@@ -1,0 +1,35 @@
+package index
+
+import (
+	"time"
+)
+
+// Config is the index section of the configuration file.
+type Config struct {
+	// Driver is sqlite (the embedded default) or postgres.
+	Driver string `yaml:"driver"`
+	// DSN is the database: a file path for sqlite (standalone default
+	// <data_dir>/index.db), a libpq URL or key=value string for postgres.
+	DSN string `yaml:"dsn"`
+	// SecretFile holds the key of the patient-key HMAC (index-hmac in the
+	// standalone's secrets directory). Changing it orphans every stored
+	// patient key; rebuild the index then.
+	SecretFile string `yaml:"secret_file"`
+	// BatchSize is how many updates one write carries at most. Default
+	// 2000.
+	BatchSize int `yaml:"batch_size"`
+	// FlushInterval bounds how long an update waits for its batch.
+	// Default 200ms.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// Retention deletes index rows of messages received longer ago; it
+	// should equal the topics' retention (content is read from them).
+	// Default 168h (Kafka's default retention), 0 keeps everything.
+	Retention time.Duration `yaml:"retention"`
+}
+
+// Defaults.
+const (
+	DefaultBatchSize     = 2000
+	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultRetention     = 168 * time.Hour
+)
