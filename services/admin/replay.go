@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -75,6 +76,8 @@ type Replay struct {
 	now     func() time.Time
 
 	closeOnce sync.Once
+	// leading is set while this replica holds the runner's lease.
+	leading atomic.Bool
 
 	// mu guards lastWrite: the offset of this replica's last write to the
 	// replay topic, which Jobs and Job wait to see (read your writes).

@@ -110,7 +110,9 @@ func rec(topic string, off int64) api.Record {
 	return api.Record{Topic: kc.Topic(topic), Offset: off}
 }
 
-func dest(name, status string) api.DestinationStatus { return api.DestinationStatus{Name: name, Status: status} }
+func dest(name, status string) api.DestinationStatus {
+	return api.DestinationStatus{Name: name, Status: status}
+}
 
 func entry(id string, dests []api.DestinationStatus, recs ...api.Record) IndexEntry {
 	return IndexEntry{Message: api.Message{MessageID: id, ControlID: "C" + id, Type: "ADT^A08", Destinations: dests,

@@ -254,7 +254,11 @@ func (l *lease) release() {
 // failure with a new producer.
 func (r *Replay) lead(ctx context.Context) {
 	r.metrics.leader.WithLabelValues().Set(1)
-	defer r.metrics.leader.WithLabelValues().Set(0)
+	r.leading.Store(true)
+	defer func() {
+		r.leading.Store(false)
+		r.metrics.leader.WithLabelValues().Set(0)
+	}()
 	r.log.Info("replay runner lease taken", logattr.Instance(r.kc.Instance))
 	defer r.log.Info("replay runner lease given up", logattr.Instance(r.kc.Instance))
 	for ctx.Err() == nil {
@@ -465,6 +469,18 @@ func (r *Replay) transact(ctx context.Context, prod *kgo.Client, recs []*kgo.Rec
 	}
 	if perr != nil {
 		return fmt.Errorf("sending replayed records: %w", perr)
+	}
+	// The runner decides from the follower's view (what a job has sent,
+	// whether it ended): it must hold what was just written, or the next
+	// look would send the last batch again.
+	last = nil
+	for _, rec := range recs {
+		if rec.Topic == r.topic && (last == nil || rec.Offset > last.Offset) {
+			last = rec
+		}
+	}
+	if last != nil {
+		return r.follow.wait(ctx, last.Offset)
 	}
 	return nil
 }
