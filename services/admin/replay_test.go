@@ -13,6 +13,7 @@ import (
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/kafkatest"
+	"github.com/hl7bus/hl7bus/schemas"
 	"github.com/hl7bus/hl7bus/services/admin/api"
 )
 
@@ -306,5 +307,82 @@ func TestReplayTakeover(t *testing.T) {
 	}
 	if got := job(t, b, j.ID); got.Sent != n {
 		t.Errorf("job %+v", got)
+	}
+}
+
+// TestReplayDeadLettersAndDiscard: a dead letter goes back to its source
+// topic with its own key, value and headers; a plan with a newer-message
+// warning needs confirm_newer; a discard is a record on the replay topic.
+func TestReplayDeadLettersAndDiscard(t *testing.T) {
+	e := newReplayEnv(t, 0)
+	ctx := context.Background()
+	dlq := e.env.Kafka.DLQTopic("egress")
+	if _, err := e.env.Serde.Register(ctx, dlq, schemas.DeadLetter); err != nil {
+		t.Fatal(err)
+	}
+	out := e.env.Kafka.OutTopic("lis")
+	adm, err := kafka.NewAdmin(e.env.Kafka, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if err := kafka.EnsureTopics(ctx, adm, e.env.Kafka, out); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.env.Serde.Encode(&canonical.DeadLetter{MessageID: "M1", Stage: "egress", SourceTopic: out, SourcePartition: 2, SourceOffset: 5,
+		Key: []byte("pk"), Value: []byte("the out record"), Headers: map[string][]byte{"traceparent": []byte("00-x")}, Destination: "lis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.records.recs[dlq+"/1/7"] = &kgo.Record{Topic: dlq, Partition: 1, Offset: 7, Value: v}
+	e.index.deadLetters = map[string]*api.DeadLetter{"egress:1:7": {ID: "egress:1:7", MessageID: "M1", Stage: "egress", Destination: "lis"}}
+	e.index.entries = []IndexEntry{{Message: api.Message{MessageID: "M1"}, PatientKey: "pk-M1"}}
+	e.index.newer = map[string]string{"pk-M1/lis": "M2"}
+	r, _ := e.replica(t, "a")
+	req := api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"egress:1:7"}}, Confirm: true}
+	if _, plan, err := r.Start(ctx, Principal{Actor: "ann"}, req); err != ErrConfirmNewer || plan == nil || len(plan.Warnings) != 1 {
+		t.Fatalf("start without confirm_newer: %v, plan %+v", err, plan)
+	}
+	req.ConfirmNewer = true
+	j, _, err := r.Start(ctx, Principal{Actor: "ann"}, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !j.ConfirmedNewer || j.Target != "" {
+		t.Errorf("job %+v", j)
+	}
+	eventually(t, 20*time.Second, "job done", func() bool { return job(t, r, j.ID).State == canonical.ReplayJobDone })
+	recs := e.replayed(t, out)
+	if len(recs) != 1 {
+		t.Fatalf("%d records on %s", len(recs), out)
+	}
+	if rec := recs[0]; string(rec.Key) != "pk" || string(rec.Value) != "the out record" {
+		t.Errorf("record %q %q", rec.Key, rec.Value)
+	}
+	if v, _ := header(recs[0], "traceparent"); v != "00-x" {
+		t.Errorf("traceparent %q", v)
+	}
+	if v, _ := header(recs[0], kafka.HeaderReplayJob); v != j.ID {
+		t.Errorf("job header %q", v)
+	}
+
+	if n, err := r.Discard(ctx, Principal{Actor: "ann"}, []string{"egress:1:7"}, "sent by hand"); err != nil || n != 1 {
+		t.Fatalf("discard %d %v", n, err)
+	}
+	var discards []*canonical.Discard
+	for _, rec := range e.replayed(t, e.env.Kafka.Topic(kafka.TopicReplay)) {
+		d, err := e.env.Serde.Decode(ctx, rec.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr := d.(*canonical.ReplayRecord); rr.Kind == canonical.ReplayKindDiscard {
+			if string(rec.Key) != "discard/egress:1:7" {
+				t.Errorf("discard key %q", rec.Key)
+			}
+			discards = append(discards, rr.Discard)
+		}
+	}
+	if len(discards) != 1 || *discards[0] != (canonical.Discard{DeadLetterID: "egress:1:7", MessageID: "M1", Reason: "sent by hand", Actor: "ann"}) {
+		t.Errorf("discards %+v", discards)
 	}
 }
