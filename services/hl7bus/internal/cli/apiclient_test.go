@@ -35,6 +35,8 @@ type fakeAnswer struct {
 	body   any
 	// query, when set, must match the request's for this answer (pages).
 	query string
+	// body, when set, must accept the request's body.
+	match func([]byte) bool
 }
 
 type fakeRequest struct {
@@ -57,6 +59,15 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 // on adds an answer for method and path (under /api/v1).
 func (f *fakeAPI) on(method, path string, status int, body any) *fakeAPI {
 	return f.onQuery(method, path, "", status, body)
+}
+
+// onBody adds an answer given only when match accepts the request body.
+func (f *fakeAPI) onBody(method, path string, match func([]byte) bool, status int, body any) *fakeAPI {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := method + " " + path
+	f.answers[k] = append(f.answers[k], fakeAnswer{status: status, body: body, match: match})
+	return f
 }
 
 // onQuery adds an answer given only when the query encodes to query.
@@ -86,6 +97,9 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, a := range answers {
 		if a.query != "" && a.query != r.URL.Query().Encode() {
+			continue
+		}
+		if a.match != nil && !a.match(body) {
 			continue
 		}
 		w.WriteHeader(a.status)

@@ -280,11 +280,13 @@ func printMessageDetail(w io.Writer, d api.MessageDetail) error {
 			fmt.Fprintf(w, "  (not readable: %s)\n", r.ContentError)
 			continue
 		}
-		b, err := json.MarshalIndent(r.Content, "", "  ")
-		if err != nil {
+		// HL7 is full of & and <; they print as themselves.
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r.Content); err != nil {
 			return fmt.Errorf("printing the content of %s: %w", r.Topic, err)
 		}
-		fmt.Fprintf(w, "%s\n", b)
 	}
 	return nil
 }
