@@ -132,6 +132,9 @@ func loadAPIConfig(a apiFlags) (*config.File, string, error) {
 	path := a.config
 	if path == "" {
 		if _, err := os.Stat(defaultAPIConfig); err != nil {
+			if len(a.sets) > 0 {
+				return nil, "", fmt.Errorf("--set needs --config (%s does not exist)", defaultAPIConfig)
+			}
 			// No file: what a standalone started without one uses.
 			f := &config.File{}
 			f.Standalone.DataDir = "hl7bus-data"
@@ -305,9 +308,9 @@ func (c *apiClient) do(ctx context.Context, method string, path []string, q url.
 		if json.Unmarshal(raw, &ae) == nil {
 			e.Param, e.Msg = ae.Param, ae.Error
 		}
-		if e.Status == http.StatusForbidden {
+		if e.Status == http.StatusForbidden && needs != "" {
 			// The answer names no role; whoami does (any valid token may
-			// ask).
+			// ask; its own needs are "", so this does not recurse).
 			var w api.Whoami
 			if _, err := c.do(ctx, http.MethodGet, []string{"whoami"}, nil, nil, &w, ""); err == nil {
 				e.Role = w.Role

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -230,6 +231,7 @@ func TestResolveAPIErrors(t *testing.T) {
 		{"missing token file", apiFlags{api: "http://x:1", tokenFile: filepath.Join(dir, "nope")}, "--token-file: open "},
 		{"empty token file", apiFlags{api: "http://x:1", tokenFile: empty}, "is empty"},
 		{"missing config", apiFlags{config: filepath.Join(dir, "nope.yaml")}, "reading configuration"},
+		{"--set without a file", apiFlags{sets: stringList{"admin.address=x:1"}}, "--set needs --config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,6 +321,35 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	if strings.Contains(errb, "SECRET-PID") {
 		t.Errorf("the error repeats the patient ID: %q", errb)
+	}
+}
+
+func TestTLSCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.ReplayJobList{Jobs: []api.ReplayJob{{ID: "J1", State: "done"}}})
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "tok")
+	if err := os.WriteFile(tok, []byte("t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Without the CA the server's certificate is unknown.
+	code, _, errb := run(t, "", "replay", "jobs", "--api", srv.URL, "--token-file", tok)
+	if code != ExitInvalid || !strings.Contains(errb, "certificate") {
+		t.Errorf("without --tls-ca: code %d stderr %q", code, errb)
+	}
+	code, out, errb := run(t, "", "replay", "jobs", "--api", srv.URL, "--token-file", tok, "--tls-ca", ca)
+	if code != ExitOK || !strings.Contains(out, "J1") {
+		t.Errorf("with --tls-ca: code %d out %q stderr %q", code, out, errb)
+	}
+	if code, _, errb := run(t, "", "replay", "jobs", "--api", srv.URL, "--token-file", tok, "--tls-ca", tok); code != ExitInvalid || !strings.Contains(errb, "holds no PEM certificate") {
+		t.Errorf("bad --tls-ca: code %d stderr %q", code, errb)
 	}
 }
 
