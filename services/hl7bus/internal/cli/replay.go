@@ -73,7 +73,7 @@ func runReplay(args []string, env Env) int {
 	c.fs.StringVar(&sel.Destination, "destination", "", "only to destination `D`")
 	since := c.fs.String("since", "", "only messages received at or after `T` (RFC 3339, or a duration back from now: 24h)")
 	until := c.fs.String("until", "", "only messages received before `T`")
-	target := c.fs.String("target", "", "where to re-send: parse, transform, route or destination:NAME (default: route, or --destination's)")
+	target := c.fs.String("target", "", "re-send to `T`: parse, transform, route or destination:NAME (default: route, or --destination's)")
 	rate := c.fs.Float64("rate", 0, "records per second `N` (default: admin.replay.rate; capped by admin.replay.max_rate)")
 	var o replayOptions
 	c.fs.BoolVar(&o.resend, "resend", false, "send even where the index shows the message delivered")
