@@ -2,14 +2,12 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"strings"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/logattr"
-	"github.com/hl7bus/hl7bus/services/admin/api"
 )
 
 // route is one endpoint: what it needs, what it reads and answers, and
@@ -213,9 +211,3 @@ func unavailable(ok bool) error {
 	}
 	return ErrUnavailable
 }
-
-// errorBody is the documented body of every error.
-var errorBody = api.Error{}
-
-// errIsNotFound reports an index or replayer miss.
-func errIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -40,8 +40,8 @@ type openAPIDoc struct {
 	OpenAPI string `json:"openapi"`
 	Paths   map[string]map[string]struct {
 		Parameters []struct {
-			Name string `json:"name"`
-			In   string `json:"in"`
+			Name   string `json:"name"`
+			In     string `json:"in"`
 			Schema struct {
 				Type string   `json:"type"`
 				Enum []string `json:"enum"`

@@ -100,9 +100,6 @@ func (q *query) str(name string) string {
 	return q.v.Get(name)
 }
 
-// has reports whether the parameter was given.
-func (q *query) has(name string) bool { return q.err == nil && q.v.Has(name) }
-
 // boolean reads true/false (and 1/0); absent is false.
 func (q *query) boolean(name string) bool {
 	s := q.str(name)

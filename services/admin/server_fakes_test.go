@@ -83,8 +83,10 @@ type fakeIndex struct {
 	dlq    DeadLetterQuery
 	audit  AuditQuery
 	entry  *IndexEntry
-	// block, when set, holds Search until it is closed.
-	block chan struct{}
+	// block, when set, holds Search until it is closed; entered gets a
+	// value when a Search is held.
+	block   chan struct{}
+	entered chan struct{}
 }
 
 func (f *fakeIndex) PatientKey(authority, id string) string {
@@ -93,6 +95,7 @@ func (f *fakeIndex) PatientKey(authority, id string) string {
 
 func (f *fakeIndex) Search(ctx context.Context, q SearchQuery) (api.MessagePage, error) {
 	if f.block != nil {
+		f.entered <- struct{}{}
 		select {
 		case <-f.block:
 		case <-ctx.Done():
