@@ -136,3 +136,7 @@ func ConfigKeys(keys []string) slog.Attr { return slog.Any("keys", keys) }
 
 // Trigger says what started an action (SIGHUP, a changed file).
 func Trigger(t string) slog.Attr { return slog.String("trigger", t) }
+
+// Route is an HTTP route pattern ("GET /api/v1/messages/{id}"), never
+// the request's path or query: those can hold identifiers.
+func Route(pattern string) slog.Attr { return slog.String("route", pattern) }
