@@ -14,12 +14,13 @@ import (
 // deprecated (RFC 8996) and refused, not merely discouraged.
 var tlsVersions = map[string]uint16{"": tls.VersionTLS12, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
 
-// Validate checks the block, each error naming its key under key (for
-// example admin.tls): the files must be there and hold a matching
-// certificate and key and, with client_ca_file, at least one CA
-// certificate. A block without cert_file must set none of its other keys:
-// a key file or client CA without a certificate would be ignored, which
-// is how TLS gets silently left off.
+// Validate checks the block's settings, each error naming its key under
+// key (for example admin.tls). A block without cert_file must set none
+// of its other keys: a key file or client CA without a certificate would
+// be ignored, which is how TLS gets silently left off. It reads no file:
+// a configuration shared by every process is validated by each, and the
+// certificates may be mounted only where the listener runs; ValidateFiles
+// checks them there.
 func (t ServerTLS) Validate(key string) error {
 	var errs []error
 	if _, ok := tlsVersions[t.MinVersion]; !ok {
@@ -39,11 +40,24 @@ func (t ServerTLS) Validate(key string) error {
 	}
 	if t.KeyFile == "" {
 		errs = append(errs, fmt.Errorf("%s.key_file: required with %s.cert_file", key, key))
-	} else if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
-		errs = append(errs, fmt.Errorf("%s.cert_file: %s with %s: %w", key, t.CertFile, t.KeyFile, err))
 	}
 	if t.RequireClientCert && t.ClientCAFile == "" {
 		errs = append(errs, fmt.Errorf("%s.client_ca_file: required with %s.require_client_cert (the CA client certificates are verified against)", key, key))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateFiles checks what Validate does and the files: they must be
+// readable and hold a matching certificate and key and, with
+// client_ca_file, at least one CA certificate. Errors name the key under
+// key. A block without cert_file has no files to check.
+func (t ServerTLS) ValidateFiles(key string) error {
+	if err := t.Validate(key); err != nil || !t.Enabled() {
+		return err
+	}
+	var errs []error
+	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+		errs = append(errs, fmt.Errorf("%s.cert_file: %s with %s: %w", key, t.CertFile, t.KeyFile, err))
 	}
 	if t.ClientCAFile != "" {
 		if _, err := loadCAs(t.ClientCAFile); err != nil {
@@ -59,7 +73,8 @@ func (t ServerTLS) Validate(key string) error {
 // is served without a restart, and with client_ca_file client
 // certificates verified against it (required with require_client_cert,
 // else verified when given). It is an error to call it on a block
-// without cert_file.
+// without cert_file. Its errors name the key within the block
+// ("cert_file: ..."): the caller prefixes the block's key.
 func (t ServerTLS) Config() (*tls.Config, error) {
 	if !t.Enabled() {
 		return nil, errors.New("cert_file: not set (TLS is off)")

@@ -84,6 +84,10 @@ func TestServerTLSValidate(t *testing.T) {
 	cert, key, _ := ca.issue("server", "localhost", 2, false)
 	_, otherKey, _ := ca.issue("other", "localhost", 3, false)
 	notPEM := ca.write("junk.pem", []byte("not a certificate\n"))
+	// Validate reads no file: a missing certificate passes it.
+	if err := (ServerTLS{CertFile: cert + ".gone", KeyFile: key}).Validate("admin.tls"); err != nil {
+		t.Errorf("Validate read the files: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		tls  ServerTLS
@@ -101,7 +105,7 @@ func TestServerTLSValidate(t *testing.T) {
 		{"require without ca", ServerTLS{CertFile: cert, KeyFile: key, RequireClientCert: true}, []string{"admin.tls.client_ca_file: required with admin.tls.require_client_cert"}},
 		{"bad ca", ServerTLS{CertFile: cert, KeyFile: key, ClientCAFile: notPEM}, []string{"admin.tls.client_ca_file:", "holds no PEM certificate"}},
 	} {
-		err := tc.tls.Validate("admin.tls")
+		err := tc.tls.ValidateFiles("admin.tls")
 		if len(tc.want) == 0 {
 			if err != nil {
 				t.Errorf("%s: %v", tc.name, err)
