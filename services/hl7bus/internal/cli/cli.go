@@ -76,6 +76,10 @@ func Main(args []string, env Env) int {
 		}
 		return ExitOK
 	}
+	if len(args) > 1 && args[0] == "admin" && args[1] == "tokens" {
+		// Token management edits the tokens file; it runs no stage.
+		return runAdminTokens(args[2:], env)
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(env.Stderr, "hl7bus: unknown command %q\n\n", args[0])
