@@ -136,3 +136,7 @@ func ConfigKeys(keys []string) slog.Attr { return slog.Any("keys", keys) }
 
 // Trigger says what started an action (SIGHUP, a changed file).
 func Trigger(t string) slog.Attr { return slog.String("trigger", t) }
+
+// Actor is who did an operator action (a token's name or an OIDC
+// subject, as audit records name them); never a patient.
+func Actor(name string) slog.Attr { return slog.String("actor", name) }
