@@ -140,3 +140,7 @@ func Trigger(t string) slog.Attr { return slog.String("trigger", t) }
 // Route is an HTTP route pattern ("GET /api/v1/messages/{id}"), never
 // the request's path or query: those can hold identifiers.
 func Route(pattern string) slog.Attr { return slog.String("route", pattern) }
+
+// Actor is who did an operator action (a token's name or an OIDC
+// subject, as audit records name them); never a patient.
+func Actor(name string) slog.Attr { return slog.String("actor", name) }

@@ -6,13 +6,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/goleak"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/services/admin/api"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const v1 = api.Prefix
 
