@@ -144,3 +144,7 @@ func Route(pattern string) slog.Attr { return slog.String("route", pattern) }
 // Actor is who did an operator action (a token's name or an OIDC
 // subject, as audit records name them); never a patient.
 func Actor(name string) slog.Attr { return slog.String("actor", name) }
+
+// Path is a file the process wrote or read (a secret's file, never its
+// content).
+func Path(p string) slog.Attr { return slog.String("path", p) }

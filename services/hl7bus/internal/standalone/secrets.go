@@ -13,6 +13,7 @@ import (
 	"time"
 
 	libconfig "github.com/hl7bus/hl7bus/libs/config"
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/services/admin"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
@@ -308,7 +309,7 @@ func openAdminToken(dataDir, tokensFile string, now time.Time, log *slog.Logger)
 	if err := writeSecret(p, []byte(text+"\n")); err != nil {
 		return err
 	}
-	log.Info("wrote a new admin token for the CLI", slog.String("path", p))
+	log.Info("wrote a new admin token for the CLI", logattr.Path(p))
 	return nil
 }
 
