@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME ?= 200000x
 BENCHTIME ?= 2s
 
-.PHONY: help build run test test-interop loadtest test-short lint fmt fuzz bench generate check-generated ci
+.PHONY: help build run test test-interop test-postgres loadtest test-short lint fmt fuzz bench generate check-generated ci
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,8 +27,11 @@ run: build ## start the whole exchange in one process (deploy/standalone/hl7bus.
 test: ## run every test with the race detector, in random order
 	$(GO) test -race -shuffle=on -count=1 $(PKGS)
 
-test-interop: ## run the suites against real peers (Apache Kafka, Apicurio Registry) installed from Maven Central
+test-interop: ## run the suites against real peers (Apache Kafka, Apicurio Registry from Maven Central, PostgreSQL 15 from Debian)
 	scripts/interop.sh
+
+test-postgres: ## run only the PostgreSQL suites (the index) against a throwaway PostgreSQL 15
+	scripts/postgres.sh
 
 test-short: ## run the fast tests only
 	$(GO) test -short -count=1 $(PKGS)

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # The real-peer suite (make test-interop): installs Apache Kafka and Apicurio
-# Registry from Maven Central and the analyst's Python consumer from PyPI into
+# Registry from Maven Central, PostgreSQL 15 from Debian's packages
+# (scripts/postgres.sh: apt-get, into the system, not the cache) and the
+# analyst's Python consumer from PyPI into
 # $HL7BUS_INTEROP_CACHE (default ~/.cache/hl7bus/interop: outside the
 # checkout, because CI runs in a fresh clone and a cache inside it is always
 # empty there; later runs reuse it), starts them on loopback, runs the
 # end-to-end suites against them, and stops every process it started,
 # whatever happens.
 #
-# Needs Java 17, Maven, Python 3 and Go; reaches only Maven Central, PyPI
-# and the Go proxy.
+# Needs Java 17, Maven, Python 3 and Go (and root or sudo the first time,
+# for apt-get); reaches only Maven Central, PyPI, the Debian archive and
+# the Go proxy.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache="${HL7BUS_INTEROP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hl7bus/interop}"
 work=$(mktemp -d)
 pids=()
+# pg_install, pg_start, pg_stop, postgres_suites and PG_SUITES.
+. "$top/scripts/postgres.sh"
 cleanup() {
   for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  pg_stop
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -30,6 +36,7 @@ log() { echo "=== interop: $* ($(( $(date +%s) - start ))s)"; }
 
 install() {
   mkdir -p "$cache"
+  pg_install
   if [ ! -f "$cache/kafka/.done" ]; then
     log "installing Kafka from Maven Central"
     rm -rf "$cache/kafka"
@@ -143,6 +150,12 @@ CFG
   log "report: $top/.cache/loadtest/$name-kafka.json"
   exit 0
 fi
+
+# One PostgreSQL for the whole run (each test makes a schema of its own):
+# first the suites that need only it, then every later suite sees
+# HL7BUS_TEST_POSTGRES_DSN too.
+pg_start
+postgres_suites
 
 export HL7BUS_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export HL7BUS_TEST_REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"

@@ -2,9 +2,9 @@ package config
 
 // ServerTLS is the design's one server-side TLS block, used by every
 // listener that serves TLS (the admin API today; MLLP and HTTP ingress
-// with the transport issue). TLS is on when CertFile is set. Building the
-// tls.Config (TLS 1.2+ only, reloading the pair from disk) is tlsconfig's
-// job in libs/config, added with its first user.
+// with the transport issue). TLS is on when CertFile is set. Validate and
+// Config (tlsconfig.go) check it and build the tls.Config: TLS 1.2+ only,
+// the pair reloaded from disk when it changes.
 type ServerTLS struct {
 	CertFile     string `yaml:"cert_file"`
 	KeyFile      string `yaml:"key_file"`

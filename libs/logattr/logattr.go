@@ -139,3 +139,15 @@ func ConfigKeys(keys []string) slog.Attr { return slog.Any("keys", keys) }
 
 // Trigger says what started an action (SIGHUP, a changed file).
 func Trigger(t string) slog.Attr { return slog.String("trigger", t) }
+
+// Route is an HTTP route pattern ("GET /api/v1/messages/{id}"), never
+// the request's path or query: those can hold identifiers.
+func Route(pattern string) slog.Attr { return slog.String("route", pattern) }
+
+// Actor is who did an operator action (a token's name or an OIDC
+// subject, as audit records name them); never a patient.
+func Actor(name string) slog.Attr { return slog.String("actor", name) }
+
+// Path is a file the process wrote or read (a secret's file, never its
+// content).
+func Path(p string) slog.Attr { return slog.String("path", p) }

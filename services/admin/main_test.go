@@ -6,6 +6,4 @@ import (
 	"go.uber.org/goleak"
 )
 
-// The replay runner's goroutines (the follower, the lease's leader, the
-// Kafka clients') must all end with Run.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -17,9 +17,9 @@ import (
 	"github.com/hl7bus/hl7bus/services/admin/api"
 )
 
-// fakeIndex answers Select with its entries (by message ID, or all for
+// planIndex answers Select with its entries (by message ID, or all for
 // a filter), oldest first as given.
-type fakeIndex struct {
+type planIndex struct {
 	Index
 	entries     []IndexEntry
 	deadLetters map[string]*api.DeadLetter
@@ -30,7 +30,7 @@ type fakeIndex struct {
 	limits    []int
 }
 
-func (f *fakeIndex) Select(_ context.Context, s api.ReplaySelector, limit int) ([]IndexEntry, error) {
+func (f *planIndex) Select(_ context.Context, s api.ReplaySelector, limit int) ([]IndexEntry, error) {
 	f.limits = append(f.limits, limit)
 	if f.selectErr != nil {
 		return nil, f.selectErr
@@ -59,25 +59,25 @@ func (f *fakeIndex) Select(_ context.Context, s api.ReplaySelector, limit int) (
 	return out, nil
 }
 
-func (f *fakeIndex) DeadLetter(_ context.Context, id string) (*api.DeadLetter, error) {
+func (f *planIndex) DeadLetter(_ context.Context, id string) (*api.DeadLetter, error) {
 	if dl := f.deadLetters[id]; dl != nil {
 		return dl, nil
 	}
 	return nil, ErrNotFound
 }
 
-func (f *fakeIndex) NewerDelivered(_ context.Context, key, dest string, _ time.Time, _ string) (string, error) {
+func (f *planIndex) NewerDelivered(_ context.Context, key, dest string, _ time.Time, _ string) (string, error) {
 	return f.newer[key+"/"+dest], nil
 }
 
-// fakeAudit records the events.
-type fakeAudit struct {
+// replayAudit records the events.
+type replayAudit struct {
 	mu     sync.Mutex
 	events []canonical.AuditEvent
 	err    error
 }
 
-func (a *fakeAudit) Audit(_ context.Context, e canonical.AuditEvent) error {
+func (a *replayAudit) Audit(_ context.Context, e canonical.AuditEvent) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.err != nil {
@@ -87,7 +87,7 @@ func (a *fakeAudit) Audit(_ context.Context, e canonical.AuditEvent) error {
 	return nil
 }
 
-func (a *fakeAudit) actions() []string {
+func (a *replayAudit) actions() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []string
@@ -120,9 +120,9 @@ func entry(id string, dests []api.DestinationStatus, recs ...api.Record) IndexEn
 }
 
 // the index every plan test uses.
-func testIndex() *fakeIndex {
+func testIndex() *planIndex {
 	all := []api.Record{rec("raw", 1), rec("parsed", 2), rec("transformed", 3), {Topic: kc.OutTopic("lis"), Offset: 4}}
-	return &fakeIndex{
+	return &planIndex{
 		entries: []IndexEntry{
 			// M1: lis delivered, ehr failed.
 			entry("M1", []api.DestinationStatus{dest("lis", "delivered"), dest("ehr", "dead_lettered")}, all...),
@@ -150,9 +150,13 @@ func testIndex() *fakeIndex {
 	}
 }
 
-func newTestReplay(t *testing.T, ix Index, audit Auditor, limits ReplayConfig) *Replay {
+func newTestReplay(t *testing.T, ix Index, audit *replayAudit, limits ReplayConfig) *Replay {
 	t.Helper()
-	r, err := NewReplayer(ReplayerConfig{Kafka: kc, Serde: canonical.NewSerde(nil), Index: ix, Records: noRecords{}, Audit: audit,
+	var a Auditor
+	if audit != nil {
+		a = audit
+	}
+	r, err := NewReplayer(ReplayerConfig{Kafka: kc, Serde: canonical.NewSerde(nil), Index: ix, Records: noRecords{}, Audit: a,
 		Limits: limits, Destinations: []string{"lis", "ehr"}})
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +253,7 @@ func TestPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ix := testIndex()
-			r := newTestReplay(t, ix, &fakeAudit{}, ReplayConfig{})
+			r := newTestReplay(t, ix, &replayAudit{}, ReplayConfig{})
 			p, err := r.plan(context.Background(), tt.req)
 			if err != nil {
 				t.Fatal(err)
@@ -280,12 +284,12 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanAnswerSample(t *testing.T) {
-	ix := &fakeIndex{}
+	ix := &planIndex{}
 	for i := range 25 {
 		ix.entries = append(ix.entries, entry(fmt.Sprintf("M%02d", i), []api.DestinationStatus{dest("lis", "delivered"), dest("ehr", "routed")},
 			rec("transformed", int64(i))))
 	}
-	r := newTestReplay(t, ix, &fakeAudit{}, ReplayConfig{})
+	r := newTestReplay(t, ix, &replayAudit{}, ReplayConfig{})
 	p, err := r.plan(context.Background(), api.ReplayRequest{Selector: api.ReplaySelector{Since: since}})
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +336,7 @@ func TestPlanRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			audit := &fakeAudit{}
+			audit := &replayAudit{}
 			r := newTestReplay(t, testIndex(), audit, tt.limits)
 			_, err := r.Plan(context.Background(), Principal{Actor: "ann", Role: RoleOperator}, tt.req)
 			fe, ok := errors.AsType[*FieldError](err)
@@ -353,7 +357,7 @@ func TestPlanMaxMessagesIsSelectsLimit(t *testing.T) {
 	// Exactly max matches is fine; Select was asked for max (it returns
 	// up to max+1).
 	ix := testIndex()
-	r := newTestReplay(t, ix, &fakeAudit{}, ReplayConfig{MaxMessages: 5})
+	r := newTestReplay(t, ix, &replayAudit{}, ReplayConfig{MaxMessages: 5})
 	if _, err := r.plan(context.Background(), api.ReplayRequest{Selector: api.ReplaySelector{Since: since}}); err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +367,7 @@ func TestPlanMaxMessagesIsSelectsLimit(t *testing.T) {
 }
 
 func TestPlanAuditsAndFailsWithoutAudit(t *testing.T) {
-	audit := &fakeAudit{}
+	audit := &replayAudit{}
 	r := newTestReplay(t, testIndex(), audit, ReplayConfig{})
 	p := Principal{Actor: "ann", Role: RoleOperator, Auth: "token"}
 	plan, err := r.Plan(context.Background(), p, api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3"}}})
@@ -380,6 +384,12 @@ func TestPlanAuditsAndFailsWithoutAudit(t *testing.T) {
 	if e.Action != "replay.plan" || e.Actor != "ann" || e.Role != "operator" || e.Auth != "token" || e.Service != "admin" || e.Count != 1 ||
 		e.Selector != `{"message_ids":["M3"]}` || e.Outcome != canonical.AuditOK || e.EventID == "" {
 		t.Errorf("audit event %+v", e)
+	}
+	// Without an Auditor (behind the Server, which audits) it plans all
+	// the same.
+	if _, err := newTestReplay(t, testIndex(), nil, ReplayConfig{}).Plan(context.Background(), p,
+		api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3"}}}); err != nil {
+		t.Errorf("without an auditor: %v", err)
 	}
 	audit.err = errors.New("audit topic down")
 	if _, err := r.Plan(context.Background(), p, api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3"}}}); err == nil {
@@ -400,7 +410,7 @@ func TestDiscardRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			audit := &fakeAudit{}
+			audit := &replayAudit{}
 			r := newTestReplay(t, testIndex(), audit, ReplayConfig{})
 			_, err := r.Discard(context.Background(), Principal{Actor: "ann"}, tt.ids, tt.reason)
 			if fe, ok := errors.AsType[*FieldError](err); !ok || fe.Param != tt.param {

@@ -37,7 +37,7 @@ func (m *memRecords) Read(_ context.Context, topic string, p int32, off int64) (
 // behind it.
 type replayEnv struct {
 	env     *kafkatest.Env
-	index   *fakeIndex
+	index   *planIndex
 	records *memRecords
 }
 
@@ -52,7 +52,7 @@ func newReplayEnv(t *testing.T, n int) *replayEnv {
 	if err := kafka.EnsureTopics(context.Background(), cl, env.Kafka, env.Kafka.Topic(kafka.TopicTransformed)); err != nil {
 		t.Fatal(err)
 	}
-	e := &replayEnv{env: env, index: &fakeIndex{}, records: &memRecords{recs: map[string]*kgo.Record{}}}
+	e := &replayEnv{env: env, index: &planIndex{}, records: &memRecords{recs: map[string]*kgo.Record{}}}
 	topic := env.Kafka.Topic(kafka.TopicTransformed)
 	for i := range n {
 		id := fmt.Sprintf("M%03d", i)
@@ -72,7 +72,7 @@ func newReplayEnv(t *testing.T, n int) *replayEnv {
 // replica starts one admin replica's Replay; stop ends its Run and waits.
 func (e *replayEnv) replica(t *testing.T, instance string) (r *Replay, stop func()) {
 	t.Helper()
-	r, err := NewReplayer(ReplayerConfig{Kafka: e.env.Kafka, Serde: e.env.Serde, Index: e.index, Records: e.records, Audit: &fakeAudit{},
+	r, err := NewReplayer(ReplayerConfig{Kafka: e.env.Kafka, Serde: e.env.Serde, Index: e.index, Records: e.records, Audit: &replayAudit{},
 		Destinations: []string{"lis", "ehr"}, Instance: instance, Limits: ReplayConfig{MaxRate: 1000}})
 	if err != nil {
 		t.Fatal(err)

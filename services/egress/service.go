@@ -33,6 +33,9 @@ type Service struct {
 	endToEnd *prometheus.HistogramVec
 	up       *prometheus.GaugeVec
 	pending  *prometheus.GaugeVec
+	paused   *prometheus.GaugeVec
+	// ctl follows the control topic (control.go) while Run runs.
+	ctl *control
 	// metrics are the runtime's, shared with every stage:
 	// hl7bus_dlq_writes_total and hl7bus_stage_records_total{stage="egress"}.
 	metrics *pipeline.Metrics
@@ -60,7 +63,10 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger) 
 			Help: "1 when the destination is reachable (its last attempt reached it, whatever it answered), 0 while it cannot be reached and its messages are held."}, "destination"),
 		pending: tel.GaugeVec(prometheus.GaugeOpts{Name: "hl7bus_egress_pending_messages",
 			Help: "Messages fetched for the destination and not yet delivered or dead-lettered."}, "destination"),
+		paused: tel.GaugeVec(prometheus.GaugeOpts{Name: "hl7bus_destination_paused",
+			Help: "1 while an operator has paused the destination (its messages are held, nothing is attempted), 0 while it runs."}, "destination"),
 		metrics: pipeline.NewMetrics(tel),
+		ctl:     newControl(kc, serde, log.With(logattr.Stage(stageName))),
 	}
 }
 
@@ -89,6 +95,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer prod.Close()
 	dlq, delivery := s.kc.DLQTopic(stageName), s.kc.Topic(kafka.TopicDelivery)
+	control := s.kc.Topic(kafka.TopicControl)
+	if err := kafka.EnsureCompactedTopics(ctx, prod, s.kc, control); err != nil {
+		return fmt.Errorf("egress: %w", err)
+	}
 	topics := []string{dlq, delivery}
 	for _, d := range s.cfg.Destinations {
 		topics = append(topics, s.kc.OutTopic(d.Name))
@@ -101,18 +111,37 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("egress: %w", err)
 		}
 	}
-	s.tel.Health.Set(stageName, true)
+	// Every replica follows the control topic, and no destination starts
+	// before it has been read up to its end: a destination paused before
+	// a restart must not deliver a single message after it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(s.cfg.Destinations))
-	for _, dd := range dests {
-		w := newWorker(s, dd.d, dd.a, prod, dlq, delivery)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.run(ctx); err != nil {
-				errc <- err
-			}
-		}()
+	errc := make(chan error, len(s.cfg.Destinations)+1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := s.ctl.run(ctx); err != nil {
+			errc <- err
+			cancel()
+		}
+	}()
+	select {
+	case <-s.ctl.ready:
+	case <-ctx.Done():
+	}
+	if ctx.Err() == nil {
+		s.tel.Health.Set(stageName, true)
+		for _, dd := range dests {
+			w := newWorker(s, dd.d, dd.a, prod, dlq, delivery)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := w.run(ctx); err != nil {
+					errc <- err
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	close(errc)

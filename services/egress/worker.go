@@ -68,6 +68,13 @@ type worker struct {
 	log           *slog.Logger
 	tracer        *kotel.Tracer
 	outage        outage
+	// pause keeps the time paused; pausedGauge is
+	// hl7bus_destination_paused; wasPaused (nil before the first state)
+	// is what follow last logged. Only the worker's run goroutine sets
+	// them (pause is read by the slots too, under its lock).
+	pause       pauseClock
+	pausedGauge prometheus.Gauge
+	wasPaused   *bool
 	// snds are the slots' senders; snds[i] is touched only by slot i.
 	snds []Sender
 }
@@ -75,7 +82,7 @@ type worker struct {
 func newWorker(s *Service, d Destination, a Adapter, prod *kgo.Client, dlq, delivery string) *worker {
 	return &worker{s: s, d: d, adapter: a, prod: prod, dlq: dlq, delivery: delivery, topic: s.kc.OutTopic(d.Name),
 		log: s.log.With(logattr.Destination(d.Name)), tracer: kafka.Instrument(s.tel, "egress-"+d.Name).Tracer,
-		outage: outage{up: s.up.WithLabelValues(d.Name)}}
+		outage: outage{up: s.up.WithLabelValues(d.Name)}, pausedGauge: s.paused.WithLabelValues(d.Name)}
 }
 
 // outage keeps how long the destination has been unreachable, so that a
@@ -121,9 +128,6 @@ func (o *outage) elapsed(now time.Time) time.Duration {
 }
 
 func (w *worker) run(ctx context.Context) error {
-	group := w.s.kc.TopicPrefix + "egress." + w.d.Name
-	inst := kafka.Instrument(w.s.tel, "egress-"+w.d.Name)
-	w.tracer = inst.Tracer
 	w.snds = make([]Sender, 0, w.d.Connections)
 	defer func() {
 		for _, s := range w.snds {
@@ -139,6 +143,23 @@ func (w *worker) run(ctx context.Context) error {
 		}
 		w.snds = append(w.snds, snd)
 	}
+	// Each epoch is one consumer client and its driver. A reset that
+	// arrives while this replica owns partitions ends the epoch: the next
+	// client applies it when the group assigns it partitions, before it
+	// fetches where to start (DESIGN.md, "Pause, resume, reset").
+	for {
+		if err := w.epoch(ctx); err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// epoch consumes with a new client until ctx ends (nil), the driver
+// stops with an error, or a new reset is ordered (nil, ctx still live).
+func (w *worker) epoch(ctx context.Context) error {
+	group := w.group()
+	inst := kafka.Instrument(w.s.tel, "egress-"+w.d.Name)
+	w.tracer = inst.Tracer
 	pending := w.s.pending.WithLabelValues(w.d.Name)
 	drv := pipeline.NewAtLeastOnce(pipeline.AtLeastOnceConfig[delivery]{
 		Topic: w.topic, Log: w.log, Parallel: w.d.Connections, Process: w.deliver,
@@ -146,16 +167,90 @@ func (w *worker) run(ctx context.Context) error {
 		MaxPending: maxPending, MaxPendingBytes: maxPendingBytes,
 		HoldMin: probeMin, HoldMax: probeMax, Drain: drainTimeout,
 	})
-	cl, err := kafka.NewConsumer(w.s.kc, w.log, group, []string{w.topic}, append(inst.Opts(), drv.ClientOpts()...)...)
+	st, changed := w.s.ctl.state(w.d.Name)
+	opts := append(inst.Opts(), drv.ClientOpts()...)
+	opts = append(opts, kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
+		cur, _ := w.s.ctl.state(w.d.Name)
+		if parts := m[w.topic]; len(parts) > 0 && cur.State == canonical.ControlPaused && cur.ResetID != "" && cur.ResetTo != nil {
+			if err := w.applyReset(ctx, cl, group, cur, parts); err != nil {
+				// The partitions start from where they were; a restart
+				// (or the next assignment) tries again: no marker.
+				w.log.Error("resetting the consumer group", logattr.Group(group), logattr.Error(err))
+			}
+		}
+	}))
+	cl, err := kafka.NewConsumer(w.s.kc, w.log, group, []string{w.topic}, opts...)
 	if err != nil {
 		return fmt.Errorf("egress %s: consumer: %w", w.d.Name, err)
 	}
 	defer cl.Close()
+	w.follow(cl, st)
+	resetAtStart := st.ResetID
 	w.log.Info("delivering", logattr.Address(w.d.Address), logattr.Group(group))
-	if err := drv.Run(ctx, cl); err != nil {
-		return fmt.Errorf("egress %s: %w", w.d.Name, err)
+	ectx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- drv.Run(ectx, cl) }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("egress %s: %w", w.d.Name, err)
+			}
+			return nil
+		case <-changed:
+			st, changed = w.s.ctl.state(w.d.Name)
+			w.follow(cl, st)
+			if st.State == canonical.ControlPaused && st.ResetID != "" && st.ResetID != resetAtStart {
+				// The driver commits how far it got, then the client
+				// leaves: the next epoch's assignment applies the reset.
+				stop()
+				if err := <-done; err != nil {
+					return fmt.Errorf("egress %s: %w", w.d.Name, err)
+				}
+				return nil
+			}
+		}
 	}
-	return nil
+}
+
+// group is the destination's consumer group.
+func (w *worker) group() string { return w.s.kc.TopicPrefix + "egress." + w.d.Name }
+
+// follow makes the client and the metrics agree with st: a paused
+// destination's topic is not fetched (what was fetched is held in
+// process), a running one's is.
+func (w *worker) follow(cl *kgo.Client, st canonical.ControlState) {
+	paused := st.State == canonical.ControlPaused
+	if paused {
+		cl.PauseFetchTopics(w.topic)
+	} else {
+		cl.ResumeFetchTopics(w.topic)
+	}
+	w.pausedGauge.Set(boolGauge(paused))
+	w.pause.set(paused, time.Now())
+	if w.wasPaused == nil || *w.wasPaused != paused {
+		// The reason is the operator's free text: not logged.
+		if paused {
+			w.log.Info("destination paused by an operator; holding its messages", logattr.Actor(st.Actor))
+		} else if w.wasPaused != nil {
+			w.log.Info("destination resumed by an operator", logattr.Actor(st.Actor))
+		}
+		w.wasPaused = &paused
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// notCounted is the time up to now that retry.max_retry_time does not
+// count: the destination unreachable or paused.
+func (w *worker) notCounted(now time.Time) time.Duration {
+	return w.outage.elapsed(now) + w.pause.elapsed(now)
 }
 
 // reached notes the outcome of one try for the destination's state: the
@@ -163,6 +258,8 @@ func (w *worker) run(ctx context.Context) error {
 func (w *worker) reached(o pipeline.Outcome) {
 	now := time.Now()
 	switch {
+	case o.Kind == pipeline.Hold && errors.Is(o.Err, errPaused):
+		// Paused is no outage: the receiver was not even tried.
 	case o.Resume:
 		if w.outage.set(false, now) {
 			w.log.Info("destination reachable again; resuming delivery")
@@ -176,6 +273,11 @@ func (w *worker) reached(o pipeline.Outcome) {
 
 // process makes one attempt at j's record and reports what it means.
 func (w *worker) process(ctx context.Context, j *job, snd Sender) pipeline.Outcome {
+	// A paused destination's records wait before anything is done with
+	// them: no attempt, no dead letter, no delivery record.
+	if w.holdIfPaused(ctx) {
+		return pipeline.Outcome{Kind: pipeline.Hold, Err: errPaused}
+	}
 	rec := j.Rec
 	st := &j.State
 	// The deliver span continues the message's trace from its headers.
@@ -243,9 +345,9 @@ func (w *worker) process(ctx context.Context, j *job, snd Sender) pipeline.Outco
 	w.s.failures.WithLabelValues(w.d.Name, res.Class).Inc()
 	st.attempts = attempt
 	if st.firstFailure.IsZero() {
-		st.firstFailure, st.downAtFirst = now, w.outage.elapsed(now)
+		st.firstFailure, st.downAtFirst = now, w.notCounted(now)
 	}
-	retried := now.Sub(st.firstFailure) - (w.outage.elapsed(now) - st.downAtFirst)
+	retried := now.Sub(st.firstFailure) - (w.notCounted(now) - st.downAtFirst)
 	reason := res.Reason
 	if attempt >= w.d.Retry.MaxAttempts || retried >= w.d.Retry.MaxRetryTime {
 		if attempt < w.d.Retry.MaxAttempts {

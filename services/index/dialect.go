@@ -2,6 +2,7 @@ package index
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -32,11 +33,52 @@ type dialect struct {
 	// UPDATE could not lock). SQLite needs none: its transactions start
 	// IMMEDIATE and writers are serialized by the database lock.
 	lockIDs bool
+	// partitioned expands the migrations' partitionMarker into range
+	// partitioning by message ID (PostgreSQL: daily partitions that
+	// retention drops whole, see partition.go); SQLite drops the marker
+	// (an SQL comment) and its retention deletes rows (retention.go).
+	partitioned bool
 }
 
 var dialects = map[string]dialect{
 	DriverSQLite:   {name: DriverSQLite, sqlDriver: "sqlite"},
-	DriverPostgres: {name: DriverPostgres, numbered: true, lockIDs: true},
+	DriverPostgres: {name: DriverPostgres, numbered: true, lockIDs: true, partitioned: true},
+}
+
+// partitionMarker closes the CREATE TABLE of every table partitioned by
+// message_id on PostgreSQL: `) /*partitioned*/;`. It is an SQL comment, so
+// the migration is valid SQL for both backends as written; the dialect is
+// the one place that knows what it becomes (expand).
+const partitionMarker = "/*partitioned*/"
+
+// createTable finds the table a CREATE TABLE statement creates.
+var createTable = regexp.MustCompile(`(?i)^CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([a-z_][a-z0-9_]*)`)
+
+// expand rewrites a migration's statements for the dialect. On PostgreSQL
+// a statement carrying partitionMarker becomes PARTITION BY RANGE
+// (message_id) and is followed by its DEFAULT partition, which holds IDs
+// outside every daily range (IDs that are not ULIDs, and days whose
+// partition did not exist yet when their rows arrived). Elsewhere the
+// statements run as written: the marker is a comment.
+func (d dialect) expand(stmts []string) ([]string, error) {
+	if !d.partitioned {
+		return stmts, nil
+	}
+	out := make([]string, 0, len(stmts))
+	for _, st := range stmts {
+		if !strings.Contains(st, partitionMarker) {
+			out = append(out, st)
+			continue
+		}
+		m := createTable.FindStringSubmatch(st)
+		if m == nil {
+			return nil, fmt.Errorf("%s on a statement that is not CREATE TABLE: %.40q", partitionMarker, st)
+		}
+		out = append(out,
+			strings.Replace(st, partitionMarker, "PARTITION BY RANGE (message_id)", 1),
+			"CREATE TABLE IF NOT EXISTS "+defaultPartition(m[1])+" PARTITION OF "+m[1]+" DEFAULT")
+	}
+	return out, nil
 }
 
 func dialectOf(driver string) (dialect, error) {

@@ -125,7 +125,11 @@ func (s *Store) migrateOne(ctx context.Context, m migration) (err error) {
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("migration %s: check: %w", m.name, err)
 	}
-	for i, st := range statements(m.sql) {
+	stmts, err := s.d.expand(statements(m.sql))
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.name, err)
+	}
+	for i, st := range stmts {
 		if _, err = tx.ExecContext(ctx, st); err != nil {
 			return fmt.Errorf("migration %s: statement %d: %w", m.name, i+1, err)
 		}

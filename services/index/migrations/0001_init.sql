@@ -1,8 +1,16 @@
 -- 0001_init: the message index. Portable SQL: it runs unchanged on SQLite
 -- (modernc.org/sqlite) and PostgreSQL 15. Times are BIGINT microseconds
 -- since the Unix epoch, UTC, so both backends sort and compare them the
--- same way and PostgreSQL can range-partition on them later. No column
--- holds PHI: patients appear only as keyed HMACs (patient.go).
+-- same way. No column holds PHI: patients appear only as keyed HMACs
+-- (patient.go).
+--
+-- The one PostgreSQL difference: a table ending in `) /*partitioned*/;` is
+-- range-partitioned by message_id there (daily partitions, bounds = the
+-- ULID of midnight UTC, plus a DEFAULT partition; dialect.go expands the
+-- marker, partition.go creates and drops the partitions). On SQLite the
+-- marker is a comment. Every key of these tables starts with message_id, so
+-- it includes the partition key, as PostgreSQL requires, and the upserts
+-- stay the same on both.
 
 CREATE TABLE IF NOT EXISTS messages (
     message_id        TEXT    NOT NULL PRIMARY KEY,
@@ -19,7 +27,7 @@ CREATE TABLE IF NOT EXISTS messages (
     trace_id          TEXT    NOT NULL DEFAULT '',
     config_version    TEXT    NOT NULL DEFAULT '',
     updated_at        BIGINT  NOT NULL DEFAULT 0
-);
+) /*partitioned*/;
 
 -- Searches order by (received_at DESC, message_id DESC) and page by that
 -- key, so every filter index ends with it.
@@ -39,7 +47,7 @@ CREATE TABLE IF NOT EXISTS message_patients (
     message_id  TEXT NOT NULL,
     patient_key TEXT NOT NULL,
     PRIMARY KEY (message_id, patient_key)
-);
+) /*partitioned*/;
 CREATE INDEX IF NOT EXISTS message_patients_key ON message_patients (patient_key, message_id);
 
 CREATE TABLE IF NOT EXISTS destinations (
@@ -51,7 +59,7 @@ CREATE TABLE IF NOT EXISTS destinations (
     last_outcome TEXT   NOT NULL DEFAULT '',
     updated_at   BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (message_id, destination)
-);
+) /*partitioned*/;
 CREATE INDEX IF NOT EXISTS destinations_status ON destinations (destination, status);
 
 -- One row per Kafka record that concerns a message: where to read the
@@ -64,8 +72,10 @@ CREATE TABLE IF NOT EXISTS record_pointers (
     record_offset    BIGINT  NOT NULL,
     at               BIGINT  NOT NULL DEFAULT 0,
     PRIMARY KEY (message_id, topic, record_partition, record_offset)
-);
+) /*partitioned*/;
 
+-- Not partitioned: a dead letter's ID is its dlq record's place, not a
+-- ULID, and there are few; retention deletes them by failed_at in batches.
 CREATE TABLE IF NOT EXISTS dead_letters (
     id               TEXT   NOT NULL PRIMARY KEY,
     message_id       TEXT   NOT NULL DEFAULT '',

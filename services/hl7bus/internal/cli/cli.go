@@ -41,6 +41,11 @@ func commandTable(reg *modules.Registry) map[string]command {
 		"config":     {"validate or print a configuration file", runConfig},
 		"tail":       {"print a topic's records decoded to JSON lines", runTail},
 		"rules":      {"test or explain the configuration's rules, tables and routes", runRules},
+		// Clients of the admin API (apiclient.go).
+		"messages":     {"find messages in the index and show one (admin API)", runMessages},
+		"dlq":          {"list, replay or discard dead letters (admin API)", runDLQ},
+		"replay":       {"plan, start, list and cancel replay jobs (admin API)", runReplay},
+		"destinations": {"list, pause, resume or reset destinations (admin API)", runDestinations},
 	}
 	for _, m := range reg.Modules() {
 		if !m.Embedded {
@@ -71,6 +76,10 @@ func Main(args []string, env Env) int {
 		}
 		return ExitOK
 	}
+	if len(args) > 1 && args[0] == "admin" && args[1] == "tokens" {
+		// Token management edits the tokens file; it runs no stage.
+		return runAdminTokens(args[2:], env)
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(env.Stderr, "hl7bus: unknown command %q\n\n", args[0])
@@ -82,14 +91,16 @@ func Main(args []string, env Env) int {
 
 func usage(w io.Writer, commands map[string]command) {
 	names := make([]string, 0, len(commands))
+	width := 0
 	for n := range commands {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("usage: hl7bus COMMAND [options]\n\ncommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(&b, "  %-*s %s\n", width, n, commands[n].summary)
 	}
 	b.WriteString("\nRun 'hl7bus COMMAND -h' for a command's options, 'hl7bus --list-targets' for the modules\n" +
 		"'hl7bus standalone --targets' can run.\n")

@@ -76,6 +76,10 @@ type File struct {
 	// version hashes those, not a later read that may see another file.
 	path, dir string
 	raw       []byte
+	// retentionSet says the file (or the environment, or --set) gave
+	// index.retention, so a 0 there means "keep everything" rather than
+	// "unset, take the default".
+	retentionSet bool
 }
 
 // Log configures logging.
@@ -184,6 +188,7 @@ func Load(path string, overrides ...string) (*File, error) {
 	}
 	f.written = append([]ingress.Interface(nil), f.Interfaces...)
 	f.writtenStages = f.Stages
+	f.retentionSet = v.IsSet("index.retention")
 	f.applyDefaults()
 	return f, nil
 }
@@ -226,6 +231,45 @@ func (f *File) applyDefaults() {
 	}
 	f.Parser = f.Parser.WithDefaults()
 	f.Stages = f.Stages.WithDefaults()
+	f.indexAdminDefaults()
+}
+
+// indexAdminDefaults fills the index and admin sections. Only unset
+// (zero) values are replaced: a negative number stays for Validate to
+// report.
+func (f *File) indexAdminDefaults() {
+	ix := &f.Index
+	if ix.Driver == "" {
+		ix.Driver = "sqlite"
+	}
+	if ix.BatchSize == 0 {
+		ix.BatchSize = index.DefaultBatchSize
+	}
+	if ix.FlushInterval == 0 {
+		ix.FlushInterval = index.DefaultFlushInterval
+	}
+	if ix.Retention == 0 && !f.retentionSet {
+		ix.Retention = index.DefaultRetention
+	}
+	ad := &f.Admin
+	if ad.Address == "" {
+		ad.Address = admin.DefaultAddress
+	}
+	if ad.Replay.MaxMessages == 0 {
+		ad.Replay.MaxMessages = admin.DefaultMaxMessages
+	}
+	if ad.Replay.Rate == 0 {
+		ad.Replay.Rate = admin.DefaultRate
+	}
+	if ad.Replay.MaxRate == 0 {
+		ad.Replay.MaxRate = admin.DefaultMaxRate
+	}
+	if ad.OIDC.RolesClaim == "" {
+		ad.OIDC.RolesClaim = admin.DefaultRolesClaim
+	}
+	if ad.OIDC.ActorClaim == "" {
+		ad.OIDC.ActorClaim = admin.DefaultActorClaim
+	}
 }
 
 // asWritten returns the interfaces to validate: each as the file wrote
@@ -314,11 +358,32 @@ func (f *File) Profiles() (map[string]*hl7v2.Profile, error) {
 }
 
 // ForStandalone points kafka.brokers and registry.url at the embedded
-// broker and registry.
+// broker and registry, and puts what the file leaves unset of the index
+// database, its HMAC key and the admin tokens in the data directory
+// (the standalone creates the secrets on its first start).
 func (f *File) ForStandalone() {
 	f.Kafka.Brokers = []string{f.Standalone.KafkaAddress}
 	f.Registry.URL = "http://" + f.Standalone.RegistryAddress
+	dir := f.Standalone.DataDir
+	if f.Index.DSN == "" && f.Index.Driver == "sqlite" {
+		f.Index.DSN = filepath.Join(dir, "index.db")
+	}
+	if f.Index.SecretFile == "" {
+		f.Index.SecretFile = filepath.Join(dir, StandaloneSecretsDir, StandaloneIndexSecret)
+	}
+	if f.Admin.TokensFile == "" {
+		f.Admin.TokensFile = filepath.Join(dir, StandaloneSecretsDir, StandaloneAdminTokens)
+	}
 }
+
+// The standalone's secrets in its data directory (standalone/secrets.go
+// creates them): the directory and the files the index and admin
+// defaults point at.
+const (
+	StandaloneSecretsDir  = "secrets"
+	StandaloneIndexSecret = "index-hmac"
+	StandaloneAdminTokens = "admin-tokens"
+)
 
 // Validate returns every problem in the file at once, each naming its key,
 // those of its rules, tables and routes included (see Checked).
@@ -376,8 +441,10 @@ func (f *File) Checked() (*Compiled, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, f.validateIndexAdmin()...)
 	for _, a := range []struct{ key, addr string }{{"standalone.kafka_address", f.Standalone.KafkaAddress},
-		{"standalone.registry_address", f.Standalone.RegistryAddress}, {"http.address", f.HTTP.Address}} {
+		{"standalone.registry_address", f.Standalone.RegistryAddress}, {"http.address", f.HTTP.Address},
+		{"admin.address", f.Admin.Address}} {
 		if a.addr == "off" {
 			continue
 		}
@@ -400,6 +467,85 @@ func (f *File) Checked() (*Compiled, error) {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// validateIndexAdmin checks the index and admin sections as every
+// process sees them: values and their ranges, no files (ValidateModules
+// does what only the process running the module needs).
+func (f *File) validateIndexAdmin() []error {
+	var errs []error
+	ix := f.Index
+	switch ix.Driver {
+	case "sqlite", "postgres":
+	default:
+		errs = append(errs, fmt.Errorf("index.driver: %q is not sqlite or postgres", ix.Driver))
+	}
+	if ix.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("index.batch_size: %d is negative", ix.BatchSize))
+	}
+	if ix.FlushInterval < 0 {
+		errs = append(errs, fmt.Errorf("index.flush_interval: %v is negative", ix.FlushInterval))
+	}
+	if ix.Retention < 0 {
+		errs = append(errs, fmt.Errorf("index.retention: %v is negative (0 keeps everything)", ix.Retention))
+	}
+	r := f.Admin.Replay
+	if r.MaxMessages < 0 {
+		errs = append(errs, fmt.Errorf("admin.replay.max_messages: %d is negative", r.MaxMessages))
+	}
+	if r.Rate < 0 {
+		errs = append(errs, fmt.Errorf("admin.replay.rate: %v is negative", r.Rate))
+	}
+	if r.MaxRate < 0 {
+		errs = append(errs, fmt.Errorf("admin.replay.max_rate: %v is negative", r.MaxRate))
+	} else if r.Rate > r.MaxRate {
+		errs = append(errs, fmt.Errorf("admin.replay.rate: %v is above admin.replay.max_rate (%v)", r.Rate, r.MaxRate))
+	}
+	if err := admin.ValidateOIDC("admin.oidc", f.Admin.OIDC); err != nil {
+		errs = append(errs, err)
+	}
+	if err := f.Admin.TLS.Validate("admin.tls"); err != nil {
+		errs = append(errs, err)
+	}
+	if a, h := f.Admin.Address, f.HTTP.Address; a != "off" && h != "off" {
+		ah, ap, aerr := net.SplitHostPort(a)
+		hh, hp, herr := net.SplitHostPort(h)
+		if aerr == nil && herr == nil && ap == hp && ap != "0" && hostsOverlap(ah, hh) {
+			errs = append(errs, fmt.Errorf("admin.address: %q is also http.address (%q)", a, h))
+		}
+	}
+	return errs
+}
+
+// ValidateModules checks what the named modules need of the file beyond
+// Validate, in the process that runs them: the index (and the admin API,
+// which reads it) needs index.dsn and index.secret_file, the admin API
+// admin.tokens_file or admin.oidc.issuer and readable TLS files. The
+// standalone's defaults (ForStandalone) provide the first three; outside
+// it the file must. Other module names need nothing here.
+func (f *File) ValidateModules(names ...string) error {
+	var errs []error
+	need := map[string]bool{}
+	for _, n := range names {
+		need[n] = true
+	}
+	if need["index"] || need["admin"] {
+		if f.Index.DSN == "" {
+			errs = append(errs, errors.New("index.dsn: required (the index database: a file for sqlite, a URL for postgres)"))
+		}
+		if f.Index.SecretFile == "" {
+			errs = append(errs, errors.New("index.secret_file: required (the key of the patient-key HMAC)"))
+		}
+	}
+	if need["admin"] {
+		if f.Admin.TokensFile == "" && f.Admin.OIDC.Issuer == "" {
+			errs = append(errs, errors.New("admin.tokens_file: required (or admin.oidc.issuer)"))
+		}
+		if err := f.Admin.TLS.ValidateFiles("admin.tls"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checkPort checks the port of a host:port address (which must split): a

@@ -103,6 +103,15 @@ func TestBad(t *testing.T) {
 		"rules-split-out.bad.yaml":    {"destinations[0].rules[1].split:"},
 		"rules-route-dest.bad.yaml":   {`routes[0].destinations[1]: "registry" is not a configured destination`},
 		"rules-two-defaults.bad.yaml": {"routes[2]", "default"},
+		"index-admin.bad.yaml": {`index.driver: "mysql" is not sqlite or postgres`, "index.batch_size: -5 is negative",
+			"index.flush_interval: -1s is negative", "index.retention: -24h0m0s is negative",
+			"admin.replay.max_messages: -1 is negative", "admin.replay.rate: 2000 is above admin.replay.max_rate (1000)",
+			"admin.oidc.client_id: required", `admin.oidc.role_map.hie-admins: "root" is not one of`,
+			"admin.tls.cert_file: required when admin.tls.key_file is set", `admin.tls.min_version: "1.1" is not 1.2 or 1.3`,
+			`admin.address: "localhost:9464" is also http.address ("127.0.0.1:9464")`},
+		"admin-rates.bad.yaml": {"admin.replay.rate: -1 is negative", "admin.replay.max_rate: -2 is negative",
+			"admin.address: port 99999 is not between 0 and 65535", "admin.tls.key_file: required",
+			"admin.tls.client_ca_file: required with admin.tls.require_client_cert"},
 	}
 	for file, wants := range tests {
 		f, err := Load("testdata/" + file)

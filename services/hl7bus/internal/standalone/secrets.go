@@ -6,11 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	libconfig "github.com/hl7bus/hl7bus/libs/config"
+	"github.com/hl7bus/hl7bus/libs/logattr"
+	"github.com/hl7bus/hl7bus/services/admin"
+	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
 
 // The secrets layout of the embedded default (design.md, "Contracts"):
@@ -28,6 +33,15 @@ const (
 	// embeddedMechanism is the SASL mechanism of the embedded broker: the
 	// strongest kfake offers, and what a Kafka cluster is usually run with.
 	embeddedMechanism = "SCRAM-SHA-512"
+	// adminTokenSecret holds the admin-role bearer token the standalone
+	// mints for the CLI on this host (one line, the token text).
+	adminTokenSecret = "admin-token"
+	// StandaloneAdminName is the name of that token in the tokens file
+	// (and so the actor of what the CLI does with it in the audit trail).
+	StandaloneAdminName = "standalone-admin"
+	// indexKeyBytes is the size of the index's patient-key HMAC key: 256
+	// bits, HMAC-SHA-256's block-size-independent full strength.
+	indexKeyBytes = 32
 )
 
 // Credentials are one user of the embedded broker or registry. A file
@@ -161,6 +175,165 @@ func ownerOnly(path string) error {
 			want = "700"
 		}
 		return fmt.Errorf("%s has mode %o: other users could read the embedded broker's credentials; chmod %s %s", path, perm, want, path)
+	}
+	return nil
+}
+
+// AdminTokenFile returns the file holding the standalone's admin token.
+func AdminTokenFile(dataDir string) string {
+	return filepath.Join(SecretsDir(dataDir), adminTokenSecret)
+}
+
+// ReadAdminToken returns the admin token a standalone wrote in dataDir,
+// for the CLI's default credentials. Its errors name the file, never the
+// token.
+func ReadAdminToken(dataDir string) (libconfig.Secret, error) {
+	p := AdminTokenFile(dataDir)
+	tok, err := readAdminToken(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("no admin token in %s (hl7bus standalone writes one on start; pass --token-file otherwise): %w", p, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	if tok == "" {
+		return "", fmt.Errorf("%s does not hold an hl7bus token; delete it and restart hl7bus standalone to mint a new one", p)
+	}
+	return libconfig.Secret(tok), nil
+}
+
+// readAdminToken reads the token file at p: "" without error when it
+// holds no token, fs.ErrNotExist when it is missing.
+func readAdminToken(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	if err := ownerOnly(p); err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if _, ok := admin.TokenID(tok); !ok {
+		return "", nil
+	}
+	return tok, nil
+}
+
+// openAppSecrets creates, when missing, the secrets of the index and the
+// admin API in the standalone's data directory: the index's HMAC key
+// (index.secret_file, default <data_dir>/secrets/index-hmac: 32 random
+// bytes, the file's whole content) and an admin-role token named
+// standalone-admin, registered in admin.tokens_file and written to
+// <data_dir>/secrets/admin-token. Later starts reuse both; an admin-token
+// whose token the tokens file no longer holds as live (the file was
+// deleted, or the token revoked) is replaced by a new one. Files are
+// 0600, and ones that others can read are refused.
+func openAppSecrets(f *config.File, now time.Time, log *slog.Logger) error {
+	dir := SecretsDir(f.Standalone.DataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("standalone.data_dir: creating %s: %w", dir, err)
+	}
+	if err := ownerOnly(dir); err != nil {
+		return err
+	}
+	keyFile := f.Index.SecretFile
+	if keyFile == "" {
+		keyFile = filepath.Join(dir, config.StandaloneIndexSecret)
+	}
+	if err := openIndexKey(keyFile); err != nil {
+		return err
+	}
+	tokens := f.Admin.TokensFile
+	if tokens == "" {
+		tokens = filepath.Join(dir, config.StandaloneAdminTokens)
+	}
+	return openAdminToken(f.Standalone.DataDir, tokens, now, log)
+}
+
+// openIndexKey creates the index's HMAC key at path unless it exists.
+func openIndexKey(path string) error {
+	st, err := os.Stat(path)
+	if err == nil {
+		if st.Size() < indexKeyBytes/2 {
+			return fmt.Errorf("index.secret_file: %s holds %d bytes, too short for a key; delete it (and rebuild the index: its patient keys change) to generate one", path, st.Size())
+		}
+		return ownerOnly(path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("index.secret_file: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("index.secret_file: %w", err)
+	}
+	key := make([]byte, indexKeyBytes)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("index.secret_file: generating a key: %w", err)
+	}
+	if err := writeSecret(path, key); err != nil {
+		return fmt.Errorf("index.secret_file: %w", err)
+	}
+	return nil
+}
+
+// openAdminToken keeps <data_dir>/secrets/admin-token valid: reused when
+// tokensFile holds its token live, else minted anew.
+func openAdminToken(dataDir, tokensFile string, now time.Time, log *slog.Logger) error {
+	p := AdminTokenFile(dataDir)
+	tok, err := readAdminToken(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case tok == "":
+		log.Warn("the standalone admin token file holds no token; minting a new one", slog.String("path", p))
+	default:
+		_, lerr := admin.LookupToken(tokensFile, tok)
+		if lerr == nil {
+			return nil
+		}
+		if !errors.Is(lerr, admin.ErrUnauthenticated) {
+			return lerr
+		}
+		log.Info("the standalone admin token is no longer in the tokens file; minting a new one", slog.String("path", p))
+	}
+	// A live standalone-admin whose text is lost is of no use to anyone;
+	// revoke it so the name is free (names are unique among live tokens).
+	if _, err := admin.RevokeToken(tokensFile, StandaloneAdminName, now); err != nil &&
+		!errors.Is(err, admin.ErrNotFound) && !errors.Is(err, admin.ErrTokenRevoked) {
+		return err
+	}
+	text, _, err := admin.CreateToken(tokensFile, StandaloneAdminName, admin.RoleAdmin, now)
+	if err != nil {
+		return fmt.Errorf("admin.tokens_file: minting the standalone admin token: %w", err)
+	}
+	if err := writeSecret(p, []byte(text+"\n")); err != nil {
+		return err
+	}
+	log.Info("wrote a new admin token for the CLI", logattr.Path(p))
+	return nil
+}
+
+// writeSecret writes body to path (mode 0600) through a synced temporary
+// file renamed over it, so a crash leaves the old file or the new one.
+func writeSecret(path string, body []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	_, err = f.Write(body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

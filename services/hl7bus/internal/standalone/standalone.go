@@ -68,7 +68,12 @@ func openDataDir(f *config.File, log *slog.Logger) (*Secrets, error) {
 	if err := privateDataDir(f.Standalone.DataDir, log); err != nil {
 		return nil, err
 	}
-	return openSecrets(f.Standalone.DataDir)
+	s, err := openSecrets(f.Standalone.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	// The index's and the admin API's secrets too (secrets.go).
+	return s, openAppSecrets(f, time.Now(), log)
 }
 
 // StartBroker starts the embedded broker of f.Standalone and points
