@@ -151,3 +151,6 @@ func Actor(name string) slog.Attr { return slog.String("actor", name) }
 // Path is a file the process wrote or read (a secret's file, never its
 // content).
 func Path(p string) slog.Attr { return slog.String("path", p) }
+
+// Issuer is an OpenID Connect issuer URL.
+func Issuer(u string) slog.Attr { return slog.String("issuer", u) }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -55,7 +56,7 @@ func NewAuthenticator(ctx context.Context, cfg Config, log *slog.Logger) (*Auth,
 		}
 		if a.st == nil {
 			log.Warn("admin tokens file does not exist yet; no bearer token is valid until 'hl7bus admin tokens create' makes one",
-				slog.String("path", cfg.TokensFile))
+				logattr.Path(cfg.TokensFile))
 		}
 	}
 	if cfg.OIDC.Issuer != "" {
@@ -97,7 +98,7 @@ func (a *Auth) token(tok string) (Principal, error) {
 	}
 	a.mu.Lock()
 	if err := a.reloadLocked(); err != nil {
-		a.log.Error("cannot read the admin tokens file; refusing every token until it is fixed", slog.String("path", a.tokensFile), slog.String("error", err.Error()))
+		a.log.Error("cannot read the admin tokens file; refusing every token until it is fixed", logattr.Path(a.tokensFile), logattr.Error(err))
 	}
 	byID, loadErr := a.byID, a.loadErr
 	a.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"log/slog"
 	"strings"
 	"sync"
@@ -82,7 +83,7 @@ func newOIDCAuth(ctx context.Context, cfg OIDC, log *slog.Logger) (*oidcAuth, er
 	}
 	o := &oidcAuth{cfg: cfg, ctx: ctx, log: log}
 	if _, err := o.getVerifier(); err != nil {
-		log.Warn("OIDC discovery failed; retrying on use", slog.String("issuer", cfg.Issuer), slog.String("error", err.Error()))
+		log.Warn("OIDC discovery failed; retrying on use", logattr.Issuer(cfg.Issuer), logattr.Error(err))
 	}
 	return o, nil
 }
@@ -120,7 +121,7 @@ func (o *oidcAuth) getVerifier() (*oidc.IDTokenVerifier, error) {
 func (o *oidcAuth) authenticate(ctx context.Context, raw string) (Principal, error) {
 	v, err := o.getVerifier()
 	if err != nil {
-		o.log.Warn("cannot verify an OIDC token", slog.String("error", err.Error()))
+		o.log.Warn("cannot verify an OIDC token", logattr.Error(err))
 		return Principal{}, fmt.Errorf("OIDC issuer unavailable: %w", ErrUnauthenticated)
 	}
 	tok, err := v.Verify(ctx, raw)

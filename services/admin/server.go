@@ -3,13 +3,11 @@ package admin
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -344,41 +342,13 @@ func (w *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *probeWriter) WriteHeader(code int)        { w.code = code }
 
 // serverTLSConfig builds the listener's TLS configuration from the
-// design's server TLS block: TLS 1.2 or later, the client CA when given,
-// client certificates required when asked.
+// design's server TLS block (libs/config: TLS 1.2 or later, the pair
+// reloaded from disk when renewed, client certificates when asked); its
+// errors name the key inside the block, so the section is prefixed here.
 func serverTLSConfig(t libconfig.ServerTLS) (*tls.Config, error) {
-	if t.KeyFile == "" {
-		return nil, errors.New("admin.tls.key_file: required with admin.tls.cert_file")
-	}
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	tc, err := t.Config()
 	if err != nil {
-		return nil, fmt.Errorf("admin.tls.cert_file: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	switch t.MinVersion {
-	case "", "1.2":
-	case "1.3":
-		tc.MinVersion = tls.VersionTLS13
-	default:
-		return nil, fmt.Errorf("admin.tls.min_version: %q is not 1.2 or 1.3", t.MinVersion)
-	}
-	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("admin.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("admin.tls.client_ca_file: no certificate in %s", t.ClientCAFile)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.VerifyClientCertIfGiven
-	}
-	if t.RequireClientCert {
-		if tc.ClientCAs == nil {
-			return nil, errors.New("admin.tls.require_client_cert: needs admin.tls.client_ca_file")
-		}
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
+		return nil, fmt.Errorf("admin.tls.%w", err)
 	}
 	return tc, nil
 }

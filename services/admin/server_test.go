@@ -179,7 +179,7 @@ func TestTLSConfigErrorsNameTheKey(t *testing.T) {
 		{libconfig.ServerTLS{CertFile: filepath.Join(dir, "none"), KeyFile: keyFile}, "admin.tls.cert_file"},
 		{libconfig.ServerTLS{CertFile: certFile, KeyFile: keyFile, MinVersion: "1.0"}, "admin.tls.min_version"},
 		{libconfig.ServerTLS{CertFile: certFile, KeyFile: keyFile, ClientCAFile: keyFile}, "admin.tls.client_ca_file"},
-		{libconfig.ServerTLS{CertFile: certFile, KeyFile: keyFile, RequireClientCert: true}, "admin.tls.require_client_cert"},
+		{libconfig.ServerTLS{CertFile: certFile, KeyFile: keyFile, RequireClientCert: true}, "admin.tls.client_ca_file"},
 	} {
 		if _, err := serverTLSConfig(tt.tls); err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 			t.Errorf("%+v: %v, want %s", tt.tls, err, tt.want)

@@ -285,7 +285,7 @@ func openAdminToken(dataDir, tokensFile string, now time.Time, log *slog.Logger)
 	case err != nil:
 		return err
 	case tok == "":
-		log.Warn("the standalone admin token file holds no token; minting a new one", slog.String("path", p))
+		log.Warn("the standalone admin token file holds no token; minting a new one", logattr.Path(p))
 	default:
 		_, lerr := admin.LookupToken(tokensFile, tok)
 		if lerr == nil {
@@ -294,7 +294,7 @@ func openAdminToken(dataDir, tokensFile string, now time.Time, log *slog.Logger)
 		if !errors.Is(lerr, admin.ErrUnauthenticated) {
 			return lerr
 		}
-		log.Info("the standalone admin token is no longer in the tokens file; minting a new one", slog.String("path", p))
+		log.Info("the standalone admin token is no longer in the tokens file; minting a new one", logattr.Path(p))
 	}
 	// A live standalone-admin whose text is lost is of no use to anyone;
 	// revoke it so the name is free (names are unique among live tokens).
