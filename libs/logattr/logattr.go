@@ -87,6 +87,9 @@ func Backoff(d time.Duration) slog.Attr { return slog.Duration("backoff", d) }
 // Ack is an acknowledgement code (AA, AE, AR, CA, CE, CR).
 func Ack(code string) slog.Attr { return slog.String("ack", code) }
 
+// ReplayJob is a replay job's ID.
+func ReplayJob(id string) slog.Attr { return slog.String("replay_job", id) }
+
 // Instance names a stage instance (a pod name).
 func Instance(name string) slog.Attr { return slog.String("instance", name) }
 

@@ -106,7 +106,8 @@ func Chain(h RecordHandler, ms ...Middleware) RecordHandler {
 // Typed turns a Handler into a RecordHandler: it decodes the input with
 // Decode (a schema the registry cannot give yet is transient, bytes that
 // are not an In are permanent), takes the message's identity from the
-// decoded input, and encodes the outputs with serde.
+// decoded input, and encodes the outputs with serde. The handler's
+// context carries the input record for InputHeader.
 func Typed[In canonical.Record](serde *canonical.Serde, h Handler[In]) RecordHandler {
 	return func(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, Ident, error) {
 		in, err := Decode[In](ctx, serde, rec.Value)
@@ -114,7 +115,7 @@ func Typed[In canonical.Record](serde *canonical.Serde, h Handler[In]) RecordHan
 			return nil, Ident{}, err
 		}
 		id := IdentOf(in)
-		outs, err := h(ctx, in)
+		outs, err := h(withInput(ctx, rec), in)
 		if err != nil {
 			return nil, id, err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/mapping"
 	"github.com/hl7bus/hl7bus/libs/pipeline"
 )
@@ -41,7 +42,23 @@ const (
 // dead-lettered with a reason naming the route, and nothing delivered: a
 // message whose routing could not be decided goes nowhere rather than to
 // a subset of its destinations.
-func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipeline.Output, error) {
+//
+// A record a replay job re-sent into route with the header
+// hl7bus-replay-destinations (kafka.HeaderReplayDestinations: "a,b")
+// goes only to those of the selected destinations: the others already
+// have the message (the job skipped them as delivered), so their copies
+// are neither written nor run through their rules, and the decision
+// lists only the destinations written (the routes' verdicts stay whole).
+// A listed destination the routes no longer select gets nothing: the
+// rules in force decide, the header only narrows.
+func (s *Service) Handle(ctx context.Context, t *canonical.Transformed) ([]pipeline.Output, error) {
+	only, replay := replayDestinations(ctx)
+	return s.handle(t, only, replay)
+}
+
+// handle is Handle, with the replay header's destinations (only, when
+// replay) already read.
+func (s *Service) handle(t *canonical.Transformed, only []string, replay bool) ([]pipeline.Output, error) {
 	rules := s.rules.Load() // once: one record sees one configuration
 	var (
 		version string
@@ -68,6 +85,16 @@ func (s *Service) Handle(_ context.Context, t *canonical.Transformed) ([]pipelin
 	if len(failed) > 0 {
 		d.Outcome = canonical.OutcomeDeadLettered
 		return []pipeline.Output{s.decision(d), {DeadLetter: &pipeline.Scoped{Reason: strings.Join(failed, "; ")}}}, nil
+	}
+	if replay && len(dests) > 0 {
+		dests, by = narrow(dests, by, only)
+		if len(dests) == 0 {
+			// The routes matched, but none of the destinations the job
+			// asked for is among theirs any more: nothing to write and
+			// nothing failed (no filter dropped it either).
+			d.Outcome = canonical.OutcomeRouted
+			return []pipeline.Output{s.decision(d)}, nil
+		}
 	}
 	if len(dests) == 0 {
 		// Default-deny: the decision says why, and the whole message
@@ -227,6 +254,34 @@ func noRoute(t *canonical.Transformed, routes []canonical.RouteDecision) string 
 	}
 	b.WriteString(")")
 	return b.String()
+}
+
+// replayDestinations returns the destinations of the input's replay
+// header, and whether it has one.
+func replayDestinations(ctx context.Context) ([]string, bool) {
+	v, ok := pipeline.InputHeader(ctx, kafka.HeaderReplayDestinations)
+	if !ok {
+		return nil, false
+	}
+	var only []string
+	for _, d := range strings.Split(string(v), ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			only = append(only, d)
+		}
+	}
+	return only, true
+}
+
+// narrow keeps the destinations (and the routes that chose them, by) that
+// only lists, in their order.
+func narrow(dests, by, only []string) ([]string, []string) {
+	var d, b []string
+	for i, dest := range dests {
+		if contains(only, dest) {
+			d, b = append(d, dest), append(b, by[i])
+		}
+	}
+	return d, b
 }
 
 func contains(list []string, s string) bool {

@@ -4,7 +4,9 @@
 // after that destination's own rules, and one decision per message
 // (topic decisions: which routes matched, which did not and why, what each
 // destination got). Routes are default-deny: a message no route matches,
-// without a default route, is dead-lettered to dlq.route.
+// without a default route, is dead-lettered to dlq.route. A record a
+// replay job sent back into route with the hl7bus-replay-destinations
+// header goes only to the destinations it lists (see Handle).
 //
 // Files: route.go (the stage), rules.go (routes and Compile), decide.go
 // (Handle: the decision and the outputs).

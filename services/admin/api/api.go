@@ -222,6 +222,20 @@ type ReplayPlan struct {
 	// Warnings list messages that would reach a destination after a newer
 	// message of the same patient already did.
 	Warnings []ReplayWarning `json:"warnings,omitempty"`
+	// NotReplayable counts the records the job cannot send because the
+	// index knows no record to send them from (a message ID not in the
+	// index, a message never routed to the target destination, a record
+	// not indexed); Problems lists the first of them, saying why.
+	NotReplayable int64           `json:"not_replayable,omitempty"`
+	Problems      []ReplayProblem `json:"problems,omitempty"`
+}
+
+// ReplayProblem is one record a replay cannot send, and why (the reason
+// names topics and destinations, never content).
+type ReplayProblem struct {
+	MessageID   string `json:"message_id"`
+	Destination string `json:"destination,omitempty"`
+	Reason      string `json:"reason"`
 }
 
 // ReplayItem is one record a job sends (or would).
