@@ -69,8 +69,10 @@ func (s *Server) replay(c *call) (int, any, error) {
 // needs the index (max_messages).
 func (s *Server) checkReplay(req api.ReplayRequest) error {
 	sel := req.Selector
+	// destination narrows any selector (message IDs to one destination:
+	// "re-send this message to the lab"), so it alone makes no filter.
 	filter := sel.ControlID != "" || sel.Interface != "" || sel.Type != "" || sel.Status != "" ||
-		sel.Destination != "" || !sel.Since.IsZero() || !sel.Until.IsZero()
+		!sel.Since.IsZero() || !sel.Until.IsZero()
 	n := 0
 	for _, used := range []bool{len(sel.MessageIDs) > 0, len(sel.DeadLetters) > 0, filter} {
 		if used {

@@ -71,6 +71,9 @@ func TestEndpointsHappyPath(t *testing.T) {
 				t.Errorf("audit = %+v", ev)
 			}
 		}},
+		// "Re-send this message to the lab": message IDs narrowed to one
+		// destination is a selector of its own, not a filter mixed in.
+		{"replay message to one destination", "POST", v1 + "/replay-jobs", "operator", `{"selector":{"message_ids":["01M"],"destination":"lab"}}`, 200, nil},
 		{"replay start", "POST", v1 + "/replay-jobs", "operator", `{"selector":{"interface":"adt-in","since":"2026-03-01T00:00:00Z"},"target":"destination:lab","rate":10,"confirm":true}`, 201,
 			func(t *testing.T, f *fixture, b string) {
 				if !strings.Contains(b, `"id":"J1"`) || f.repl.started != 1 {
