@@ -219,3 +219,23 @@ func TestNewControllerValidates(t *testing.T) {
 		})
 	}
 }
+
+// TestControlWithoutAuditor: the admin API's HTTP layer audits control
+// actions itself and gives the Control no Auditor; pause and resume work
+// and are visible at once.
+func TestControlWithoutAuditor(t *testing.T) {
+	env := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := runControl(t, env, nil)
+	if err := c.Pause(ctx, anna, "lis", "upgrade"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.States(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["lis"].State != canonical.ControlPaused || st["ris"].State != canonical.ControlRunning {
+		t.Errorf("states %+v, want lis paused and ris running", st)
+	}
+}
