@@ -21,6 +21,11 @@ func (*Out) Schema() string         { return schemas.Out }
 func (*DeadLetter) Schema() string  { return schemas.DeadLetter }
 func (*Delivery) Schema() string    { return schemas.Delivery }
 func (*Decision) Schema() string    { return schemas.Decisions }
+func (*AuditEvent) Schema() string  { return schemas.Audit }
+func (*ControlState) Schema() string {
+	return schemas.Control
+}
+func (*ReplayRecord) Schema() string { return schemas.Replay }
 
 // fromNative builds the record of a schema from goavro's native form.
 var fromNative = map[string]func(map[string]any) Record{
@@ -84,9 +89,46 @@ var fromNative = map[string]func(map[string]any) Record{
 		return d
 	},
 	schemas.Delivery: func(m map[string]any) Record {
-		return &Delivery{MessageID: str(m, "message_id"), ControlID: str(m, "control_id"), Destination: str(m, "destination"),
+		d := &Delivery{MessageID: str(m, "message_id"), ControlID: str(m, "control_id"), Destination: str(m, "destination"),
 			Attempt: int(num(m, "attempt")), Outcome: str(m, "outcome"), AckCode: str(m, "ack_code"), Error: str(m, "error"),
 			LatencyMS: dbl(m, "latency_ms"), At: ts(m, "at")}
+		if topic := optStr(m, "source_topic"); topic != "" {
+			d.Source = &RecordRef{Topic: topic, Partition: int32(optNum(m, "source_partition")), Offset: optNum(m, "source_offset")}
+		}
+		return d
+	},
+	schemas.Audit: func(m map[string]any) Record {
+		return &AuditEvent{EventID: str(m, "event_id"), At: ts(m, "at"), Service: str(m, "service"), Actor: str(m, "actor"),
+			Role: str(m, "role"), Auth: str(m, "auth"), Action: str(m, "action"), Resource: str(m, "resource"),
+			Selector: str(m, "selector"), Count: num(m, "count"), Outcome: str(m, "outcome"), Remote: str(m, "remote"),
+			Detail: str(m, "detail")}
+	},
+	schemas.Control: func(m map[string]any) Record {
+		c := &ControlState{Destination: str(m, "destination"), State: str(m, "state"), Reason: str(m, "reason"),
+			Actor: str(m, "actor"), At: ts(m, "at"), ResetID: optStr(m, "reset_id")}
+		if t, ok := unionValue(m["reset_to"]).(time.Time); ok {
+			c.ResetTo = &t
+		}
+		return c
+	},
+	schemas.Replay: func(m map[string]any) Record {
+		r := &ReplayRecord{Kind: str(m, "kind"), JobID: str(m, "job_id"), At: ts(m, "at")}
+		if jm, ok := unionValue(m["job"]).(map[string]any); ok {
+			r.Job = &ReplayJob{State: str(jm, "state"), Actor: str(jm, "actor"), Role: str(jm, "role"), Selector: str(jm, "selector"),
+				Target: str(jm, "target"), Resend: boolean(jm, "resend"), ConfirmedNewer: boolean(jm, "confirmed_newer"),
+				Rate: dbl(jm, "rate"), Total: num(jm, "total"), Sent: num(jm, "sent"), Skipped: num(jm, "skipped"),
+				Failed: num(jm, "failed"), CreatedAt: ts(jm, "created_at"), UpdatedAt: ts(jm, "updated_at"), Error: str(jm, "error")}
+		}
+		if im, ok := unionValue(m["item"]).(map[string]any); ok {
+			r.Item = &ReplayItem{MessageID: str(im, "message_id"), Destination: optStr(im, "destination"),
+				TargetTopic: str(im, "target_topic"), DeadLetterID: optStr(im, "dead_letter_id"),
+				Source: RecordRef{Topic: str(im, "source_topic"), Partition: int32(num(im, "source_partition")), Offset: num(im, "source_offset")}}
+		}
+		if dm, ok := unionValue(m["discard"]).(map[string]any); ok {
+			r.Discard = &Discard{DeadLetterID: str(dm, "dead_letter_id"), MessageID: str(dm, "message_id"),
+				Reason: str(dm, "reason"), Actor: str(dm, "actor")}
+		}
+		return r
 	},
 	schemas.Decisions: func(m map[string]any) Record {
 		d := &Decision{MessageID: str(m, "message_id"), ParentMessageID: optStr(m, "parent_message_id"), Interface: str(m, "interface"),
@@ -204,9 +246,50 @@ func (d *DeadLetter) toNative() map[string]any {
 }
 
 func (d *Delivery) toNative() map[string]any {
-	return map[string]any{"message_id": d.MessageID, "control_id": d.ControlID, "destination": d.Destination,
+	m := map[string]any{"message_id": d.MessageID, "control_id": d.ControlID, "destination": d.Destination,
 		"attempt": int32(d.Attempt), "outcome": d.Outcome, "ack_code": d.AckCode, "error": d.Error,
-		"latency_ms": d.LatencyMS, "at": d.At.UTC()}
+		"latency_ms": d.LatencyMS, "at": d.At.UTC(), "source_topic": nil, "source_partition": nil, "source_offset": nil}
+	if d.Source != nil {
+		m["source_topic"] = map[string]any{"string": d.Source.Topic}
+		m["source_partition"] = map[string]any{"int": d.Source.Partition}
+		m["source_offset"] = map[string]any{"long": d.Source.Offset}
+	}
+	return m
+}
+
+func (e *AuditEvent) toNative() map[string]any {
+	return map[string]any{"event_id": e.EventID, "at": e.At.UTC(), "service": e.Service, "actor": e.Actor, "role": e.Role,
+		"auth": e.Auth, "action": e.Action, "resource": e.Resource, "selector": e.Selector, "count": e.Count,
+		"outcome": e.Outcome, "remote": e.Remote, "detail": e.Detail}
+}
+
+func (c *ControlState) toNative() map[string]any {
+	var resetTo any
+	if c.ResetTo != nil {
+		resetTo = map[string]any{"long.timestamp-micros": c.ResetTo.UTC()}
+	}
+	return map[string]any{"destination": c.Destination, "state": c.State, "reason": c.Reason, "actor": c.Actor,
+		"at": c.At.UTC(), "reset_id": unionStr(c.ResetID), "reset_to": resetTo}
+}
+
+func (r *ReplayRecord) toNative() map[string]any {
+	var job, item, discard any
+	if j := r.Job; j != nil {
+		job = map[string]any{"org.hl7bus.v1.ReplayJob": map[string]any{"state": j.State, "actor": j.Actor, "role": j.Role,
+			"selector": j.Selector, "target": j.Target, "resend": j.Resend, "confirmed_newer": j.ConfirmedNewer,
+			"rate": j.Rate, "total": j.Total, "sent": j.Sent, "skipped": j.Skipped, "failed": j.Failed,
+			"created_at": j.CreatedAt.UTC(), "updated_at": j.UpdatedAt.UTC(), "error": j.Error}}
+	}
+	if i := r.Item; i != nil {
+		item = map[string]any{"org.hl7bus.v1.ReplayItem": map[string]any{"message_id": i.MessageID,
+			"destination": unionStr(i.Destination), "target_topic": i.TargetTopic, "source_topic": i.Source.Topic,
+			"source_partition": i.Source.Partition, "source_offset": i.Source.Offset, "dead_letter_id": unionStr(i.DeadLetterID)}}
+	}
+	if d := r.Discard; d != nil {
+		discard = map[string]any{"org.hl7bus.v1.Discard": map[string]any{"dead_letter_id": d.DeadLetterID,
+			"message_id": d.MessageID, "reason": d.Reason, "actor": d.Actor}}
+	}
+	return map[string]any{"kind": r.Kind, "job_id": r.JobID, "at": r.At.UTC(), "job": job, "item": item, "discard": discard}
 }
 
 func (d *Decision) toNative() map[string]any {
@@ -277,6 +360,11 @@ func ts(m map[string]any, k string) time.Time {
 }
 
 func optStr(m map[string]any, k string) string { s, _ := unionValue(m[k]).(string); return s }
+
+// optNum reads a nullable int or long.
+func optNum(m map[string]any, k string) int64 {
+	return num(map[string]any{k: unionValue(m[k])}, k)
+}
 
 // unionValue unwraps goavro's {"type": value} form of a union value.
 func unionValue(v any) any {

@@ -192,7 +192,8 @@ func kindOf(schema string) (string, error) {
 		"org.hl7bus.v1.Raw": schemas.Raw, "org.hl7bus.v1.Parsed": schemas.Parsed,
 		"org.hl7bus.v1.Transformed": schemas.Transformed, "org.hl7bus.v1.Out": schemas.Out,
 		"org.hl7bus.v1.DeadLetter": schemas.DeadLetter, "org.hl7bus.v1.Delivery": schemas.Delivery,
-		"org.hl7bus.v1.Decision": schemas.Decisions,
+		"org.hl7bus.v1.Decision": schemas.Decisions, "org.hl7bus.v1.AuditEvent": schemas.Audit,
+		"org.hl7bus.v1.ControlState": schemas.Control, "org.hl7bus.v1.ReplayRecord": schemas.Replay,
 	}
 	if name, ok := names[full]; ok {
 		return name, nil

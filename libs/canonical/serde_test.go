@@ -73,6 +73,23 @@ func samples() []Record {
 				{Destination: "lis", Outcome: OutcomeDeadLettered, Rule: "lis-codes", Reason: "unmapped code GLU"},
 			},
 			Programs: []string{"covid"}},
+		&AuditEvent{EventID: "01J0", At: at, Service: "admin", Actor: "ops-anna", Role: "operator", Auth: "token",
+			Action: "replay.start", Resource: "replay_job/01J1", Selector: `{"since":"2024-03-01T00:00:00Z"}`, Count: 300,
+			Outcome: AuditOK, Remote: "10.0.0.9:51000", Detail: "lab down for an hour"},
+		&ControlState{Destination: "lis", State: ControlRunning, At: at},
+		&ReplayRecord{Kind: ReplayKindItem, JobID: "01J1", At: at, Item: &ReplayItem{MessageID: "01HZ", Destination: "lis",
+			TargetTopic: "hl7bus.out.lis", Source: RecordRef{Topic: "hl7bus.dlq.egress", Partition: 0, Offset: 9}, DeadLetterID: "egress:0:9"}},
+		&ReplayRecord{Kind: ReplayKindDiscard, At: at, Discard: &Discard{DeadLetterID: "parse:1:4", MessageID: "01HY",
+			Reason: "test message", Actor: "ops-anna"}},
+		&ReplayRecord{Kind: ReplayKindItem, JobID: "01J1", At: at, Item: &ReplayItem{MessageID: "01HX",
+			TargetTopic: "hl7bus.transformed", Source: RecordRef{Topic: "hl7bus.transformed", Partition: 2, Offset: 5}}},
+		&Delivery{MessageID: "01HZ", ControlID: "MSG1", Destination: "lis", Attempt: 1, Outcome: OutcomeDelivered,
+			AckCode: "AA", LatencyMS: 3, At: at, Source: &RecordRef{Topic: "hl7bus.out.lis", Partition: 2, Offset: 77}},
+		&ControlState{Destination: "lis", State: ControlPaused, Reason: "receiver upgrade", Actor: "ops-anna", At: at,
+			ResetID: "01J2", ResetTo: &at},
+		&ReplayRecord{Kind: ReplayKindJob, JobID: "01J1", At: at, Job: &ReplayJob{State: ReplayJobRunning, Actor: "ops-anna",
+			Role: "operator", Selector: `{"dead_letters":["egress:0:9"]}`, Target: "destination:lis", Resend: true,
+			ConfirmedNewer: true, Rate: 50, Total: 300, Sent: 120, Skipped: 4, Failed: 1, CreatedAt: at, UpdatedAt: at, Error: "x"}},
 	}
 }
 

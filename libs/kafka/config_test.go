@@ -82,3 +82,44 @@ func TestEnsureTopicsRecordLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureCompactedTopics: the control and replay topics are created
+// with one partition and cleanup.policy=compact, and a second call (the
+// next start, or another replica) is no error.
+func TestEnsureCompactedTopics(t *testing.T) {
+	env := kafkatest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := kafka.NewAdmin(env.Kafka, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	topic := env.Kafka.Topic(kafka.TopicControl)
+	for range 2 {
+		if err := kafka.EnsureCompactedTopics(ctx, admin, env.Kafka, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(admin)
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(td[topic].Partitions); n != 1 {
+		t.Errorf("%s has %d partitions, want 1", topic, n)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := ""
+	for _, kv := range rcs[0].Configs {
+		if kv.Key == "cleanup.policy" {
+			policy = kv.MaybeValue()
+		}
+	}
+	if policy != "compact" {
+		t.Errorf("%s cleanup.policy = %q, want compact", topic, policy)
+	}
+}

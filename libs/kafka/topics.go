@@ -122,3 +122,26 @@ func raiseLimits(ctx context.Context, adm *kadm.Client, limit int, topics []stri
 	}
 	return low, errors.Join(errs...)
 }
+
+// EnsureCompactedTopics creates the compacted topics of the design
+// (control, replay) that do not exist yet: one partition each, because
+// their readers need one order over all keys (the replay runner's lease is
+// partition 0), cleanup.policy=compact so the latest record per key stays
+// for as long as the cluster runs. Existing topics are left as they are.
+func EnsureCompactedTopics(ctx context.Context, cl *kgo.Client, c Config, topics ...string) error {
+	c = c.WithDefaults()
+	adm := kadm.NewClient(cl)
+	compact := "compact"
+	limit := strconv.Itoa(c.MaxRecordBytes)
+	res, err := adm.CreateTopics(ctx, 1, c.Replication, map[string]*string{"cleanup.policy": &compact, maxMessageBytes: &limit}, topics...)
+	if err != nil {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	var errList []error
+	for _, r := range res.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			errList = append(errList, fmt.Errorf("creating compacted topic %s: %w", r.Topic, r.Err))
+		}
+	}
+	return errors.Join(errList...)
+}

@@ -62,7 +62,7 @@ func (w *worker) deadLetterPanic(ctx context.Context, j *job, panicType string) 
 	reason := fmt.Sprintf("%v (a %s)", ErrPanicked, panicType)
 	if out := j.State.out; out != nil {
 		w.receipt(&canonical.Delivery{MessageID: out.MessageID, ControlID: out.ControlID, Destination: w.d.Name,
-			Attempt: attempt, Outcome: canonical.OutcomeDeadLettered, Error: reason, At: time.Now()})
+			Attempt: attempt, Outcome: canonical.OutcomeDeadLettered, Error: reason, At: time.Now(), Source: sourceOf(j.Rec)})
 	}
 	return w.deadLetter(ctx, j, ident(j), pipeline.ClassPanic, reason, attempt, false)
 }

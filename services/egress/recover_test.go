@@ -160,6 +160,23 @@ func TestSenderPanicDeadLettersTheMessage(t *testing.T) {
 		t.Errorf("dead letter %s class %q reason %q, want M2's record untouched, class panic", dl.ControlID, dl.ErrorClass, dl.Reason)
 	}
 
+	// Every receipt, the panicked one's too, points at the out record it
+	// is about: that is what a replay to this destination re-sends.
+	offsets := map[string]int64{}
+	for _, r := range env.Read(t, out, 3) {
+		rec, err := env.Serde.Decode(ctx, r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offsets[rec.(*canonical.Out).ControlID] = r.Offset
+	}
+	for _, rec := range env.ReadDecoded(t, env.Kafka.Topic(kafka.TopicDelivery), 3) {
+		d := rec.(*canonical.Delivery)
+		if d.Source == nil || d.Source.Topic != out || d.Source.Offset != offsets[d.ControlID] {
+			t.Errorf("delivery of %s (%s) has source %+v, want %s offset %d", d.ControlID, d.Outcome, d.Source, out, offsets[d.ControlID])
+		}
+	}
+
 	select {
 	case err := <-done:
 		t.Fatalf("the stage stopped after the panic: %v", err)

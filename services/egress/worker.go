@@ -221,7 +221,8 @@ func (w *worker) process(ctx context.Context, j *job, snd Sender) pipeline.Outco
 	attempt := st.attempts + 1
 	now := time.Now()
 	d := &canonical.Delivery{MessageID: out.MessageID, ControlID: out.ControlID, Destination: w.d.Name,
-		Attempt: attempt, AckCode: res.Code, LatencyMS: float64(res.RoundTrip.Microseconds()) / 1000, At: now}
+		Attempt: attempt, AckCode: res.Code, LatencyMS: float64(res.RoundTrip.Microseconds()) / 1000, At: now,
+		Source: sourceOf(rec)}
 	id := pipeline.Ident{MessageID: out.MessageID, ControlID: out.ControlID}
 	switch res.Verdict {
 	case Delivered:
@@ -317,4 +318,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// sourceOf is where the out record lives: the delivery receipt carries it
+// so a replay can re-send this very record to this destination.
+func sourceOf(rec *kgo.Record) *canonical.RecordRef {
+	return &canonical.RecordRef{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset}
 }
