@@ -75,13 +75,41 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		// searches read the WAL beside it.
 		db.SetMaxOpenConns(4)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db, driver); err != nil {
 		_ = db.Close()
 		// The DSN may hold a password: the error names only the driver.
 		return nil, fmt.Errorf("connect index (%s): %w", driver, err)
 	}
 	return &Store{db: db, d: d, now: time.Now}, nil
 }
+
+// busyWait bounds how long Open waits for another process that is
+// switching a new SQLite file to WAL at the same moment (the index and
+// the admin API open the same file as a standalone starts): SQLite
+// answers that race with SQLITE_BUSY at once, without its busy timeout.
+const busyWait = 10 * time.Second
+
+// ping checks the connection, waiting out SQLITE_BUSY (see busyWait).
+func ping(ctx context.Context, db *sql.DB, driver string) error {
+	deadline := time.Now().Add(busyWait)
+	wait := 10 * time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		var coded interface{ Code() int }
+		if err == nil || driver != DriverSQLite || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+// sqliteBusy is SQLITE_BUSY, the primary code of "database is locked".
+const sqliteBusy = 5
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
