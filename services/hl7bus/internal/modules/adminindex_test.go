@@ -33,7 +33,9 @@ func adminIndexFixture(t *testing.T) admin.Index {
 		t.Fatal(err)
 	}
 	p := index.Projector{Secret: aiSecret}
-	src := func(topic string, off int64) index.Source { return index.Source{Topic: topic, Partition: 0, Offset: off} }
+	src := func(topic string, off int64) index.Source {
+		return index.Source{Topic: topic, Partition: 0, Offset: off}
+	}
 	var us []index.Update
 	for i, id := range []string{"m1", "m2"} {
 		at := aiT0.Add(time.Duration(i) * time.Minute)
