@@ -25,6 +25,26 @@ type Config struct {
 	// should equal the topics' retention (content is read from them).
 	// Default 168h (Kafka's default retention), 0 keeps everything.
 	Retention time.Duration `yaml:"retention"`
+	// Rebuild empties the index at start and reads every topic again
+	// from its beginning in a fresh consumer group (`--set
+	// index.rebuild=true` for one run; leave it off afterwards, or every
+	// restart rebuilds again). Run it on one index instance only.
+	Rebuild bool `yaml:"rebuild"`
+}
+
+// WithDefaults returns c with an empty driver and zero batching fields
+// set to the defaults (Retention is left as it is: 0 means keep all).
+func (c Config) WithDefaults() Config {
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.Driver == "" {
+		c.Driver = DriverSQLite
+	}
+	return c
 }
 
 // Defaults.

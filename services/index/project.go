@@ -1,6 +1,7 @@
 package index
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
@@ -14,6 +15,12 @@ const (
 	KindDecision    = "decision"
 	KindDelivery    = "delivery"
 	KindDeadLetter  = "dead_letter"
+	// KindOut is the out.<destination> record a delivery attempt sent
+	// (Delivery.Source): what a replay to that one destination re-sends.
+	KindOut = "out"
+	// KindReplay is the replay topic's item record of a job that re-sent
+	// the message.
+	KindReplay = "replay"
 )
 
 // Source is where a decoded record was read: its topic, partition and
@@ -148,11 +155,22 @@ func rejectingAck(code string) bool {
 	return code == "AR" || code == "CR"
 }
 
-// Delivery projects one delivery attempt.
+// Delivery projects one delivery attempt, and the out.<destination>
+// record it delivered when the delivery says (records written before
+// Delivery.Source have no such pointer).
 func (p Projector) Delivery(src Source, r *canonical.Delivery) []Update {
 	if r.MessageID == "" {
 		return nil
 	}
+	out := p.delivery(src, r)
+	if s := r.Source; s != nil && s.Topic != "" {
+		out = append(out, Update{MessageID: r.MessageID, At: r.At,
+			Pointer: &Pointer{Kind: KindOut, Topic: s.Topic, Partition: s.Partition, Offset: s.Offset}})
+	}
+	return out
+}
+
+func (p Projector) delivery(src Source, r *canonical.Delivery) []Update {
 	if r.Destination == "" {
 		return []Update{{MessageID: r.MessageID, At: r.At, Pointer: src.pointer(KindDelivery)}}
 	}
@@ -208,4 +226,54 @@ func (p Projector) DeadLetter(src Source, r *canonical.DeadLetter) []Update {
 		u.Status = StatusDeadLettered
 	}
 	return []Update{u}
+}
+
+// Audit projects an audit record. An event without an ID (a writer's
+// bug) is keyed by its record's place, so applying it twice still stores
+// it once.
+func (p Projector) Audit(src Source, r *canonical.AuditEvent) []Update {
+	id := r.EventID
+	if id == "" {
+		id = src.Topic + ":" + strconv.FormatInt(int64(src.Partition), 10) + ":" + strconv.FormatInt(src.Offset, 10)
+	}
+	return []Update{{At: r.At, Audit: &AuditRow{EventID: id, At: r.At, Service: r.Service, Actor: r.Actor, Role: r.Role,
+		Auth: r.Auth, Action: r.Action, Resource: r.Resource, Selector: r.Selector, Count: r.Count, Outcome: r.Outcome,
+		Remote: r.Remote, Detail: r.Detail}}}
+}
+
+// Replay projects a replay record. An item re-sent a message (or one
+// destination's copy): that opens a new cycle, status replayed at the
+// item's time, and notes the job on the dead letter it came from. A
+// discard sets a dead letter aside. A job's state projects nothing (the
+// admin API follows the replay topic itself).
+func (p Projector) Replay(src Source, r *canonical.ReplayRecord) []Update {
+	switch r.Kind {
+	case canonical.ReplayKindItem:
+		it := r.Item
+		if it == nil || it.MessageID == "" {
+			return nil
+		}
+		u := Update{MessageID: it.MessageID, At: r.At, Pointer: src.pointer(KindReplay)}
+		if it.Destination != "" {
+			u.Destination = &DestinationUpdate{Destination: it.Destination, Status: StatusReplayed, LastOutcome: StatusReplayed}
+		} else {
+			u.Status = StatusReplayed
+		}
+		if it.DeadLetterID != "" && r.JobID != "" {
+			u.Replay = &DeadLetterReplay{DeadLetterID: it.DeadLetterID, JobID: r.JobID, At: r.At}
+		}
+		return []Update{u}
+	case canonical.ReplayKindDiscard:
+		d := r.Discard
+		if d == nil {
+			return nil
+		}
+		if _, _, _, err := ParseDeadLetterID(d.DeadLetterID); err != nil {
+			// Apply would refuse the whole batch for it.
+			return nil
+		}
+		return []Update{{At: r.At, Discard: &Discard{DeadLetterID: d.DeadLetterID, MessageID: d.MessageID,
+			Actor: d.Actor, Reason: d.Reason, At: r.At}}}
+	}
+	return nil
 }

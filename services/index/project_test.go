@@ -109,6 +109,39 @@ func TestProject(t *testing.T) {
 		{"dead letter without a message ID is only listed",
 			p.DeadLetter(src("dlq.parse", 13), &canonical.DeadLetter{Stage: "parse", ErrorClass: canonical.ErrorPermanent, LastFailedAt: t0}),
 			[]Update{{At: t0, DeadLetter: &DeadLetter{ID: "parse:2:13", Stage: "parse", ErrorClass: canonical.ErrorPermanent, FailedAt: t0}}}},
+		{"delivery points at the out record it sent",
+			p.Delivery(src("delivery", 14), &canonical.Delivery{MessageID: "m1", Destination: "lis", Attempt: 1, Outcome: canonical.OutcomeDelivered, At: t0,
+				Source: &canonical.RecordRef{Topic: "out.lis", Partition: 1, Offset: 40}}),
+			[]Update{{MessageID: "m1", At: t0, Message: &MessageFields{TraceID: "trace1"},
+				Destination: &DestinationUpdate{Destination: "lis", Status: StatusDelivered, Attempt: 1, LastOutcome: "delivered"}, Pointer: ptr(KindDelivery, "delivery", 14)},
+				{MessageID: "m1", At: t0, Pointer: &Pointer{Kind: KindOut, Topic: "out.lis", Partition: 1, Offset: 40}}}},
+		{"audit event",
+			p.Audit(src("audit", 15), &canonical.AuditEvent{EventID: "e1", At: t0, Service: "admin", Actor: "ana", Role: "analyst", Auth: "token",
+				Action: "message.content", Resource: "m1", Count: 1, Outcome: canonical.AuditOK, Remote: "127.0.0.1"}),
+			[]Update{{At: t0, Audit: &AuditRow{EventID: "e1", At: t0, Service: "admin", Actor: "ana", Role: "analyst", Auth: "token",
+				Action: "message.content", Resource: "m1", Count: 1, Outcome: canonical.AuditOK, Remote: "127.0.0.1"}}}},
+		{"audit event without an ID is keyed by its place",
+			p.Audit(src("audit", 16), &canonical.AuditEvent{At: t0, Action: "token.use"}),
+			[]Update{{At: t0, Audit: &AuditRow{EventID: "audit:2:16", At: t0, Action: "token.use"}}}},
+		{"replay item of one destination",
+			p.Replay(src("replay", 17), &canonical.ReplayRecord{Kind: canonical.ReplayKindItem, JobID: "j1", At: t0,
+				Item: &canonical.ReplayItem{MessageID: "m1", Destination: "lis", TargetTopic: "out.lis", DeadLetterID: "egress:0:7"}}),
+			[]Update{{MessageID: "m1", At: t0, Destination: &DestinationUpdate{Destination: "lis", Status: StatusReplayed, LastOutcome: "replayed"},
+				Pointer: ptr(KindReplay, "replay", 17), Replay: &DeadLetterReplay{DeadLetterID: "egress:0:7", JobID: "j1", At: t0}}}},
+		{"replay item of the whole message",
+			p.Replay(src("replay", 18), &canonical.ReplayRecord{Kind: canonical.ReplayKindItem, JobID: "j1", At: t0,
+				Item: &canonical.ReplayItem{MessageID: "m1", TargetTopic: "raw"}}),
+			[]Update{{MessageID: "m1", At: t0, Status: StatusReplayed, Pointer: ptr(KindReplay, "replay", 18)}}},
+		{"discard",
+			p.Replay(src("replay", 19), &canonical.ReplayRecord{Kind: canonical.ReplayKindDiscard, At: t0,
+				Discard: &canonical.Discard{DeadLetterID: "egress:0:7", MessageID: "m1", Reason: "duplicate", Actor: "op"}}),
+			[]Update{{At: t0, Discard: &Discard{DeadLetterID: "egress:0:7", MessageID: "m1", Actor: "op", Reason: "duplicate", At: t0}}}},
+		{"discard of a malformed ID projects nothing",
+			p.Replay(src("replay", 20), &canonical.ReplayRecord{Kind: canonical.ReplayKindDiscard, At: t0, Discard: &canonical.Discard{DeadLetterID: "egress"}}), nil},
+		{"job state projects nothing",
+			p.Replay(src("replay", 21), &canonical.ReplayRecord{Kind: canonical.ReplayKindJob, JobID: "j1", At: t0, Job: &canonical.ReplayJob{State: canonical.ReplayJobRunning}}), nil},
+		{"item without message ID projects nothing",
+			p.Replay(src("replay", 22), &canonical.ReplayRecord{Kind: canonical.ReplayKindItem, At: t0, Item: &canonical.ReplayItem{}}), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +174,11 @@ func dump(us []Update) []string {
 		if u.DeadLetter != nil {
 			s += " dl=" + toString(*u.DeadLetter)
 		}
+		for _, v := range []any{u.Discard, u.Replay, u.Audit} {
+			if !reflect.ValueOf(v).IsNil() {
+				s += " " + toString(v)
+			}
+		}
 		s += " keys=" + toString(u.PatientKeys)
 		out = append(out, s)
 	}
@@ -148,3 +186,27 @@ func dump(us []Update) []string {
 }
 
 func toString(v any) string { return fmt.Sprintf("%+v", v) }
+
+func TestParseDeadLetterID(t *testing.T) {
+	tests := []struct {
+		id    string
+		stage string
+		part  int32
+		off   int64
+		ok    bool
+	}{
+		{"egress:0:7", "egress", 0, 7, true},
+		{DeadLetterID("parse", 12, 1<<40), "parse", 12, 1 << 40, true},
+		{"egress", "", 0, 0, false},
+		{"egress:0", "", 0, 0, false},
+		{":0:1", "", 0, 0, false},
+		{"egress:x:1", "", 0, 0, false},
+		{"egress:1:-3", "", 0, 0, false},
+	}
+	for _, tt := range tests {
+		stage, part, off, err := ParseDeadLetterID(tt.id)
+		if (err == nil) != tt.ok || stage != tt.stage || part != tt.part || off != tt.off {
+			t.Errorf("ParseDeadLetterID(%q) = %q %d %d %v", tt.id, stage, part, off, err)
+		}
+	}
+}

@@ -215,14 +215,27 @@ type Page struct {
 	Cursor string
 }
 
-// DeadLetters lists the dead letters of one stage ("" for every stage),
-// newest first, and the cursor of the next page ("" after the last).
-func (s *Store) DeadLetters(ctx context.Context, stage string, page Page) ([]DeadLetter, string, error) {
+// DeadLetterFilter selects dead letters.
+type DeadLetterFilter struct {
+	// Stage is one stage's dead letters, "" for every stage.
+	Stage string
+	// IncludeDiscarded lists the discarded ones too.
+	IncludeDiscarded bool
+}
+
+// DeadLetters lists the dead letters f selects, newest first, and the
+// cursor of the next page ("" after the last). A row a discard made before
+// its dead letter arrived (failed_at 0, no stage content yet) lists only
+// with IncludeDiscarded.
+func (s *Store) DeadLetters(ctx context.Context, f DeadLetterFilter, page Page) ([]DeadLetter, string, error) {
 	var where []string
 	var args []any
-	if stage != "" {
+	if f.Stage != "" {
 		where = append(where, "stage = ?")
-		args = append(args, stage)
+		args = append(args, f.Stage)
+	}
+	if !f.IncludeDiscarded {
+		where = append(where, "discarded_at = 0")
 	}
 	if page.Cursor != "" {
 		at, id, err := decodeCursor(page.Cursor)
@@ -246,8 +259,23 @@ func (s *Store) DeadLetters(ctx context.Context, stage string, page Page) ([]Dea
 	return out, next, nil
 }
 
+// DeadLetter returns one dead letter by its ID, discarded or not;
+// ErrNotFound if the index does not hold it.
+func (s *Store) DeadLetter(ctx context.Context, id string) (*DeadLetter, error) {
+	out, err := s.deadLetters(ctx, "id = ?", []any{id}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %s: %w", id, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("dead letter %s: %w", id, ErrNotFound)
+	}
+	return &out[0], nil
+}
+
+const deadLetterCols = `id, message_id, control_id, stage, destination, error_class, reason, failed_at, discarded_at, discarded_by, discard_reason`
+
 func (s *Store) deadLetters(ctx context.Context, where string, args []any, limit int) ([]DeadLetter, error) {
-	q := `SELECT id, message_id, control_id, stage, destination, error_class, reason, failed_at FROM dead_letters`
+	q := `SELECT ` + deadLetterCols + ` FROM dead_letters`
 	if where != "" {
 		q += ` WHERE ` + where
 	}
@@ -258,17 +286,68 @@ func (s *Store) deadLetters(ctx context.Context, where string, args []any, limit
 	}
 	var out []DeadLetter
 	for rows.Next() {
-		var d DeadLetter
-		var at int64
-		if err := rows.Scan(&d.ID, &d.MessageID, &d.ControlID, &d.Stage, &d.Destination, &d.ErrorClass, &d.Reason, &at); err != nil {
+		d, err := scanDeadLetter(rows)
+		if err != nil {
 			_ = rows.Close()
 			return nil, fmt.Errorf("dead letters: %w", err)
 		}
-		d.FailedAt = fromMicros(at)
-		out = append(out, d)
+		out = append(out, *d)
 	}
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
+	if err := s.attachReplays(ctx, out); err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
 	return out, nil
+}
+
+func scanDeadLetter(sc interface{ Scan(...any) error }) (*DeadLetter, error) {
+	var d DeadLetter
+	var at, discAt int64
+	var by, why string
+	if err := sc.Scan(&d.ID, &d.MessageID, &d.ControlID, &d.Stage, &d.Destination, &d.ErrorClass, &d.Reason, &at,
+		&discAt, &by, &why); err != nil {
+		return nil, err
+	}
+	d.FailedAt = fromMicros(at)
+	if discAt != 0 {
+		d.Discarded = &Discarded{Actor: by, Reason: why, At: fromMicros(discAt)}
+	}
+	return &d, nil
+}
+
+// attachReplays fills each dead letter's Replayed with the jobs that
+// re-sent it, oldest first.
+func (s *Store) attachReplays(ctx context.Context, dls []DeadLetter) error {
+	if len(dls) == 0 {
+		return nil
+	}
+	pos := map[string]int{}
+	ids := make([]string, len(dls))
+	for i, d := range dls {
+		pos[d.ID] = i
+		ids[i] = d.ID
+	}
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT dead_letter_id, job_id FROM dead_letter_replays
+WHERE dead_letter_id IN (`+placeholders(len(part))+`) ORDER BY at, job_id`), anys(part)...)
+		if err != nil {
+			return fmt.Errorf("read replays: %w", err)
+		}
+		for rows.Next() {
+			var id, job string
+			if err := rows.Scan(&id, &job); err != nil {
+				_ = rows.Close()
+				return fmt.Errorf("read replays: %w", err)
+			}
+			i := pos[id]
+			dls[i].Replayed = append(dls[i].Replayed, job)
+		}
+		if err := closeRows(rows); err != nil {
+			return fmt.Errorf("read replays: %w", err)
+		}
+	}
+	return nil
 }

@@ -35,9 +35,12 @@ var precedence = map[string]int{
 	StatusRouted:       30,
 	StatusAckError:     40,
 	StatusFiltered:     50,
-	StatusRejected:     50,
 	StatusDeadLettered: 50,
-	StatusDelivered:    60,
+	// A receiver's AR is reported twice, by the delivery (rejected) and
+	// by its dead letter (dead_lettered), in either order: rejected says
+	// more and must win both ways, so it ranks above.
+	StatusRejected:  55,
+	StatusDelivered: 60,
 }
 
 // Known reports whether s is a status a row can hold or a search can ask

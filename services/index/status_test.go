@@ -20,7 +20,11 @@ func TestMerge(t *testing.T) {
 		{"late received never overwrites routed", StatusRouted, 0, StatusReceived, t2, StatusRouted, 0, false},
 		{"ack_error after delivered is stale", StatusDelivered, 0, StatusAckError, t2, StatusDelivered, 0, false},
 		{"delivered after ack_error", StatusAckError, 0, StatusDelivered, t2, StatusDelivered, 0, true},
-		{"tie keeps the stored", StatusDeadLettered, 0, StatusRejected, t2, StatusDeadLettered, 0, false},
+		{"tie keeps the stored", StatusDeadLettered, 0, StatusFiltered, t2, StatusDeadLettered, 0, false},
+		// An AR is told twice, by the delivery (rejected) and by the dead
+		// letter (dead_lettered): either order ends rejected.
+		{"rejected after dead_lettered", StatusDeadLettered, 0, StatusRejected, t1, StatusRejected, 0, true},
+		{"dead_lettered after rejected", StatusRejected, 0, StatusDeadLettered, t1, StatusRejected, 0, false},
 		{"same event twice", StatusDelivered, 0, StatusDelivered, t1, StatusDelivered, 0, false},
 		{"replay opens a cycle", StatusDeadLettered, 0, StatusReplayed, t1, StatusReplayed, t1, true},
 		{"replay of a first event", "", 0, StatusReplayed, t1, StatusReplayed, t1, true},

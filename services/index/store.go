@@ -75,13 +75,41 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		// searches read the WAL beside it.
 		db.SetMaxOpenConns(4)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db, driver); err != nil {
 		_ = db.Close()
 		// The DSN may hold a password: the error names only the driver.
 		return nil, fmt.Errorf("connect index (%s): %w", driver, err)
 	}
 	return &Store{db: db, d: d, now: time.Now}, nil
 }
+
+// busyWait bounds how long Open waits for another process that is
+// switching a new SQLite file to WAL at the same moment (the index and
+// the admin API open the same file as a standalone starts): SQLite
+// answers that race with SQLITE_BUSY at once, without its busy timeout.
+const busyWait = 10 * time.Second
+
+// ping checks the connection, waiting out SQLITE_BUSY (see busyWait).
+func ping(ctx context.Context, db *sql.DB, driver string) error {
+	deadline := time.Now().Add(busyWait)
+	wait := 10 * time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		var coded interface{ Code() int }
+		if err == nil || driver != DriverSQLite || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
+// sqliteBusy is SQLITE_BUSY, the primary code of "database is locked".
+const sqliteBusy = 5
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
@@ -120,6 +148,50 @@ type Update struct {
 	Pointer *Pointer
 	// DeadLetter is a dead letter to list.
 	DeadLetter *DeadLetter
+	// Discard sets a dead letter aside (it may come before the dead
+	// letter itself; see migrations/0002).
+	Discard *Discard
+	// Replay notes that a replay job re-sent a dead letter.
+	Replay *DeadLetterReplay
+	// Audit is an audit event to store; it concerns no message.
+	Audit *AuditRow
+}
+
+// Discard is an operator's decision to set a dead letter aside.
+type Discard struct {
+	DeadLetterID string
+	MessageID    string
+	Actor        string
+	// Reason is the operator's words; the admin API refuses none, so it
+	// is shown only to roles that may see dead letters.
+	Reason string
+	At     time.Time
+}
+
+// DeadLetterReplay is one replay job re-sending one dead letter.
+type DeadLetterReplay struct {
+	DeadLetterID string
+	JobID        string
+	At           time.Time
+}
+
+// AuditRow is one audit event as the index stores it: canonical.AuditEvent
+// field for field. It never holds message content or a patient
+// identifier (the admin API writes patient keys into selectors).
+type AuditRow struct {
+	EventID  string
+	At       time.Time
+	Service  string
+	Actor    string
+	Role     string
+	Auth     string
+	Action   string
+	Resource string
+	Selector string
+	Count    int64
+	Outcome  string
+	Remote   string
+	Detail   string
 }
 
 // MessageFields is a message's metadata. None of it is PHI.
@@ -173,12 +245,52 @@ type DeadLetter struct {
 	// dead-letter contract).
 	Reason   string
 	FailedAt time.Time
+	// Discarded is set once an operator set the dead letter aside.
+	Discarded *Discarded
+	// Replayed lists the replay jobs that re-sent it, in the order they
+	// did (read side only: Apply ignores it).
+	Replayed []string
+}
+
+// Discarded says who set a dead letter aside, when and why.
+type Discarded struct {
+	Actor  string
+	Reason string
+	At     time.Time
 }
 
 // DeadLetterID is the design's dead-letter ID: the stage and the record's
 // place in dlq.<stage>.
 func DeadLetterID(stage string, partition int32, offset int64) string {
 	return stage + ":" + strconv.FormatInt(int64(partition), 10) + ":" + strconv.FormatInt(offset, 10)
+}
+
+// ParseDeadLetterID splits a dead-letter ID into its stage and the
+// record's place in dlq.<stage>. A stage holds no colon (stage names are
+// plain words), so the last two fields are the partition and offset.
+func ParseDeadLetterID(id string) (stage string, partition int32, offset int64, err error) {
+	rest, off, ok1 := cutLast(id, ":")
+	stage, part, ok2 := cutLast(rest, ":")
+	if !ok1 || !ok2 || stage == "" {
+		return "", 0, 0, fmt.Errorf("dead-letter ID %q: want <stage>:<partition>:<offset>", id)
+	}
+	p, err := strconv.ParseInt(part, 10, 32)
+	if err != nil || p < 0 {
+		return "", 0, 0, fmt.Errorf("dead-letter ID %q: bad partition", id)
+	}
+	o, err := strconv.ParseInt(off, 10, 64)
+	if err != nil || o < 0 {
+		return "", 0, 0, fmt.Errorf("dead-letter ID %q: bad offset", id)
+	}
+	return stage, int32(p), o, nil
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
 
 // MessageRow is one message as Search lists it.
@@ -239,6 +351,17 @@ func (u Update) validate(i int) error {
 	if u.DeadLetter != nil && (u.DeadLetter.ID == "" || u.DeadLetter.Stage == "") {
 		return fmt.Errorf("update %d: dead letter without ID or stage", i)
 	}
+	if u.Discard != nil {
+		if _, _, _, err := ParseDeadLetterID(u.Discard.DeadLetterID); err != nil {
+			return fmt.Errorf("update %d: discard: %w", i, err)
+		}
+	}
+	if u.Replay != nil && (u.Replay.DeadLetterID == "" || u.Replay.JobID == "") {
+		return fmt.Errorf("update %d: dead-letter replay without dead-letter or job ID", i)
+	}
+	if u.Audit != nil && u.Audit.EventID == "" {
+		return fmt.Errorf("update %d: audit event without an ID", i)
+	}
 	return nil
 }
 
@@ -284,10 +407,19 @@ func (s *Store) Apply(ctx context.Context, updates []Update) (err error) {
 	dirtyDest := map[[2]string]bool{}
 	var pointers []Update
 	var patients [][2]string
-	var dls []*DeadLetter
+	var rest other
 	for _, u := range updates {
 		if u.DeadLetter != nil {
-			dls = append(dls, u.DeadLetter)
+			rest.deadLetters = append(rest.deadLetters, u.DeadLetter)
+		}
+		if u.Discard != nil {
+			rest.discards = append(rest.discards, u.Discard)
+		}
+		if u.Replay != nil {
+			rest.replays = append(rest.replays, u.Replay)
+		}
+		if u.Audit != nil {
+			rest.audits = append(rest.audits, u.Audit)
 		}
 		if u.MessageID == "" {
 			continue
@@ -347,7 +479,10 @@ func (s *Store) Apply(ctx context.Context, updates []Update) (err error) {
 	if err := s.writeDestinations(ctx, tx, dests, dirtyDest); err != nil {
 		return err
 	}
-	if err := s.writeRest(ctx, tx, pointers, patients, dls); err != nil {
+	if err := s.writeRest(ctx, tx, pointers, patients, rest.deadLetters); err != nil {
+		return err
+	}
+	if err := s.writeOther(ctx, tx, rest); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -628,6 +763,67 @@ func (s *Store) writeRest(ctx context.Context, tx *sql.Tx, pointers []Update, pa
 			drow = append(drow, []any{d.ID, d.MessageID, d.ControlID, d.Stage, d.Destination, d.ErrorClass, d.Reason, micros(d.FailedAt)})
 		}
 	}
+	// A discard read first made the row; the dead letter fills it and
+	// leaves the discard alone.
 	return s.insertRows(ctx, tx, "dead letters", `INSERT INTO dead_letters (id, message_id, control_id, stage, destination, error_class, reason, failed_at) VALUES`,
-		`ON CONFLICT (id) DO NOTHING`, drow)
+		`ON CONFLICT (id) DO UPDATE SET message_id = excluded.message_id, control_id = excluded.control_id, stage = excluded.stage,
+ destination = excluded.destination, error_class = excluded.error_class, reason = excluded.reason, failed_at = excluded.failed_at`, drow)
 }
+
+// other is what a batch holds besides messages: rows keyed by their own
+// IDs, so writing them needs no merge.
+type other struct {
+	deadLetters []*DeadLetter
+	discards    []*Discard
+	replays     []*DeadLetterReplay
+	audits      []*AuditRow
+}
+
+// writeOther stores discards (the first one of a dead letter wins, so
+// applying them again or out of order changes nothing), dead-letter
+// replays and audit events.
+func (s *Store) writeOther(ctx context.Context, tx *sql.Tx, o other) error {
+	first := map[string]*Discard{}
+	for _, d := range o.discards {
+		if cur, ok := first[d.DeadLetterID]; !ok || d.At.Before(cur.At) {
+			first[d.DeadLetterID] = d
+		}
+	}
+	var rows [][]any
+	for _, id := range sortedKeys(first) {
+		d := first[id]
+		stage, _, _, _ := ParseDeadLetterID(id) // validate checked it
+		rows = append(rows, []any{id, d.MessageID, stage, micros(d.At), d.Actor, d.Reason})
+	}
+	if err := s.insertRows(ctx, tx, "discards", `INSERT INTO dead_letters (id, message_id, stage, discarded_at, discarded_by, discard_reason) VALUES`,
+		`ON CONFLICT (id) DO UPDATE SET discarded_at = excluded.discarded_at, discarded_by = excluded.discarded_by,
+ discard_reason = excluded.discard_reason WHERE dead_letters.discarded_at = 0`, rows); err != nil {
+		return err
+	}
+	seenR := map[[2]string]bool{}
+	rows = nil
+	for _, r := range o.replays {
+		k := [2]string{r.DeadLetterID, r.JobID}
+		if !seenR[k] {
+			seenR[k] = true
+			rows = append(rows, []any{r.DeadLetterID, r.JobID, micros(r.At)})
+		}
+	}
+	if err := s.insertRows(ctx, tx, "dead-letter replays", `INSERT INTO dead_letter_replays (dead_letter_id, job_id, at) VALUES`,
+		`ON CONFLICT (dead_letter_id, job_id) DO NOTHING`, rows); err != nil {
+		return err
+	}
+	seenA := map[string]bool{}
+	rows = nil
+	for _, a := range o.audits {
+		if !seenA[a.EventID] {
+			seenA[a.EventID] = true
+			rows = append(rows, []any{a.EventID, micros(a.At), a.Service, a.Actor, a.Role, a.Auth, a.Action, a.Resource,
+				a.Selector, a.Count, a.Outcome, a.Remote, a.Detail})
+		}
+	}
+	return s.insertRows(ctx, tx, "audit events", `INSERT INTO audit_events (`+auditCols+`) VALUES`,
+		`ON CONFLICT (event_id) DO NOTHING`, rows)
+}
+
+const auditCols = `event_id, at, service, actor, role, auth, action, resource, selector, count, outcome, remote, detail`

@@ -437,7 +437,7 @@ func TestDeadLetters(t *testing.T) {
 		var got []string
 		cursor := ""
 		for {
-			rows, next, err := s.DeadLetters(ctx, "egress", Page{Limit: 2, Cursor: cursor})
+			rows, next, err := s.DeadLetters(ctx, DeadLetterFilter{Stage: "egress"}, Page{Limit: 2, Cursor: cursor})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -452,11 +452,11 @@ func TestDeadLetters(t *testing.T) {
 		if strings.Join(got, ",") != "egress:1:4,egress:1:3,egress:1:2,egress:1:1,egress:1:0" {
 			t.Fatalf("egress dead letters %v", got)
 		}
-		rows, _, err := s.DeadLetters(ctx, "", Page{})
+		rows, _, err := s.DeadLetters(ctx, DeadLetterFilter{}, Page{})
 		if err != nil || len(rows) != 6 {
 			t.Fatalf("all stages: %d rows, %v", len(rows), err)
 		}
-		if _, _, err := s.DeadLetters(ctx, "", Page{Cursor: "%%"}); !errors.Is(err, ErrBadCursor) {
+		if _, _, err := s.DeadLetters(ctx, DeadLetterFilter{}, Page{Cursor: "%%"}); !errors.Is(err, ErrBadCursor) {
 			t.Fatalf("bad cursor: %v", err)
 		}
 	})
@@ -538,7 +538,7 @@ func TestNoPHIInTheIndex(t *testing.T) {
 func dumpTables(t *testing.T, s *Store) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	for _, table := range []string{"messages", "message_patients", "destinations", "record_pointers", "dead_letters", "schema_migrations"} {
+	for _, table := range []string{"messages", "message_patients", "destinations", "record_pointers", "dead_letters", "dead_letter_replays", "audit_events", "index_state", "schema_migrations"} {
 		rows, err := s.db.Query(`SELECT * FROM ` + table)
 		if err != nil {
 			t.Fatal(err)

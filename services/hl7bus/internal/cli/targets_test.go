@@ -60,7 +60,7 @@ func TestStandaloneUnknownTarget(t *testing.T) {
 	cfg, _ := standaloneFile(t, "127.0.0.1:19092")
 	var stdout, stderr bytes.Buffer
 	code := Main([]string{"standalone", "--config", cfg, "--targets", "broker,nope"}, Env{Stdout: &stdout, Stderr: &stderr})
-	if code != ExitUsage || !strings.Contains(stderr.String(), `unknown target "nope" (valid: broker, registry, ingress, parse, transform, route, egress)`) {
+	if code != ExitUsage || !strings.Contains(stderr.String(), `unknown target "nope" (valid: broker, registry, ingress, parse, transform, route, egress`) {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -36,6 +36,8 @@ func Default() *Registry {
 			Summary: "run the route stage (transformed -> out.<destination>)"},
 		Module{Name: "egress", Deps: embedded, Input: "out.<destination>", Outputs: []string{kafka.TopicDelivery, "dlq.egress"}, New: newEgress,
 			Summary: "run the egress stage (out.<destination> -> receivers)"},
+		Module{Name: "index", Deps: embedded, Input: kafka.TopicRaw, Outputs: nil, New: newIndex,
+			Summary: "run the message index (every topic -> SQLite or PostgreSQL)"},
 	)
 	if err != nil {
 		panic(err)

@@ -14,7 +14,7 @@ func noop(*config.File, Deps) (Service, error) { return nil, nil }
 
 func TestDefaultRegistry(t *testing.T) {
 	r := Default()
-	want := []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress"}
+	want := []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress", "index"}
 	if got := r.Names(); !slices.Equal(got, want) {
 		t.Fatalf("modules %v, want %v", got, want)
 	}
@@ -35,12 +35,12 @@ func TestResolve(t *testing.T) {
 		want    []string
 		err     string // substring; "" for none
 	}{
-		{"all by default", "", []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress"}, ""},
+		{"all by default", "", []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress", "index"}, ""},
 		{"broker only", "broker,registry", []string{"broker", "registry"}, ""},
 		{"dependencies added, order kept", "egress, parse", []string{"broker", "registry", "parse", "egress"}, ""},
 		{"order of the table, not of the flag", "registry,broker", []string{"broker", "registry"}, ""},
 		{"named twice", "parse,parse", []string{"broker", "registry", "parse"}, ""},
-		{"unknown", "broker,brokr,idx", nil, `unknown target "brokr", "idx" (valid: broker, registry, ingress, parse, transform, route, egress)`},
+		{"unknown", "broker,brokr,idx", nil, `unknown target "brokr", "idx" (valid: broker, registry, ingress, parse, transform, route, egress, index)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,8 +93,8 @@ func TestWriteList(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 8 {
-		t.Fatalf("%d lines, want a header and 7 modules:\n%s", len(lines), b.String())
+	if len(lines) != 9 {
+		t.Fatalf("%d lines, want a header and 8 modules:\n%s", len(lines), b.String())
 	}
 	want := map[string][]string{
 		"MODULE":    {"DEPENDS", "ON", "INPUT", "OUTPUTS"},
@@ -104,6 +104,7 @@ func TestWriteList(t *testing.T) {
 		"route":     {"broker,registry", "transformed", "out.<destination>,decisions,dlq.route"},
 		"egress":    {"broker,registry", "out.<destination>", "delivery,dlq.egress"},
 		"transform": {"broker,registry", "parsed", "transformed,decisions,dlq.transform"},
+		"index":     {"broker,registry", "raw", "-"},
 	}
 	for _, l := range lines {
 		f := strings.Fields(l)

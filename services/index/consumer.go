@@ -1,0 +1,333 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/logattr"
+	"github.com/hl7bus/hl7bus/libs/telemetry"
+)
+
+// serviceName is the index's health part, metrics client label and the
+// <name> of its consumer group <prefix>index.
+const serviceName = "index"
+
+// Service is the index consumer (`hl7bus index`): it reads every topic
+// that says something about a message, projects the records, and applies
+// them to the store in batches, committing offsets only after a batch is
+// stored (at-least-once; Apply is idempotent).
+type Service struct {
+	cfg    Config
+	kc     kafka.Config
+	serde  *canonical.Serde
+	log    *slog.Logger
+	tel    *telemetry.Telemetry
+	proj   Projector
+	topics []string
+
+	updates prometheus.Counter
+	skipped *prometheus.CounterVec
+	batch   prometheus.Observer
+
+	// ready is closed once the consumer is created (tests wait on it).
+	ready chan struct{}
+}
+
+var skippedOpts = prometheus.CounterOpts{Name: "hl7bus_index_skipped_records_total",
+	Help: "Records the index could not decode and skipped, by topic."}
+
+// ReadSecret reads the patient-key secret: the file's bytes as they are.
+// Its errors name the config key index.secret_file.
+func ReadSecret(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("index.secret_file: not set (the patient-key secret is required)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("index.secret_file: %w", err)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("index.secret_file: %s is empty", path)
+	}
+	return b, nil
+}
+
+// New returns the index consumer; Run starts it. It reads the secret at
+// once, so a missing one fails the start rather than the first record.
+func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger, tel *telemetry.Telemetry) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.DSN == "" {
+		return nil, errors.New("index.dsn: not set")
+	}
+	if _, err := dialectOf(cfg.Driver); err != nil {
+		return nil, fmt.Errorf("index.driver: %w", err)
+	}
+	secret, err := ReadSecret(cfg.SecretFile)
+	if err != nil {
+		return nil, err
+	}
+	if tel == nil {
+		tel = telemetry.Nop()
+	}
+	s := &Service{cfg: cfg, kc: kc, serde: serde, log: log.With(logattr.Stage(serviceName)), tel: tel,
+		proj: Projector{Secret: secret}, ready: make(chan struct{}),
+		updates: tel.CounterVec(prometheus.CounterOpts{Name: "hl7bus_index_updates_total",
+			Help: "Index updates stored (a record projects to one or a few)."}).WithLabelValues(),
+		skipped: tel.CounterVec(skippedOpts, "topic"),
+		batch: tel.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_index_batch_seconds",
+			Help: "Time to store one batch of index updates.", Buckets: telemetry.LatencyBuckets}).WithLabelValues(),
+	}
+	for _, t := range []string{kafka.TopicRaw, kafka.TopicParsed, kafka.TopicTransformed, kafka.TopicDecisions,
+		kafka.TopicDelivery, kafka.TopicReplay, kafka.TopicAudit} {
+		s.topics = append(s.topics, "^"+regexp.QuoteMeta(kc.Topic(t))+"$")
+	}
+	// Every stage's dead letters, including stages added later.
+	s.topics = append(s.topics, "^"+regexp.QuoteMeta(kc.DLQTopic(""))+"[^.]+$")
+	return s, nil
+}
+
+// Topics are the patterns (regular expressions) of the topics the index
+// consumes.
+func (s *Service) Topics() []string { return s.topics }
+
+// Run opens and migrates the store, rebuilds it when Config.Rebuild asks,
+// and indexes the topics until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	store, err := Open(ctx, s.cfg.Driver, s.cfg.DSN)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	group, err := s.group(ctx, store)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	s.tel.Health.Register(serviceName)
+	defer s.tel.Health.Set(serviceName, false)
+	inst := kafka.Instrument(s.tel, serviceName)
+	cl, err := kafka.NewConsumer(s.kc, s.log, group, s.topics, append(inst.Opts(),
+		// The topics are patterns: dlq.<stage> of any stage, found as
+		// stages create them.
+		kgo.ConsumeRegex(),
+		// A dlq topic created after start is found within this (franz-go
+		// re-reads metadata every 5 minutes by default).
+		kgo.MetadataMaxAge(10*time.Second),
+		// Partitions move only between batches, after their offsets are
+		// committed: a batch is never half-owned.
+		kgo.BlockRebalanceOnPoll(),
+	)...)
+	if err != nil {
+		return fmt.Errorf("index: consumer: %w", err)
+	}
+	// The loop may stop holding a poll it did not flush (a failed
+	// batch at shutdown): Close alone would wait for an AllowRebalance.
+	defer cl.CloseAllowingRebalance()
+	s.tel.Health.Set(serviceName, true)
+	close(s.ready)
+	s.log.Info("indexing", logattr.Group(group))
+	return s.consume(ctx, cl, store)
+}
+
+// group is the consumer group to read in: <prefix>index, or the one the
+// last rebuild started (stored with the data it rebuilt, so a rebuild
+// stopped half-way goes on where it was). With Rebuild, a fresh group,
+// which starts at the topics' beginning, on an emptied store.
+func (s *Service) group(ctx context.Context, store *Store) (string, error) {
+	if s.cfg.Rebuild {
+		g := s.kc.TopicPrefix + serviceName + ".rebuild-" + time.Now().UTC().Format("20060102T150405.000000Z")
+		if err := store.Rebuild(ctx, g); err != nil {
+			return "", err
+		}
+		s.log.Warn("index emptied; rebuilding from the topics", logattr.Group(g))
+		return g, nil
+	}
+	g, err := store.ConsumerGroup(ctx)
+	if err != nil || g != "" {
+		return g, err
+	}
+	return s.kc.TopicPrefix + serviceName, nil
+}
+
+// consume is the loop: poll, project, and every BatchSize updates or
+// FlushInterval store the batch and commit what it came from.
+func (s *Service) consume(ctx context.Context, cl *kgo.Client, store *Store) error {
+	var (
+		pending  []*kgo.Record
+		updates  []Update
+		deadline time.Time
+	)
+	flush := func(ctx context.Context) error {
+		if len(pending) > 0 {
+			if err := s.apply(ctx, store, updates); err != nil {
+				return err
+			}
+			if err := cl.CommitRecords(ctx, pending...); err != nil && ctx.Err() == nil {
+				// Harmless: the records are read again and Apply is
+				// idempotent.
+				s.log.Warn("committing index offsets", logattr.Error(err))
+			}
+		}
+		pending, updates, deadline = pending[:0], updates[:0], time.Time{}
+		cl.AllowRebalance()
+		return nil
+	}
+	for {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if !deadline.IsZero() {
+			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		fetches := cl.PollRecords(pollCtx, max(1, s.cfg.BatchSize-len(updates)))
+		cancel()
+		if ctx.Err() != nil {
+			// What is stored stays; what is not is read again next time.
+			fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer fcancel()
+			if err := flush(fctx); err != nil {
+				s.log.Warn("storing the last index batch at shutdown", logattr.Error(err))
+			}
+			return nil
+		}
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				s.log.Warn("fetching", logattr.Topic(t), logattr.Partition(p), logattr.Error(err))
+			}
+		})
+		fetches.EachRecord(func(r *kgo.Record) {
+			updates = append(updates, s.project(ctx, r)...)
+			pending = append(pending, r)
+		})
+		if len(pending) > 0 && deadline.IsZero() {
+			deadline = time.Now().Add(s.cfg.FlushInterval)
+		}
+		if len(pending) == 0 || len(updates) >= s.cfg.BatchSize || !time.Now().Before(deadline) {
+			if err := flush(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+}
+
+// apply stores a batch, retrying with backoff while the database refuses
+// (it is down, or locked): the index falls behind instead of losing
+// updates, and shows not ready meanwhile.
+func (s *Service) apply(ctx context.Context, store *Store, updates []Update) error {
+	wait := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := store.Apply(ctx, updates)
+		if err == nil {
+			s.batch.Observe(time.Since(start).Seconds())
+			s.updates.Add(float64(len(updates)))
+			s.tel.Health.Set(serviceName, true)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.tel.Health.Set(serviceName, false)
+		s.log.Warn("storing index updates failed; retrying", logattr.Error(err), logattr.Backoff(wait))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// decodeTries bounds the retries of a record whose writer schema the
+// registry does not give (an outage, or a producer racing its
+// registration) before the record is skipped.
+const decodeTries = 3
+
+// project decodes one record and projects it. A record that does not
+// decode is logged by its place and a reason class (never its content or
+// the decoder's text, which may quote it), counted, and skipped: one bad
+// record must not stop the index.
+func (s *Service) project(ctx context.Context, r *kgo.Record) []Update {
+	if len(r.Value) == 0 {
+		return nil // a tombstone of the compacted replay topic
+	}
+	var rec canonical.Record
+	var err error
+	wait := 200 * time.Millisecond
+	for try := 1; ; try++ {
+		rec, err = s.serde.Decode(ctx, r.Value)
+		if err == nil || !errors.Is(err, canonical.ErrUnknownSchemaID) || try == decodeTries || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+	if err != nil {
+		reason := "undecodable"
+		switch {
+		case errors.Is(err, canonical.ErrWireFormat):
+			reason = "not_wire_format"
+		case errors.Is(err, canonical.ErrUnknownSchemaID):
+			reason = "unknown_schema"
+		}
+		s.skipped.WithLabelValues(r.Topic).Inc()
+		s.log.Warn("skipping a record the index cannot decode", logattr.Topic(r.Topic), logattr.Partition(r.Partition),
+			logattr.Offset(r.Offset), logattr.Reason(reason))
+		return nil
+	}
+	src := Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, TraceID: traceID(r.Headers)}
+	switch v := rec.(type) {
+	case *canonical.Raw:
+		return s.proj.Raw(src, v)
+	case *canonical.Parsed:
+		return s.proj.Parsed(src, v)
+	case *canonical.Transformed:
+		return s.proj.Transformed(src, v)
+	case *canonical.Decision:
+		return s.proj.Decision(src, v)
+	case *canonical.Delivery:
+		return s.proj.Delivery(src, v)
+	case *canonical.DeadLetter:
+		return s.proj.DeadLetter(src, v)
+	case *canonical.ReplayRecord:
+		return s.proj.Replay(src, v)
+	case *canonical.AuditEvent:
+		return s.proj.Audit(src, v)
+	}
+	return nil
+}
+
+// traceID is the trace ID of a W3C traceparent header
+// (00-<trace id>-<span id>-<flags>), "" without one.
+func traceID(hs []kgo.RecordHeader) string {
+	for _, h := range hs {
+		if h.Key != "traceparent" {
+			continue
+		}
+		parts := strings.Split(string(h.Value), "-")
+		if len(parts) == 4 && len(parts[1]) == 32 {
+			return parts[1]
+		}
+	}
+	return ""
+}
