@@ -136,10 +136,46 @@ func (s *Service) Run(ctx context.Context) error {
 	// The loop may stop holding a poll it did not flush (a failed
 	// batch at shutdown): Close alone would wait for an AllowRebalance.
 	defer cl.CloseAllowingRebalance()
+	// Partitions for the coming days exist before the first Apply, and
+	// retention runs beside the loop (its deletes are batched, each its
+	// own transaction, so Apply interleaves).
+	if err := store.Maintain(ctx, time.Now(), s.cfg.Retention); err != nil {
+		s.log.Error("index maintenance failed; retrying in an hour", logattr.Error(err))
+	}
+	mctx, stopMaintain := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() {
+		defer close(maintained)
+		s.maintain(mctx, store)
+	}()
+	defer func() {
+		stopMaintain()
+		<-maintained
+	}()
 	s.tel.Health.Set(serviceName, true)
 	close(s.ready)
 	s.log.Info("indexing", logattr.Group(group))
 	return s.consume(ctx, cl, store)
+}
+
+// maintainEvery is how often partitions are created ahead and expired
+// rows deleted: daily partitions are made days ahead, so an hour is
+// plenty, and retention is not more precise than that.
+const maintainEvery = time.Hour
+
+func (s *Service) maintain(ctx context.Context, store *Store) {
+	t := time.NewTicker(maintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := store.Maintain(ctx, now, s.cfg.Retention); err != nil && ctx.Err() == nil {
+				s.log.Error("index maintenance failed; retrying in an hour", logattr.Error(err))
+			}
+		}
+	}
 }
 
 // group is the consumer group to read in: <prefix>index, or the one the

@@ -90,7 +90,7 @@ func TestMaintainRetention(t *testing.T) {
 		if err != nil || m.Status != "partially_delivered" || len(m.Pointers) == 0 {
 			t.Fatalf("kept message after retention: %+v, %v", m, err)
 		}
-		dls, _, err := s.DeadLetters(ctx, "", Page{})
+		dls, _, err := s.DeadLetters(ctx, DeadLetterFilter{}, Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
