@@ -155,9 +155,9 @@ func TestSenderPanicDeadLettersTheMessage(t *testing.T) {
 	if len(dead) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dead))
 	}
-	if dl := dead[0]; dl.ControlID != "M2" || dl.ErrorClass != pipeline.ClassPanic || dl.Reason != "delivering the message panicked (a string)" ||
+	if dl := dead[0]; dl.ControlID != "M2" || dl.Destination != "lis" || dl.ErrorClass != pipeline.ClassPanic || dl.Reason != "delivering the message panicked (a string)" ||
 		!bytes.Contains(dl.Value, []byte("PANIC")) {
-		t.Errorf("dead letter %s class %q reason %q, want M2's record untouched, class panic", dl.ControlID, dl.ErrorClass, dl.Reason)
+		t.Errorf("dead letter %s (destination %q) class %q reason %q, want M2's record untouched for lis, class panic", dl.ControlID, dl.Destination, dl.ErrorClass, dl.Reason)
 	}
 
 	// Every receipt, the panicked one's too, points at the out record it

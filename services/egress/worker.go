@@ -388,6 +388,9 @@ func (w *worker) deadLetter(ctx context.Context, j *job, id pipeline.Ident, clas
 		first = time.Now()
 	}
 	dl := pipeline.DeadLetter(stageName, id, j.Rec, class, reason, attempts, first, time.Now())
+	// An egress dead letter is always one destination's copy: the
+	// destination says so, and a replay of it re-sends to that one only.
+	dl.Destination = w.d.Name
 	out, err := pipeline.DeadLetterRecord(w.s.serde, w.dlq, j.Rec, dl)
 	if err != nil {
 		// Without its dead letter the record cannot be passed: stop, so

@@ -38,6 +38,12 @@ func Default() *Registry {
 			Summary: "run the egress stage (out.<destination> -> receivers)"},
 		Module{Name: "index", Deps: embedded, Input: kafka.TopicRaw, Outputs: nil, New: newIndex,
 			Summary: "run the message index (every topic -> SQLite or PostgreSQL)"},
+		// admin re-sends records into raw, parsed, transformed and
+		// out.<destination> when a replay job runs; those are not listed
+		// as outputs so the stages' shutdown order stays theirs (a job
+		// is resumed from the replay topic after a restart).
+		Module{Name: "admin", Deps: embedded, Input: kafka.TopicReplay, Outputs: []string{kafka.TopicAudit, kafka.TopicControl, kafka.TopicReplay}, New: newAdmin,
+			Summary: "run the admin API (search, message journeys, dead letters, replay jobs, destination control, audit) on admin.address"},
 	)
 	if err != nil {
 		panic(err)

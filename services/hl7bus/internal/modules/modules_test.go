@@ -14,7 +14,7 @@ func noop(*config.File, Deps) (Service, error) { return nil, nil }
 
 func TestDefaultRegistry(t *testing.T) {
 	r := Default()
-	want := []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress", "index"}
+	want := []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress", "index", "admin"}
 	if got := r.Names(); !slices.Equal(got, want) {
 		t.Fatalf("modules %v, want %v", got, want)
 	}
@@ -35,12 +35,12 @@ func TestResolve(t *testing.T) {
 		want    []string
 		err     string // substring; "" for none
 	}{
-		{"all by default", "", []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress", "index"}, ""},
+		{"all by default", "", []string{"broker", "registry", "ingress", "parse", "transform", "route", "egress", "index", "admin"}, ""},
 		{"broker only", "broker,registry", []string{"broker", "registry"}, ""},
 		{"dependencies added, order kept", "egress, parse", []string{"broker", "registry", "parse", "egress"}, ""},
 		{"order of the table, not of the flag", "registry,broker", []string{"broker", "registry"}, ""},
 		{"named twice", "parse,parse", []string{"broker", "registry", "parse"}, ""},
-		{"unknown", "broker,brokr,idx", nil, `unknown target "brokr", "idx" (valid: broker, registry, ingress, parse, transform, route, egress, index)`},
+		{"unknown", "broker,brokr,idx", nil, `unknown target "brokr", "idx" (valid: broker, registry, ingress, parse, transform, route, egress, index, admin)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,8 +93,8 @@ func TestWriteList(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 9 {
-		t.Fatalf("%d lines, want a header and 8 modules:\n%s", len(lines), b.String())
+	if len(lines) != 10 {
+		t.Fatalf("%d lines, want a header and 9 modules:\n%s", len(lines), b.String())
 	}
 	want := map[string][]string{
 		"MODULE":    {"DEPENDS", "ON", "INPUT", "OUTPUTS"},
@@ -105,6 +105,7 @@ func TestWriteList(t *testing.T) {
 		"egress":    {"broker,registry", "out.<destination>", "delivery,dlq.egress"},
 		"transform": {"broker,registry", "parsed", "transformed,decisions,dlq.transform"},
 		"index":     {"broker,registry", "raw", "-"},
+		"admin":     {"broker,registry", "replay", "audit,control,replay"},
 	}
 	for _, l := range lines {
 		f := strings.Fields(l)
