@@ -25,8 +25,8 @@ a duration back from now (24h). Without --all it prints one page of
 
 show prints one message: its metadata, the records of each stage, the
 route decisions, the delivery attempts and its dead letters; --content
-adds each record's content (a role allowed to read content: analyst,
-operator or admin; the read is audited).
+adds each record's content (a role allowed to read content: analyst or
+admin; the read is audited).
 
 The API and the token: --api and --token-file, else $HL7BUS_API_URL and
 $HL7BUS_TOKEN, else admin.address and <standalone.data_dir>/secrets/admin-token
