@@ -7,6 +7,7 @@ import (
 
 	"github.com/hl7bus/hl7bus/libs/audit"
 	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/services/admin"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/index"
@@ -32,7 +33,7 @@ func newAdmin(f *config.File, d Deps) (Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := d.Log.With(slog.String("stage", "admin"))
+	log := d.Log.With(logattr.Stage("admin"))
 	secret, err := index.ReadSecret(f.Index.SecretFile)
 	if err != nil {
 		return nil, err
