@@ -277,7 +277,7 @@ func TestReadmeTourOnTheLockedDownDefault(t *testing.T) {
 	ingressAddr := freeAddr(t)
 	body := strings.NewReplacer("127.0.0.1:2575", ingressAddr, "127.0.0.1:2576", recv.addr,
 		"127.0.0.1:2577", freeAddr(t), "127.0.0.1:2578", freeAddr(t),
-		"127.0.0.1:9092", freeAddr(t), "127.0.0.1:8081", freeAddr(t)).Replace(string(sample))
+		"127.0.0.1:9092", freeAddr(t), "127.0.0.1:8081", freeAddr(t), "127.0.0.1:9465", freeAddr(t)).Replace(string(sample))
 	if body == string(sample) {
 		t.Fatal("the sample configuration no longer names the tour's ports; update this test")
 	}

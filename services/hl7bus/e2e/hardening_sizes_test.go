@@ -100,6 +100,7 @@ func TestHardeningSizesLargeMessages(t *testing.T) {
 http: {address: "%s"}
 kafka: {partitions: 3}
 standalone: {data_dir: "%s", kafka_address: "%s", registry_address: "%s"}
+admin: {address: "127.0.0.1:0"}
 interfaces:
   - {name: lab-in, protocol: mllp, address: "%s"}
 destinations:

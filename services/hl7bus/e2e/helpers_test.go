@@ -358,12 +358,13 @@ func standaloneConfig(t *testing.T, dataDir string, partitions int, recvAddr str
 http: {address: "127.0.0.1:0"}
 kafka: {partitions: %d}
 standalone: {data_dir: "%s", kafka_address: "%s", registry_address: "%s"}
+admin: {address: "%s"}
 interfaces:
   - {name: adt-in, protocol: mllp, address: "%s"}
 destinations:
   - {name: lis, protocol: mllp, address: "%s", retry: {initial_backoff: 50ms, max_backoff: 1s}}
 routes:
   - {name: all, destinations: [lis]}
-`, partitions, dataDir, kafkaAddr, registryAddr, ingressAddr, recvAddr))
+`, partitions, dataDir, kafkaAddr, registryAddr, freeAddr(t), ingressAddr, recvAddr))
 	return standaloneSetup{cfg: cfg, ingressAddr: ingressAddr, kafkaAddr: kafkaAddr, registryAddr: registryAddr}
 }

@@ -43,6 +43,7 @@ func TestRulesReloadWhileMessagesFlow(t *testing.T) {
 http: {address: "127.0.0.1:0"}
 kafka: {partitions: 2}
 standalone: {data_dir: "%s/data", kafka_address: "%s", registry_address: "%s"}
+admin: {address: "127.0.0.1:0"}
 interfaces:
   - name: adt-in
     protocol: mllp
