@@ -342,12 +342,6 @@ func (c *apiClient) connError(err error) error {
 	return fmt.Errorf("admin API at %s: %w", c.target.URL, err)
 }
 
-func (c *apiClient) whoami(ctx context.Context) (api.Whoami, error) {
-	var w api.Whoami
-	_, err := c.do(ctx, http.MethodGet, []string{"whoami"}, nil, nil, &w, "")
-	return w, err
-}
-
 func (c *apiClient) messages(ctx context.Context, q url.Values) (api.MessagePage, error) {
 	var p api.MessagePage
 	_, err := c.do(ctx, http.MethodGet, []string{"messages"}, q, nil, &p, needsMetadata)
