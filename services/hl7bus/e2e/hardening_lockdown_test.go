@@ -326,5 +326,56 @@ func TestReadmeTourOnTheLockedDownDefault(t *testing.T) {
 	if out, err := runTool(t, dir, 60*time.Second, "tail", "--from-beginning", "--max", "1", "dlq.parse"); err != nil || !strings.Contains(out, `"stage":"parse"`) {
 		t.Errorf("tail dlq.parse: %v\n%s", err, out)
 	}
+
+	// Find it, see its journey, list what failed, send it again: the
+	// index and the admin API through the CLI with no flags at all (the
+	// sample configuration's admin.address and the standalone's token).
+	var id string
+	eventually(t, 60*time.Second, func() string {
+		out, err := runTool(t, dir, 30*time.Second, "messages", "find", "--control-id", "MSG00001", "--json")
+		if err != nil {
+			return err.Error()
+		}
+		rows := jsonLines(t, out)
+		if len(rows) != 1 || rows[0]["status"] != "delivered" || destStatus(rows[0], "lis") != "delivered" {
+			return fmt.Sprintf("messages find --control-id MSG00001: %v, want one row delivered to lis", rows)
+		}
+		id, _ = rows[0]["message_id"].(string)
+		return ""
+	})
+	if out, err := runTool(t, dir, 30*time.Second, "messages", "show", id); err != nil || !strings.Contains(out, "lis") || !strings.Contains(out, "delivered") {
+		t.Errorf("messages show: %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, func() string {
+		out, err := runTool(t, dir, 30*time.Second, "dlq", "list", "--json")
+		if err != nil {
+			return err.Error()
+		}
+		for _, r := range jsonLines(t, out) {
+			if r["stage"] == "parse" {
+				return ""
+			}
+		}
+		return "dlq list has no parse dead letter: " + out
+	})
+	sentTimes := func() int {
+		n := 0
+		for _, m := range recv.messages() {
+			if bytes.Contains(m, []byte("|MSG00001|")) {
+				n++
+			}
+		}
+		return n
+	}
+	before := sentTimes()
+	if out, err := runTool(t, dir, 60*time.Second, "replay", "--message-id", id, "--destination", "lis", "--resend", "--yes"); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, func() string {
+		if n := sentTimes(); n != before+1 {
+			return fmt.Sprintf("the LIS got MSG00001 %d times, want %d after the replay", n, before+1)
+		}
+		return ""
+	})
 	p.stop(t)
 }
