@@ -27,6 +27,17 @@ PG_DIR=""
 # read HL7BUS_TEST_POSTGRES_DSN.
 PG_SUITES=(./services/index/...)
 
+# PG_FOCUSED are "PATTERN PACKAGE" pairs: a package of which only the
+# tests matching -run PATTERN need this PostgreSQL (the rest of it runs,
+# on SQLite, in the ordinary suite, so running it all again here would
+# only add CI time). The admin API's index adapter over a real store;
+# the analyst's day end to end on an index in PostgreSQL (its SQLite
+# twin runs in the ordinary suite), whose pg_dump must hold no PHI.
+PG_FOCUSED=(
+  '^TestAdminIndex ./services/hl7bus/internal/modules/'
+  '^TestAnalystDayEndToEnd$/^postgres$ ./services/hl7bus/e2e/'
+)
+
 pg_log() { echo "=== postgres: $*"; }
 
 # pg_install installs postgresql-15 from the Debian archive unless it is
@@ -103,12 +114,17 @@ pg_stop() {
   PG_DIR=""
 }
 
-# postgres_suites runs the PG_SUITES tests against the running cluster.
+# postgres_suites runs the PG_SUITES tests, then the PG_FOCUSED ones,
+# against the running cluster.
 postgres_suites() {
-  local top
+  local top entry
   top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   pg_log "suites against PostgreSQL: ${PG_SUITES[*]}"
-  (cd "$top" && go test -count=1 -race -timeout 10m "${PG_SUITES[@]}")
+  (cd "$top" && go test -count=1 -race -timeout 10m "${PG_SUITES[@]}") || return
+  for entry in "${PG_FOCUSED[@]}"; do
+    pg_log "against PostgreSQL: -run '${entry%% *}' ${entry#* }"
+    (cd "$top" && go test -count=1 -race -timeout 10m -run "${entry%% *}" "${entry#* }") || return
+  done
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -12,6 +12,7 @@ require (
 	github.com/hl7bus/hl7bus/services/parse v0.0.0
 	github.com/hl7bus/hl7bus/services/route v0.0.0
 	github.com/hl7bus/hl7bus/services/transform v0.0.0
+	github.com/jackc/pgx/v5 v5.13.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/spf13/viper v1.21.0
@@ -31,6 +32,8 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/golang/snappy v0.0.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/hl7bus/hl7bus/services/admin v0.0.0
 	github.com/hl7bus/hl7bus/services/index v0.0.0
 	github.com/klauspost/compress v1.20.3 // indirect

@@ -141,46 +141,127 @@ func a08(ctl, mrn, family, given string) string {
 		"PV1|1|I\r"
 }
 
-// TestAnalystDayEndToEnd is the issue's "done means" on the embedded
-// default, through the CLI a user types: find a message by control ID and
-// by patient ID and see its delivery; a destination that answers AR puts
-// the message in `dlq list`; replayed after the destination is fixed it is
+// analystPatients are the test corpus: each A08's control ID, record
+// number and name. The names, the numbers and the address (phiAddress)
+// are the PHI the index must not hold; the control IDs it must.
+var analystPatients = []struct{ ctl, mrn, family, given string }{
+	{"C1", "ZZMRN1001", "ZZFAMILYA", "ZZGIVENA"},
+	{"REJ1", "ZZMRN1002", "ZZFAMILYB", "ZZGIVENB"},
+	{"C3", "ZZMRN1003", "ZZFAMILYC", "ZZGIVENC"},
+}
+
+// phiAddress is the street every a08 carries.
+const phiAddress = "PINE ROAD"
+
+// TestAnalystDayEndToEnd is the issue's "done means", through the CLI a
+// user types, on each index backend: find a message by control ID and by
+// patient ID and see its delivery; a destination that answers AR puts the
+// message in `dlq list`; replayed after the destination is fixed it is
 // delivered and the index says so; a delivered message replayed to one
 // destination arrives there again (and only there); each of these leaves
 // an audit record; a viewer can search but not read content; and the
-// index's SQLite file holds none of the patients' names or IDs.
+// index's database holds none of the patients' names or IDs — the SQLite
+// file of the embedded default, and a pg_dump of the PostgreSQL database
+// when HL7BUS_TEST_POSTGRES_DSN names a server (scripts/postgres.sh).
 func TestAnalystDayEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs the standalone")
 	}
+	t.Run("sqlite", func(t *testing.T) {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		c1ID := analystDay(t, dataDir, "")
+		// No PHI in the index: its SQLite files hold none of the names,
+		// record numbers or addresses sent.
+		files, _ := filepath.Glob(filepath.Join(dataDir, "index.db*"))
+		if len(files) == 0 {
+			t.Fatalf("no index database in %s", dataDir)
+		}
+		var all []byte
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+			assertNoPHI(t, filepath.Base(f), b)
+		}
+		assertHoldsIDs(t, "the SQLite files", all, c1ID)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := os.Getenv(postgresEnv)
+		if dsn == "" {
+			t.Skipf("%s not set: the PostgreSQL run skips (scripts/postgres.sh run go test -run 'TestAnalystDayEndToEnd/postgres' ./services/hl7bus/e2e/ sets it)", postgresEnv)
+		}
+		pgDump := postgresTool(t, "pg_dump")
+		dbDSN := postgresDatabase(t, dsn)
+		c1ID := analystDay(t, filepath.Join(t.TempDir(), "data"),
+			fmt.Sprintf("index: {driver: postgres, dsn: %q}\n", dbDSN))
+		// No PHI in the index: a dump of every row of its database holds
+		// none of the names, record numbers or addresses sent.
+		cmd := exec.Command(pgDump, "--data-only", "--no-owner", "--dbname="+dbDSN)
+		var dump, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &dump, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("pg_dump: %v: %s", err, errb.String())
+		}
+		assertNoPHI(t, "the pg_dump", dump.Bytes())
+		assertHoldsIDs(t, "the pg_dump", dump.Bytes(), c1ID)
+	})
+}
+
+// assertNoPHI fails for each name, record number or address of the
+// corpus that b holds.
+func assertNoPHI(t *testing.T, what string, b []byte) {
+	t.Helper()
+	for _, p := range analystPatients {
+		for _, phi := range []string{p.mrn, p.family, p.given, phiAddress} {
+			if bytes.Contains(b, []byte(phi)) {
+				t.Errorf("%s holds %q", what, phi)
+			}
+		}
+	}
+}
+
+// assertHoldsIDs keeps assertNoPHI from passing on the wrong bytes (an
+// empty dump, a file the index never wrote): what the index must hold,
+// the control IDs and a message ID, is there.
+func assertHoldsIDs(t *testing.T, what string, b []byte, messageID string) {
+	t.Helper()
+	for _, id := range []string{"REJ1", "C3", messageID} {
+		if !bytes.Contains(b, []byte(id)) {
+			t.Errorf("%s lacks %q: the PHI check read no index rows", what, id)
+		}
+	}
+}
+
+// analystDay runs the analyst's day on a standalone whose configuration
+// adds indexSection (empty: the embedded SQLite default) and returns C1's
+// message ID, the standalone stopped.
+func analystDay(t *testing.T, dataDir, indexSection string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
 	defer cancel()
 	lis, ehr := startSwitchReceiver(t), startSwitchReceiver(t)
 	lis.reject("REJ1", true)
-	dataDir := filepath.Join(t.TempDir(), "data")
 	ingressAddr, adminAddr := freeAddr(t), freeAddr(t)
 	cfg := writeConfig(t, fmt.Sprintf(`log: {level: info, format: text}
 http: {address: "127.0.0.1:0"}
 kafka: {partitions: 2}
 standalone: {data_dir: "%s", kafka_address: "%s", registry_address: "%s"}
 admin: {address: "%s"}
-interfaces:
+%sinterfaces:
   - {name: adt-in, protocol: mllp, address: "%s"}
 destinations:
   - {name: lis, protocol: mllp, address: "%s", retry: {initial_backoff: 50ms, max_backoff: 1s}}
   - {name: ehr, protocol: mllp, address: "%s", retry: {initial_backoff: 50ms, max_backoff: 1s}}
 routes:
   - {name: all, destinations: [lis, ehr]}
-`, dataDir, freeAddr(t), freeAddr(t), adminAddr, ingressAddr, lis.addr, ehr.addr))
+`, dataDir, freeAddr(t), freeAddr(t), adminAddr, indexSection, ingressAddr, lis.addr, ehr.addr))
 	sa := startProcess(t, "standalone", "standalone", "--config", cfg)
 	waitListening(t, ingressAddr, 90*time.Second)
 	waitListening(t, adminAddr, 90*time.Second)
 
-	patients := []struct{ ctl, mrn, family, given string }{
-		{"C1", "ZZMRN1001", "ZZFAMILYA", "ZZGIVENA"},
-		{"REJ1", "ZZMRN1002", "ZZFAMILYB", "ZZGIVENB"},
-		{"C3", "ZZMRN1003", "ZZFAMILYC", "ZZGIVENC"},
-	}
+	patients := analystPatients
 	c := mllp.NewClient(ingressAddr, mllp.WithAckTimeout(20*time.Second))
 	defer c.Close()
 	for _, p := range patients {
@@ -319,25 +400,7 @@ routes:
 	})
 
 	sa.stop(t)
-	// No PHI in the index: its SQLite files hold none of the names,
-	// record numbers or addresses sent.
-	files, _ := filepath.Glob(filepath.Join(dataDir, "index.db*"))
-	if len(files) == 0 {
-		t.Fatalf("no index database in %s", dataDir)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range patients {
-			for _, phi := range []string{p.mrn, p.family, p.given, "PINE ROAD"} {
-				if bytes.Contains(b, []byte(phi)) {
-					t.Errorf("%s holds %q", filepath.Base(f), phi)
-				}
-			}
-		}
-	}
+	return c1ID
 }
 
 func lastLine(s string) string {
