@@ -83,6 +83,8 @@ func runStage(m modules.Module) func([]string, Env) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		deps := modules.NewDeps(log, tel, *instance)
+		// Closed after the reloader has stopped (defers run last first).
+		defer deps.Close()
 		wait := reloadOnSIGHUP(ctx, log, deps, *path, sets, prepare)
 		defer wait()
 		defer stop() // the reloader ends with ctx, before wait
