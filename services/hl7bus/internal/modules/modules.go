@@ -10,6 +10,7 @@ package modules
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -208,6 +209,11 @@ type Module struct {
 	// Embedded marks a part of the embedded default (broker, registry): it
 	// runs only inside `hl7bus standalone` and has no subcommand.
 	Embedded bool
+	// Flags, when not nil, adds the module's own flags to its subcommand's
+	// flag set (`hl7bus index --rebuild`) and returns what they do to the
+	// loaded file; the command applies that before it validates the file,
+	// and to each reload, so a reload sees the flags as the start did.
+	Flags func(fs *flag.FlagSet) func(*config.File)
 	// New builds the module's service from the configuration. It runs
 	// after every module before it has started, so it sees the addresses
 	// and credentials those set in f.
