@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -31,6 +32,18 @@ type Auth struct {
 	st      fs.FileInfo
 	byID    map[string]TokenRecord
 	loadErr error
+	// known is the last file that read well, the base of the change
+	// reports: a broken or missing file in between does not make every
+	// token new again when it comes back. nil before the first read,
+	// which reports nothing (the tokens that exist at start are no
+	// change).
+	known map[string]TokenRecord
+	// onChange are the OnChange callbacks.
+	onChange []func(added, revoked []TokenRecord)
+
+	// notifyMu orders the callbacks as the reads that found the changes:
+	// it is taken before mu is released.
+	notifyMu sync.Mutex
 }
 
 var _ Authenticator = (*Auth)(nil)
@@ -49,7 +62,7 @@ func NewAuthenticator(ctx context.Context, cfg Config, log *slog.Logger) (*Auth,
 	a := &Auth{log: log, tokensFile: cfg.TokensFile}
 	if cfg.TokensFile != "" {
 		a.mu.Lock()
-		err := a.reloadLocked()
+		_, _, err := a.reloadLocked()
 		a.mu.Unlock()
 		if err != nil {
 			return nil, err
@@ -96,12 +109,7 @@ func (a *Auth) token(tok string) (Principal, error) {
 	if a.tokensFile == "" {
 		return Principal{}, fmt.Errorf("hl7bus tokens are not configured (admin.tokens_file): %w", ErrUnauthenticated)
 	}
-	a.mu.Lock()
-	if err := a.reloadLocked(); err != nil {
-		a.log.Error("cannot read the admin tokens file; refusing every token until it is fixed", logattr.Path(a.tokensFile), logattr.Error(err))
-	}
-	byID, loadErr := a.byID, a.loadErr
-	a.mu.Unlock()
+	byID, loadErr := a.refresh()
 	if loadErr != nil {
 		return Principal{}, fmt.Errorf("tokens file unreadable: %w", ErrUnauthenticated)
 	}
@@ -112,26 +120,82 @@ func (a *Auth) token(tok string) (Principal, error) {
 	return Principal{Actor: rec.Name, Role: rec.Role, Auth: "token", TokenID: rec.ID}, nil
 }
 
+// OnChange registers fn to be told of the tokens a later read of the
+// tokens file finds created (IDs not in the file before) and newly
+// revoked (a created-and-revoked token is in both), each in file order.
+// The tokens at start are no change. The file is read on each
+// hl7bus-token request and on Refresh; fn runs after the read, outside
+// the authenticator's lock, one call at a time in the order of the
+// reads, and may block (the admin module writes audit events from it).
+// The records hold the tokens' hashes: never pass those on.
+func (a *Auth) OnChange(fn func(added, revoked []TokenRecord)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onChange = append(a.onChange, fn)
+}
+
+// Refresh re-reads the tokens file if it changed, as a request would,
+// and reports the changes to the OnChange callbacks: calling it on a
+// timer makes a create or revoke reach them without waiting for a
+// request. It returns why the file cannot be read, if it cannot.
+func (a *Auth) Refresh() error {
+	if a.tokensFile == "" {
+		return nil
+	}
+	_, err := a.refresh()
+	return err
+}
+
+// refresh re-reads the file when it changed, logs a read error of a
+// change, tells the callbacks of the tokens it finds changed and returns
+// the records in force and the read error in force.
+func (a *Auth) refresh() (map[string]TokenRecord, error) {
+	a.mu.Lock()
+	added, revoked, err := a.reloadLocked()
+	if err != nil {
+		a.log.Error("cannot read the admin tokens file; refusing every token until it is fixed", logattr.Path(a.tokensFile), logattr.Error(err))
+	}
+	byID, loadErr := a.byID, a.loadErr
+	if len(added)+len(revoked) == 0 || len(a.onChange) == 0 {
+		a.mu.Unlock()
+		return byID, loadErr
+	}
+	fns := slices.Clone(a.onChange)
+	a.notifyMu.Lock()
+	a.mu.Unlock()
+	defer a.notifyMu.Unlock()
+	for _, fn := range fns {
+		fn(added, revoked)
+	}
+	return byID, loadErr
+}
+
 // reloadLocked re-reads the tokens file when a stat says it changed
 // (another file renamed over it, or its mtime or size differ). The stat
 // per request is cheap next to the request; it makes a create or
-// revoke take effect on the next request. It returns the read error of
-// a change only (logged once, not per request).
-func (a *Auth) reloadLocked() error {
+// revoke take effect on the next request. It returns the tokens the
+// read found created and revoked since the last good read (none on the
+// first), and the read error of a change only (logged once, not per
+// request).
+func (a *Auth) reloadLocked() (added, revoked []TokenRecord, err error) {
 	st, err := os.Stat(a.tokensFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		if a.known == nil {
+			// Missing at start: every token that appears is new.
+			a.known = map[string]TokenRecord{}
+		}
 		if a.st == nil && a.loadErr == nil && a.byID != nil {
-			return nil
+			return nil, nil, nil
 		}
 		a.st, a.byID, a.loadErr = nil, map[string]TokenRecord{}, nil
-		return nil
+		return nil, nil, nil
 	case err != nil:
 		a.loadErr = err
-		return err
+		return nil, nil, err
 	}
 	if a.st != nil && os.SameFile(a.st, st) && a.st.ModTime().Equal(st.ModTime()) && a.st.Size() == st.Size() && a.st.Mode() == st.Mode() {
-		return nil
+		return nil, nil, nil
 	}
 	recs, read, err := readTokens(a.tokensFile)
 	// Remember the stat even on error, so a broken file is reported once
@@ -139,13 +203,33 @@ func (a *Auth) reloadLocked() error {
 	a.st = st
 	if err != nil {
 		a.byID, a.loadErr = nil, err
-		return err
+		return nil, nil, err
 	}
 	if read != nil {
 		a.st = read
 	}
 	a.byID, a.loadErr = indexTokens(recs), nil
-	return nil
+	if a.known != nil {
+		added, revoked = tokenChanges(a.known, recs)
+	}
+	a.known = a.byID
+	return added, revoked, nil
+}
+
+// tokenChanges returns the records of recs whose ID before lacks
+// (created) and those revoked in recs but not in before (revoked), in
+// the order of recs.
+func tokenChanges(before map[string]TokenRecord, recs []TokenRecord) (added, revoked []TokenRecord) {
+	for _, r := range recs {
+		old, had := before[r.ID]
+		if !had {
+			added = append(added, r)
+		}
+		if r.Revoked() && (!had || !old.Revoked()) {
+			revoked = append(revoked, r)
+		}
+	}
+	return added, revoked
 }
 
 // indexTokens maps records by ID.

@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -168,4 +170,160 @@ func BenchmarkAuthenticateToken(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// changeLog records what OnChange reports, as "+id" and "-id".
+type changeLog struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (c *changeLog) record(added, revoked []TokenRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range added {
+		c.got = append(c.got, "+"+r.Name+"/"+r.CreatedBy)
+	}
+	for _, r := range revoked {
+		c.got = append(c.got, "-"+r.Name+"/"+r.RevokedBy)
+	}
+}
+
+func (c *changeLog) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.got
+	c.got = nil
+	return out
+}
+
+// TestAuthReportsTokenChanges: the tokens at start are no change; a
+// create and a revoke after it are reported once each, on the next
+// request or Refresh, with who made them; a broken or missing file in
+// between does not make the tokens new again when it comes back.
+func TestAuthReportsTokenChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	tokOld, _, err := CreateTokenBy(path, "old", RoleViewer, "root@h0", tokenT0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := CreateTokenBy(path, "gone", RoleViewer, "root@h0", tokenT0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RevokeTokenBy(path, "gone", "root@h0", tokenT0); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := newTestAuth(t, Config{TokensFile: path})
+	var c changeLog
+	a.OnChange(c.record)
+	if err := a.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.take(); len(got) != 0 {
+		t.Fatalf("tokens existing at start reported as changes: %v", got)
+	}
+
+	steps := []struct {
+		name string
+		do   func()
+		// viaRequest: read on a request instead of Refresh.
+		viaRequest bool
+		want       []string
+	}{
+		{"create", func() { mustCreate(t, path, "ci", RoleOperator, "anna@ops1") }, false, []string{"+ci/anna@ops1"}},
+		{"nothing changed", func() {}, false, nil},
+		{"revoke, seen by a request", func() { mustRevoke(t, path, "ci", "ben@ops2") }, true, []string{"-ci/ben@ops2"}},
+		{"create and revoke between two reads", func() {
+			mustCreate(t, path, "brief", RoleViewer, "anna@ops1")
+			mustRevoke(t, path, "brief", "anna@ops1")
+		}, false, []string{"+brief/anna@ops1", "-brief/anna@ops1"}},
+		{"broken file", func() {
+			if err := os.WriteFile(path+".bak", mustRead(t, path), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte("{broken"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false, nil},
+		{"fixed again", func() {
+			if err := os.Rename(path+".bak", path); err != nil {
+				t.Fatal(err)
+			}
+		}, false, nil},
+		{"deleted", func() {
+			if err := os.Rename(path, path+".bak"); err != nil {
+				t.Fatal(err)
+			}
+		}, false, nil},
+		{"restored, plus one", func() {
+			if err := os.Rename(path+".bak", path); err != nil {
+				t.Fatal(err)
+			}
+			mustCreate(t, path, "new", RoleAuditor, "")
+		}, true, []string{"+new/"}},
+	}
+	for _, s := range steps {
+		s.do()
+		if s.viaRequest {
+			_, _ = authenticate(t, a, "Bearer "+tokOld)
+		} else {
+			_ = a.Refresh()
+		}
+		if got := c.take(); !slices.Equal(got, s.want) {
+			t.Errorf("%s: reported %v, want %v", s.name, got, s.want)
+		}
+	}
+}
+
+func TestTokenChanges(t *testing.T) {
+	at := tokenT0
+	live := func(id string) TokenRecord { return TokenRecord{ID: id} }
+	dead := func(id string) TokenRecord { return TokenRecord{ID: id, RevokedAt: &at} }
+	ids := func(recs []TokenRecord) []string {
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name           string
+		before, now    []TokenRecord
+		added, revoked []string
+	}{
+		{"none", nil, nil, nil, nil},
+		{"same", []TokenRecord{live("a"), dead("b")}, []TokenRecord{live("a"), dead("b")}, nil, nil},
+		{"created", []TokenRecord{live("a")}, []TokenRecord{live("a"), live("b"), live("c")}, []string{"b", "c"}, nil},
+		{"revoked", []TokenRecord{live("a"), live("b")}, []TokenRecord{live("a"), dead("b")}, nil, []string{"b"}},
+		{"created revoked", nil, []TokenRecord{dead("a")}, []string{"a"}, []string{"a"}},
+		{"removed is no change", []TokenRecord{live("a")}, nil, nil, nil},
+	} {
+		added, revoked := tokenChanges(indexTokens(tc.before), tc.now)
+		if !slices.Equal(ids(added), tc.added) || !slices.Equal(ids(revoked), tc.revoked) {
+			t.Errorf("%s: added %v revoked %v, want %v %v", tc.name, ids(added), ids(revoked), tc.added, tc.revoked)
+		}
+	}
+}
+
+func mustCreate(t *testing.T, path, name string, role Role, by string) {
+	t.Helper()
+	if _, _, err := CreateTokenBy(path, name, role, by, tokenT0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRevoke(t *testing.T, path, name, by string) {
+	t.Helper()
+	if _, err := RevokeTokenBy(path, name, by, tokenT0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -11,8 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -57,9 +59,16 @@ type TokenRecord struct {
 	Name string `yaml:"name" json:"name"`
 	Role Role   `yaml:"role" json:"role"`
 	// SHA256 is the hex SHA-256 of the whole token text.
-	SHA256    string     `yaml:"sha256" json:"-"`
-	CreatedAt time.Time  `yaml:"created_at" json:"created_at"`
+	SHA256    string    `yaml:"sha256" json:"-"`
+	CreatedAt time.Time `yaml:"created_at" json:"created_at"`
+	// CreatedBy and RevokedBy say who ran `hl7bus admin tokens
+	// create|revoke` (LocalOperator: user@host): the tokens file is
+	// edited on the host, not through the API, so this is the only
+	// record of who it was, and the audit events of the change name it
+	// as the actor. Empty in files written before they existed.
+	CreatedBy string     `yaml:"created_by,omitempty" json:"created_by,omitempty"`
 	RevokedAt *time.Time `yaml:"revoked_at,omitempty" json:"revoked_at,omitempty"`
+	RevokedBy string     `yaml:"revoked_by,omitempty" json:"revoked_by,omitempty"`
 }
 
 // Revoked reports whether the token was revoked.
@@ -124,11 +133,36 @@ func roleList() string {
 	return strings.Join(s, ", ")
 }
 
-// CreateToken mints a token named name with role, registers its hash in
-// the tokens file at path (created, mode 0600, with its directory, when
-// missing) and returns the token text, which is never stored: the caller
-// shows it once. Names are unique among live tokens.
+// LocalOperator names whoever runs this process, for CreatedBy and
+// RevokedBy: the OS user name and the host name, "user@host". When the
+// user cannot be looked up (no passwd entry in a container) it is the
+// numeric uid; an unknown host name is left out.
+func LocalOperator() string {
+	who := ""
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	if who == "" {
+		who = "uid:" + strconv.Itoa(os.Getuid())
+	}
+	if host, err := os.Hostname(); err == nil && host != "" {
+		who += "@" + host
+	}
+	return who
+}
+
+// CreateToken is CreateTokenBy with no CreatedBy (the standalone's own
+// admin token, which the process mints for itself).
 func CreateToken(path, name string, role Role, now time.Time) (string, TokenRecord, error) {
+	return CreateTokenBy(path, name, role, "", now)
+}
+
+// CreateTokenBy mints a token named name with role, registers its hash
+// in the tokens file at path (created, mode 0600, with its directory,
+// when missing) with by as its CreatedBy, and returns the token text,
+// which is never stored: the caller shows it once. Names are unique
+// among live tokens.
+func CreateTokenBy(path, name string, role Role, by string, now time.Time) (string, TokenRecord, error) {
 	if err := checkTokenName(name); err != nil {
 		return "", TokenRecord{}, err
 	}
@@ -151,7 +185,7 @@ func CreateToken(path, name string, role Role, now time.Time) (string, TokenReco
 			}
 			// 40 random bits make a clash unlikely, not impossible.
 			if !slices.ContainsFunc(recs, func(r TokenRecord) bool { return r.ID == id }) {
-				rec = TokenRecord{ID: id, Name: name, Role: role, SHA256: tokenHash(tok), CreatedAt: now.UTC().Truncate(time.Second)}
+				rec = TokenRecord{ID: id, Name: name, Role: role, SHA256: tokenHash(tok), CreatedAt: now.UTC().Truncate(time.Second), CreatedBy: by}
 				return append(recs, rec), nil
 			}
 		}
@@ -162,11 +196,16 @@ func CreateToken(path, name string, role Role, now time.Time) (string, TokenReco
 	return tok, rec, nil
 }
 
-// RevokeToken marks the token with ID idOrName, or else the live token
-// named idOrName, revoked at now. The authenticator refuses it from its
-// next look at the file. An unknown token answers ErrNotFound, one
-// revoked before ErrTokenRevoked.
+// RevokeToken is RevokeTokenBy with no RevokedBy.
 func RevokeToken(path, idOrName string, now time.Time) (TokenRecord, error) {
+	return RevokeTokenBy(path, idOrName, "", now)
+}
+
+// RevokeTokenBy marks the token with ID idOrName, or else the live
+// token named idOrName, revoked at now by by (RevokedBy). The
+// authenticator refuses it from its next look at the file. An unknown
+// token answers ErrNotFound, one revoked before ErrTokenRevoked.
+func RevokeTokenBy(path, idOrName, by string, now time.Time) (TokenRecord, error) {
 	var rec TokenRecord
 	err := updateTokens(path, func(recs []TokenRecord) ([]TokenRecord, error) {
 		i := slices.IndexFunc(recs, func(r TokenRecord) bool { return r.ID == idOrName })
@@ -184,7 +223,7 @@ func RevokeToken(path, idOrName string, now time.Time) (TokenRecord, error) {
 			return nil, fmt.Errorf("token %s (%s) at %s: %w", recs[i].ID, recs[i].Name, recs[i].RevokedAt.Format(time.RFC3339), ErrTokenRevoked)
 		}
 		at := now.UTC().Truncate(time.Second)
-		recs[i].RevokedAt = &at
+		recs[i].RevokedAt, recs[i].RevokedBy = &at, by
 		rec = recs[i]
 		return recs, nil
 	})

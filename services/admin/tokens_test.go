@@ -212,3 +212,16 @@ func TestTokenID(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalOperator: who ran the command is a user and, when the host
+// has a name, the host.
+func TestLocalOperator(t *testing.T) {
+	got := LocalOperator()
+	who, host, _ := strings.Cut(got, "@")
+	if who == "" {
+		t.Errorf("LocalOperator() = %q: no user", got)
+	}
+	if h, err := os.Hostname(); err == nil && h != "" && host != h {
+		t.Errorf("LocalOperator() = %q: host %q, want %q", got, host, h)
+	}
+}

@@ -69,6 +69,8 @@ func runStandalone(reg *modules.Registry) func([]string, Env) int {
 		}
 		defer flush()
 		deps := modules.NewDeps(log, tel, "standalone")
+		// Closed after the reloader has stopped (defers run last first).
+		defer deps.Close()
 		wait := reloadOnSIGHUP(ctx, log, deps, *path, sets, prepare)
 		defer wait()
 		defer stop() // the reloader ends with ctx, before wait

@@ -20,7 +20,10 @@ each with --config FILE [--set KEY=VALUE]... [--data-dir DIR]
 
 The tokens file is admin.tokens_file of the configuration (for a
 standalone file, <data_dir>/secrets/admin-tokens by default). create
-prints the token once, on standard output; the file keeps only its hash.
+prints the token once, on standard output; the file keeps only its hash,
+and who ran the command (user@host) as created_by or revoked_by. A running
+admin API writes token.create and token.revoke to the audit trail, naming
+that user, when it next reads the file (within seconds).
 Roles: %s.
 `
 
@@ -69,7 +72,7 @@ func runAdminTokens(args []string, env Env) int {
 			fmt.Fprintln(env.Stderr, "hl7bus admin tokens create: --role and --name are required, and nothing else")
 			return usage()
 		}
-		tok, rec, err := admin.CreateToken(file, *name, admin.Role(*role), now)
+		tok, rec, err := admin.CreateTokenBy(file, *name, admin.Role(*role), admin.LocalOperator(), now)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus admin tokens create: %v\n", err)
 			return ExitInvalid
@@ -90,7 +93,7 @@ func runAdminTokens(args []string, env Env) int {
 			fmt.Fprintln(env.Stderr, "hl7bus admin tokens revoke: give one ID or NAME")
 			return usage()
 		}
-		rec, err := admin.RevokeToken(file, pos[0], now)
+		rec, err := admin.RevokeTokenBy(file, pos[0], admin.LocalOperator(), now)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "hl7bus admin tokens revoke: %v\n", err)
 			return ExitInvalid

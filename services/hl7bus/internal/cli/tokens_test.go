@@ -67,6 +67,11 @@ func TestAdminTokensStandalone(t *testing.T) {
 		t.Fatalf("list: exit %d: %s", code, errOut)
 	}
 	recs, _ := admin.ListTokens(tokensFile)
+	// The file says who ran create and revoke: the audit events of the
+	// change name them.
+	if me := admin.LocalOperator(); len(recs) != 2 || recs[0].CreatedBy != me || recs[0].RevokedBy != me || recs[1].CreatedBy != me || recs[1].RevokedBy != "" {
+		t.Errorf("created_by/revoked_by: %+v, want %q", recs, me)
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[1], "ana") || !strings.Contains(lines[1], "analyst") ||
 		strings.HasSuffix(lines[1], "-") || !strings.HasSuffix(lines[2], "-") {

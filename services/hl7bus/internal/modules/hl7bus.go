@@ -36,7 +36,7 @@ func Default() *Registry {
 			Summary: "run the route stage (transformed -> out.<destination>)"},
 		Module{Name: "egress", Deps: embedded, Input: "out.<destination>", Outputs: []string{kafka.TopicDelivery, "dlq.egress"}, New: newEgress,
 			Summary: "run the egress stage (out.<destination> -> receivers)"},
-		Module{Name: "index", Deps: embedded, Input: kafka.TopicRaw, Outputs: nil, New: newIndex,
+		Module{Name: "index", Deps: embedded, Input: kafka.TopicRaw, Outputs: nil, New: newIndex, Flags: indexFlags,
 			Summary: "run the message index (every topic -> SQLite or PostgreSQL)"},
 		// admin re-sends records into raw, parsed, transformed and
 		// out.<destination> when a replay job runs; those are not listed

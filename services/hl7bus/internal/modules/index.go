@@ -1,6 +1,8 @@
 package modules
 
 import (
+	"flag"
+
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 	"github.com/hl7bus/hl7bus/services/index"
 )
@@ -17,4 +19,17 @@ func newIndex(f *config.File, d Deps) (Service, error) {
 		return nil, err
 	}
 	return index.New(f.Index, f.Kafka, serde, d.Log, d.Telemetry)
+}
+
+// indexFlags are the flags of `hl7bus index`: --rebuild sets
+// index.rebuild for this run only. The key works too, but stays in the
+// file and so rebuilds on every start until removed; the flag is the
+// way.
+func indexFlags(fs *flag.FlagSet) func(*config.File) {
+	rebuild := fs.Bool("rebuild", false, "empty the index and read every topic again from its start, for this run (a rebuild stopped part-way continues on the next start, without the flag)")
+	return func(f *config.File) {
+		if *rebuild {
+			f.Index.Rebuild = true
+		}
+	}
 }

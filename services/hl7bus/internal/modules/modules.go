@@ -9,13 +9,19 @@ package modules
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hl7bus/hl7bus/libs/audit"
 	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/hl7v2"
+	"github.com/hl7bus/hl7bus/libs/kafka"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
@@ -52,11 +58,91 @@ type Deps struct {
 	serde  *lazySerde
 	parser *lazyParser
 	rules  *lazyRules
+	audit  *lazyAudit
 }
 
-// NewDeps returns the dependencies of one process's modules.
+// NewDeps returns the dependencies of one process's modules. Close them
+// once the modules and the reloader have stopped.
 func NewDeps(log *slog.Logger, tel *telemetry.Telemetry, instance string) Deps {
-	return Deps{Log: log, Telemetry: tel, Instance: instance, serde: &lazySerde{}, parser: &lazyParser{}, rules: &lazyRules{}}
+	return Deps{Log: log, Telemetry: tel, Instance: instance, serde: &lazySerde{}, parser: &lazyParser{},
+		rules: &lazyRules{}, audit: &lazyAudit{}}
+}
+
+// Close closes what the modules opened through d and did not close
+// themselves (the audit producer). Call it after Run and the reloader
+// have returned; a later Audit builds a new writer.
+func (d Deps) Close() {
+	if d.audit == nil {
+		return
+	}
+	d.audit.mu.Lock()
+	defer d.audit.mu.Unlock()
+	if d.audit.prod != nil {
+		d.audit.prod.Close()
+	}
+	d.audit.prod, d.audit.w, d.audit.prepared = nil, nil, false
+}
+
+// AuditService is the service name of the audit events written through
+// Deps.Audit that do not name their own (the admin API names "admin";
+// a configuration reload is the process's).
+const AuditService = "hl7bus"
+
+// lazyAudit is the process's one audit writer and its acks=all
+// producer, made on first use like the serde (a standalone's broker
+// address is known only once the embedded broker has started).
+type lazyAudit struct {
+	mu       sync.Mutex
+	prod     *kgo.Client
+	w        *audit.Writer
+	prepared bool
+}
+
+// Audit returns the process's audit writer, built on first use from f
+// (its kafka section, and the registry through Serde) with one acks=all
+// producer for every module of the process. Pass the file the modules
+// run with (a standalone's points at the embedded broker). Call
+// PrepareAudit before the first event.
+func (d Deps) Audit(f *config.File) (*audit.Writer, error) {
+	if d.audit == nil {
+		return nil, errors.New("audit: no audit writer in these dependencies (use NewDeps)")
+	}
+	serde, err := d.Serde(f)
+	if err != nil {
+		return nil, err
+	}
+	d.audit.mu.Lock()
+	defer d.audit.mu.Unlock()
+	if d.audit.w == nil {
+		prod, err := kafka.NewProducer(f.Kafka, d.Log, kafka.Instrument(d.Telemetry, "audit").Opts()...)
+		if err != nil {
+			return nil, fmt.Errorf("audit: producer: %w", err)
+		}
+		d.audit.prod, d.audit.w = prod, audit.NewWriter(prod, serde, f.Kafka, AuditService)
+	}
+	return d.audit.w, nil
+}
+
+// PrepareAudit creates the audit topic and registers its schema, once
+// per process (Audit must have built the writer); a failure is tried
+// again on the next call.
+func (d Deps) PrepareAudit(ctx context.Context) error {
+	if d.audit == nil {
+		return errors.New("audit: no audit writer in these dependencies (use NewDeps)")
+	}
+	d.audit.mu.Lock()
+	defer d.audit.mu.Unlock()
+	if d.audit.w == nil {
+		return errors.New("audit: PrepareAudit before Audit")
+	}
+	if d.audit.prepared {
+		return nil
+	}
+	if err := d.audit.w.Prepare(ctx); err != nil {
+		return err
+	}
+	d.audit.prepared = true
+	return nil
 }
 
 // lazySerde is the process's one registry serde (one schema cache for
@@ -123,6 +209,11 @@ type Module struct {
 	// Embedded marks a part of the embedded default (broker, registry): it
 	// runs only inside `hl7bus standalone` and has no subcommand.
 	Embedded bool
+	// Flags, when not nil, adds the module's own flags to its subcommand's
+	// flag set (`hl7bus index --rebuild`) and returns what they do to the
+	// loaded file; the command applies that before it validates the file,
+	// and to each reload, so a reload sees the flags as the start did.
+	Flags func(fs *flag.FlagSet) func(*config.File)
 	// New builds the module's service from the configuration. It runs
 	// after every module before it has started, so it sees the addresses
 	// and credentials those set in f.

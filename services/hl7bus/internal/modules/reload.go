@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/hl7bus/hl7bus/libs/canonical"
 	"github.com/hl7bus/hl7bus/libs/logattr"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
@@ -56,12 +59,16 @@ type ReloadConfig struct {
 // (once per distinct set of them) and ignores them.
 type Reloader struct {
 	cfg     ReloadConfig
+	deps    Deps
 	rules   *lazyRules
 	log     *slog.Logger
 	metrics reloadMetrics
 	// baseline is the file as the process started with it, prepared like
 	// every reload, to tell which keys need a restart.
 	baseline *config.File
+	// applied is the file of the configuration in force (at first the
+	// baseline), to name the keys a reload changes.
+	applied *config.File
 	// warned is the set of restart keys last warned about (sorted). The
 	// keys are compared with the baseline, since the process still runs
 	// the baseline's values, so every later reload would find the same
@@ -80,9 +87,12 @@ type Reloader struct {
 	// NewReloader and Run is not missed. nil when the system refused a
 	// watcher (SIGHUP still reloads).
 	w *fsnotify.Watcher
+	// events are the config.reload audit events waiting for writeAudit.
+	events chan canonical.AuditEvent
 }
 
-// NewReloader returns the reloader of the stages built with d. It loads
+// NewReloader returns the reloader of the stages built with d; it writes
+// each reload to the audit trail through d's audit writer (Deps.Audit). It loads
 // the file once more as the baseline of what a reload may change.
 func NewReloader(cfg ReloadConfig, d Deps) (*Reloader, error) {
 	if cfg.Debounce <= 0 {
@@ -92,8 +102,9 @@ func NewReloader(cfg ReloadConfig, d Deps) (*Reloader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reloader{cfg: cfg, rules: d.rules, log: d.Log, metrics: newReloadMetrics(d.Telemetry),
-		baseline: base, destinations: map[string]bool{}}
+	r := &Reloader{cfg: cfg, deps: d, rules: d.rules, log: d.Log, metrics: newReloadMetrics(d.Telemetry),
+		baseline: base, applied: base, destinations: map[string]bool{},
+		events: make(chan canonical.AuditEvent, reloadAuditQueue)}
 	for _, dst := range base.Destinations {
 		r.destinations[dst.Name] = true
 	}
@@ -146,6 +157,16 @@ func (r *Reloader) Run(ctx context.Context) error {
 	if w != nil {
 		defer w.Close()
 	}
+	actx, cancel := context.WithCancel(ctx)
+	audited := make(chan struct{})
+	go func() {
+		defer close(audited)
+		r.writeAudit(actx)
+	}()
+	defer func() {
+		cancel()
+		<-audited
+	}()
 	var events <-chan fsnotify.Event
 	var werrs <-chan error
 	if w != nil {
@@ -226,7 +247,8 @@ func (r *Reloader) concerns(ev fsnotify.Event) bool {
 }
 
 // reload loads, validates and compiles the configuration and applies it
-// to this process's stages, or refuses it.
+// to this process's stages, or refuses it, and writes a config.reload
+// audit event either way (not for an unchanged file).
 func (r *Reloader) reload(w *fsnotify.Watcher, trigger string) {
 	current, reloads := r.rules.inForce()
 	if !reloads {
@@ -246,6 +268,8 @@ func (r *Reloader) reload(w *fsnotify.Watcher, trigger string) {
 		// expression, a path), never message content.
 		r.log.Error("configuration refused; the configuration in force keeps running",
 			logattr.Trigger(trigger), logattr.ConfigVersion(inForce), logattr.Error(err))
+		r.audit(canonical.AuditError, fmt.Sprintf("trigger=%s refused; in force config_version=%s: %s",
+			trigger, inForce, firstProblem(err)))
 		return
 	}
 	if w != nil {
@@ -268,9 +292,105 @@ func (r *Reloader) reload(w *fsnotify.Watcher, trigger string) {
 		r.warned = keys
 	}
 	old := r.rules.apply(c)
+	changed := reloadedKeys(r.applied, f)
+	r.applied = f
 	r.metrics.inForce(old, c.Version)
 	r.metrics.reloads.WithLabelValues("applied").Inc()
 	r.log.Info("configuration reloaded", logattr.Trigger(trigger), logattr.ConfigVersion(c.Version))
+	r.audit(canonical.AuditOK, fmt.Sprintf("trigger=%s config_version=%s previous=%s changed=[%s] restart_needed=[%s]",
+		trigger, c.Version, old, strings.Join(changed, " "), strings.Join(keys, " ")))
+}
+
+// reloadAuditTimeout bounds the audit write of one reload.
+const reloadAuditTimeout = 10 * time.Second
+
+// reloadAuditQueue is how many reload events may wait for their write
+// (Kafka away); more are logged and dropped.
+const reloadAuditQueue = 16
+
+// audit queues the config.reload event of a reload for writeAudit: the
+// reload has happened (or been refused) either way, and it must not
+// wait for Kafka, nor a valid configuration be refused because Kafka is
+// away.
+func (r *Reloader) audit(outcome, detail string) {
+	e := canonical.AuditEvent{At: time.Now().UTC(), Service: AuditService, Actor: "system", Auth: "system",
+		Action: "config.reload", Resource: "config", Outcome: outcome, Detail: detail}
+	select {
+	case r.events <- e:
+	default:
+		r.log.Error("too many configuration reloads wait for the audit trail; this one is not recorded there")
+	}
+}
+
+// writeAudit writes the queued reload events through the process's
+// audit writer, built from the file the modules run with, until ctx
+// ends. A failed write is logged, not retried.
+func (r *Reloader) writeAudit(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-r.events:
+			f := r.rules.runningFile()
+			if f == nil {
+				continue // no stage compiled rules: reload returns before auditing
+			}
+			wctx, cancel := context.WithTimeout(ctx, reloadAuditTimeout)
+			wr, err := r.deps.Audit(f)
+			if err == nil {
+				err = r.deps.PrepareAudit(wctx)
+			}
+			if err == nil {
+				err = wr.Audit(wctx, e)
+			}
+			cancel()
+			if err != nil {
+				r.log.Error("cannot write a configuration reload to the audit trail", logattr.Error(err))
+			}
+		}
+	}
+}
+
+// maxProblemLen bounds the refusal quoted in an audit event: the log
+// has all of it.
+const maxProblemLen = 300
+
+// firstProblem is the first line of a refusal (errors.Join puts one
+// problem a line), with how many more there are.
+func firstProblem(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	s := lines[0]
+	if len(s) > maxProblemLen {
+		s = s[:maxProblemLen] + "..."
+	}
+	if len(lines) > 1 {
+		s += fmt.Sprintf(" (and %d more lines; see the log)", len(lines)-1)
+	}
+	return s
+}
+
+// reloadedKeys names the reloadable keys whose values differ between
+// old and f: routes, tables, and each interface's and destination's
+// rules. A change inside a table file changes the version only.
+func reloadedKeys(old, f *config.File) []string {
+	var keys []string
+	if !reflect.DeepEqual(old.Routes, f.Routes) {
+		keys = append(keys, "routes")
+	}
+	if !reflect.DeepEqual(old.Tables, f.Tables) {
+		keys = append(keys, "tables")
+	}
+	for i := range min(len(old.Interfaces), len(f.Interfaces)) {
+		if !reflect.DeepEqual(old.Interfaces[i].Rules, f.Interfaces[i].Rules) {
+			keys = append(keys, fmt.Sprintf("interfaces[%d].rules", i))
+		}
+	}
+	for i := range min(len(old.Destinations), len(f.Destinations)) {
+		if !reflect.DeepEqual(old.Destinations[i].Rules, f.Destinations[i].Rules) {
+			keys = append(keys, fmt.Sprintf("destinations[%d].rules", i))
+		}
+	}
+	return keys
 }
 
 // check loads, validates and compiles the configuration, and checks that

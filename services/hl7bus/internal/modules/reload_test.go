@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,9 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/hl7bus/hl7bus/libs/canonical"
+	"github.com/hl7bus/hl7bus/libs/kafka"
+	"github.com/hl7bus/hl7bus/libs/kafkatest"
 	"github.com/hl7bus/hl7bus/libs/telemetry"
 	"github.com/hl7bus/hl7bus/services/hl7bus/internal/config"
 )
@@ -67,10 +71,19 @@ routes:
 
 func newReloadFixture(t *testing.T, debounce time.Duration, stage bool) *reloadFixture {
 	t.Helper()
+	return newReloadFixtureWith(t, debounce, stage, reloadConfig("a", ""))
+}
+
+// newReloadFixtureWith is newReloadFixture starting on the file body.
+func newReloadFixtureWith(t *testing.T, debounce time.Duration, stage bool, body string) *reloadFixture {
+	t.Helper()
 	x := &reloadFixture{t: t, path: filepath.Join(t.TempDir(), "hl7bus.yaml"), log: &syncBuffer{},
 		tel: telemetry.Nop(), got: make(chan *config.Compiled, 10), sighup: make(chan os.Signal, 1)}
-	x.write(reloadConfig("a", ""))
+	x.write(body)
 	x.deps = NewDeps(slog.New(slog.NewTextHandler(x.log, nil)), x.tel, "test")
+	// After the reloader's cleanup (cleanups run last first): its audit
+	// producer.
+	t.Cleanup(x.deps.Close)
 	if stage {
 		f, err := config.Load(x.path)
 		if err != nil {
@@ -361,6 +374,98 @@ func TestReloaderRestartKeysWarnOnce(t *testing.T) {
 			if line, _, _ := strings.Cut(last, "\n"); !strings.Contains(line, st.keys) {
 				t.Errorf("%s: warning %q lacks %s", st.name, line, st.keys)
 			}
+		}
+	}
+}
+
+// TestReloaderAudits: an applied reload and a refused one each write a
+// config.reload event to the audit topic (of the broker the running file
+// names), with the versions, the trigger and the keys that changed; never
+// blocking the reload.
+func TestReloaderAudits(t *testing.T) {
+	env := kafkatest.New(t)
+	onEnv := func(body string) string {
+		body = strings.Replace(body, `registry: {url: "http://127.0.0.1:8081"}`, `registry: {url: "`+env.RegistryURL+`"}`, 1)
+		return strings.Replace(body, `kafka: {brokers: ["127.0.0.1:9092"]}`,
+			`kafka: {brokers: ["`+strings.Join(env.Kafka.Brokers, `","`)+`"], topic_prefix: "`+env.Kafka.TopicPrefix+`"}`, 1)
+	}
+	x := newReloadFixtureWith(t, time.Hour, true, onEnv(reloadConfig("a", "")))
+	v0 := x.initial.Version
+
+	x.write(onEnv(reloadConfig("b", "log: {level: debug}\n")))
+	x.sighup <- syscall.SIGHUP
+	c := x.next()
+	x.write(onEnv(reloadConfig("nowhere", "")))
+	x.sighup <- syscall.SIGHUP
+	x.waitLog("configuration refused")
+
+	topic := env.Kafka.Topic(kafka.TopicAudit)
+	recs := env.Read(t, topic, 2)
+	dec := env.ReadDecoded(t, topic, 2)
+	want := []struct{ outcome, detail string }{
+		{canonical.AuditOK, "trigger=SIGHUP config_version=" + c.Version + " previous=" + v0 + " changed=[routes] restart_needed=[log]"},
+		{canonical.AuditError, "trigger=SIGHUP refused; in force config_version=" + c.Version + `: routes[0].destinations[0]: "nowhere" is not a configured destination`},
+	}
+	for i, r := range dec {
+		e, ok := r.(*canonical.AuditEvent)
+		if !ok {
+			t.Fatalf("record %d is %T", i, r)
+		}
+		if e.Action != "config.reload" || e.Actor != "system" || e.Auth != "system" || e.Service != AuditService ||
+			e.Resource != "config" || e.Outcome != want[i].outcome || string(recs[i].Key) != "system" {
+			t.Errorf("event %d: %+v key %q", i, e, recs[i].Key)
+		}
+		if !strings.HasPrefix(e.Detail, want[i].detail) {
+			t.Errorf("event %d detail:\n%s\nwant it to start with\n%s", i, e.Detail, want[i].detail)
+		}
+	}
+	if strings.Contains(x.log.String(), "cannot write a configuration reload") {
+		t.Errorf("audit write failed:\n%s", x.log)
+	}
+}
+
+// TestReloaderAuditFailureDoesNotBlock: with no broker, the reload is
+// applied at once and the failed audit write is logged.
+func TestReloaderAuditFailureDoesNotBlock(t *testing.T) {
+	x := newReloadFixture(t, time.Hour, true)
+	for _, to := range []string{"b", "a"} {
+		x.write(reloadConfig(to, ""))
+		x.sighup <- syscall.SIGHUP
+		select {
+		case <-x.got:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("reload to %s waited (for the audit trail?); log:\n%s", to, x.log)
+		}
+	}
+}
+
+func TestReloadedKeys(t *testing.T) {
+	load := func(body string) *config.File {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := config.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	withRule := strings.Replace(reloadConfig("a", ""), `address: "127.0.0.1:2577"}`,
+		`address: "127.0.0.1:2577", rules: [{name: r1, set: {path: MSH-5, value: X}}]}`, 1)
+	base := load(reloadConfig("a", ""))
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"same", reloadConfig("a", ""), nil},
+		{"route", reloadConfig("a, b", ""), []string{"routes"}},
+		{"restart key only", reloadConfig("a", "log: {level: debug}\n"), nil},
+		{"destination rules", withRule, []string{"destinations[1].rules"}},
+	} {
+		if got := reloadedKeys(base, load(tc.body)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -16,6 +16,10 @@ type lazyRules struct {
 	mu sync.Mutex
 	// compiled is the configuration in force; nil until first use.
 	compiled *config.Compiled
+	// file is the file the first stage compiled it from: the one the
+	// modules run with (a standalone's points at the embedded broker,
+	// which a reloaded file does not), for the reloader's audit writer.
+	file *config.File
 	// targets get every configuration a reload applies, under mu, so a
 	// stage registering while a reload applies cannot miss it.
 	targets []func(*config.Compiled)
@@ -34,7 +38,7 @@ func (d Deps) Rules(f *config.File, onReload func(*config.Compiled)) (*config.Co
 		if err != nil {
 			return nil, err
 		}
-		d.rules.compiled = c
+		d.rules.compiled, d.rules.file = c, f
 		newReloadMetrics(d.Telemetry).inForce("", c.Version)
 	}
 	if onReload != nil {
@@ -50,6 +54,14 @@ func (r *lazyRules) inForce() (*config.Compiled, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.compiled, len(r.targets) > 0
+}
+
+// runningFile returns the file the rules in force were first compiled
+// from (nil before).
+func (r *lazyRules) runningFile() *config.File {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.file
 }
 
 // apply hands c to every stage that registered and makes it the
