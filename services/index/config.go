@@ -26,9 +26,10 @@ type Config struct {
 	// Default 168h (Kafka's default retention), 0 keeps everything.
 	Retention time.Duration `yaml:"retention"`
 	// Rebuild empties the index at start and reads every topic again
-	// from its beginning in a fresh consumer group (`--set
-	// index.rebuild=true` for one run; leave it off afterwards, or every
-	// restart rebuilds again). Run it on one index instance only.
+	// from its beginning in a fresh consumer group. `hl7bus index
+	// --rebuild` sets it for one run; set in the file it rebuilds on
+	// every start, so leave it off there. Run it on one index instance
+	// only.
 	Rebuild bool `yaml:"rebuild"`
 }
 

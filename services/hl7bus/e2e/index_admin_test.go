@@ -388,7 +388,7 @@ routes:
 	// Each of these left an audit record.
 	eventually(t, 30*time.Second, func() string {
 		actions := auditActions(t, adminAddr, dataDir)
-		for _, want := range []string{"replay.start", "content.read", "access.denied", "token.use"} {
+		for _, want := range []string{"replay.start", "content.read", "access.denied", "token.use", "token.create"} {
 			if actions[want] == 0 {
 				return fmt.Sprintf("no %s in the audit trail %v", want, actions)
 			}
