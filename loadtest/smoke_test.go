@@ -38,6 +38,7 @@ func TestSmoke(t *testing.T) {
 	cfg := filepath.Join(dir, "hl7bus.yaml")
 	body := "log: {level: warn, format: text}\nhttp: {address: \"127.0.0.1:0\"}\n" +
 		"standalone: {data_dir: \"" + filepath.Join(dir, "data") + "\", kafka_address: \"" + freeAddr(t) + "\", registry_address: \"" + freeAddr(t) + "\"}\n" +
+		"admin: {address: \"127.0.0.1:0\"}\n" +
 		"interfaces: [{name: in, protocol: mllp, address: \"" + ingress + "\"}]\n" +
 		"destinations: [{name: lis, protocol: mllp, address: \"" + receiver + "\", retry: {initial_backoff: 50ms}}]\n" +
 		"routes: [{name: all, destinations: [lis]}]\n"
