@@ -154,3 +154,8 @@ func Path(p string) slog.Attr { return slog.String("path", p) }
 
 // Issuer is an OpenID Connect issuer URL.
 func Issuer(u string) slog.Attr { return slog.String("issuer", u) }
+
+// Retention is a retention period, under the name of the setting or
+// topic config it comes from (index.retention, retention.ms); 0 is
+// "keep everything".
+func Retention(key string, d time.Duration) slog.Attr { return slog.Duration(key, d) }

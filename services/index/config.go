@@ -25,6 +25,15 @@ type Config struct {
 	// should equal the topics' retention (content is read from them).
 	// Default 168h (Kafka's default retention), 0 keeps everything.
 	Retention time.Duration `yaml:"retention"`
+	// AuditRetention deletes audit events older than this. It is its own
+	// setting because an audit trail is kept for as long as law or policy
+	// says (HIPAA's documentation rule: six years), usually far longer
+	// than messages. Default 0, keep everything: deleting evidence cannot
+	// be undone and the right period is the operator's decision, while
+	// the rows are few (one per human action, not per message). Past the
+	// audit topic's retention the index is the only copy, and a rebuild
+	// cannot bring those events back.
+	AuditRetention time.Duration `yaml:"audit_retention"`
 	// Rebuild empties the index at start and reads every topic again
 	// from its beginning in a fresh consumer group. `hl7bus index
 	// --rebuild` sets it for one run; set in the file it rebuilds on
@@ -53,4 +62,7 @@ const (
 	DefaultBatchSize     = 2000
 	DefaultFlushInterval = 200 * time.Millisecond
 	DefaultRetention     = 168 * time.Hour
+	// DefaultAuditRetention keeps every audit event (Config.AuditRetention
+	// says why).
+	DefaultAuditRetention time.Duration = 0
 )

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
@@ -39,6 +43,10 @@ type Service struct {
 	updates prometheus.Counter
 	skipped *prometheus.CounterVec
 	batch   prometheus.Observer
+	// groupInfo is 1 for the consumer group the index reads in: a
+	// rebuild moves the index to a group of its own for good, so lag
+	// alerts join on this rather than on the name <prefix>index.
+	groupInfo *prometheus.GaugeVec
 
 	// ready is closed once the consumer is created (tests wait on it).
 	ready chan struct{}
@@ -46,6 +54,9 @@ type Service struct {
 
 var skippedOpts = prometheus.CounterOpts{Name: "hl7bus_index_skipped_records_total",
 	Help: "Records the index could not decode and skipped, by topic."}
+
+var groupInfoOpts = prometheus.GaugeOpts{Name: "hl7bus_index_consumer_group_info",
+	Help: "1 for the consumer group the index reads the topics in (<prefix>index, or <prefix>index.rebuild-<time> after a rebuild)."}
 
 // ReadSecret reads the patient-key secret: the file's bytes as they are.
 // Its errors name the config key index.secret_file.
@@ -87,6 +98,7 @@ func New(cfg Config, kc kafka.Config, serde *canonical.Serde, log *slog.Logger, 
 		skipped: tel.CounterVec(skippedOpts, "topic"),
 		batch: tel.HistogramVec(prometheus.HistogramOpts{Name: "hl7bus_index_batch_seconds",
 			Help: "Time to store one batch of index updates.", Buckets: telemetry.LatencyBuckets}).WithLabelValues(),
+		groupInfo: tel.GaugeVec(groupInfoOpts, "group"),
 	}
 	for _, t := range []string{kafka.TopicRaw, kafka.TopicParsed, kafka.TopicTransformed, kafka.TopicDecisions,
 		kafka.TopicDelivery, kafka.TopicReplay, kafka.TopicAudit} {
@@ -116,6 +128,16 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("index: %w", err)
 	}
+	s.groupInfo.WithLabelValues(group).Set(1)
+	// Checks that only warn or tidy up run beside the loop, so a slow
+	// cluster does not hold the start.
+	var checks sync.WaitGroup
+	cctx, stopChecks := context.WithCancel(ctx)
+	checks.Go(func() { s.startChecks(cctx, group) })
+	defer func() {
+		stopChecks()
+		checks.Wait()
+	}()
 	s.tel.Health.Register(serviceName)
 	defer s.tel.Health.Set(serviceName, false)
 	inst := kafka.Instrument(s.tel, serviceName)
@@ -139,7 +161,7 @@ func (s *Service) Run(ctx context.Context) error {
 	// Partitions for the coming days exist before the first Apply, and
 	// retention runs beside the loop (its deletes are batched, each its
 	// own transaction, so Apply interleaves).
-	if err := store.Maintain(ctx, time.Now(), s.cfg.Retention); err != nil {
+	if err := s.upkeep(ctx, store, time.Now()); err != nil {
 		s.log.Error("index maintenance failed; retrying in an hour", logattr.Error(err))
 	}
 	mctx, stopMaintain := context.WithCancel(ctx)
@@ -163,6 +185,13 @@ func (s *Service) Run(ctx context.Context) error {
 // plenty, and retention is not more precise than that.
 const maintainEvery = time.Hour
 
+// upkeep is one round of maintenance: the messages' and dead letters'
+// retention and partitions (Maintain), then the audit trail's own
+// retention (PurgeAudit). Both run whatever the other returned.
+func (s *Service) upkeep(ctx context.Context, store *Store, now time.Time) error {
+	return errors.Join(store.Maintain(ctx, now, s.cfg.Retention), store.PurgeAudit(ctx, now, s.cfg.AuditRetention))
+}
+
 func (s *Service) maintain(ctx context.Context, store *Store) {
 	t := time.NewTicker(maintainEvery)
 	defer t.Stop()
@@ -171,7 +200,7 @@ func (s *Service) maintain(ctx context.Context, store *Store) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if err := store.Maintain(ctx, now, s.cfg.Retention); err != nil && ctx.Err() == nil {
+			if err := s.upkeep(ctx, store, now); err != nil && ctx.Err() == nil {
 				s.log.Error("index maintenance failed; retrying in an hour", logattr.Error(err))
 			}
 		}
@@ -196,6 +225,127 @@ func (s *Service) group(ctx context.Context, store *Store) (string, error) {
 		return g, err
 	}
 	return s.kc.TopicPrefix + serviceName, nil
+}
+
+// checkTimeout bounds the start checks: they only warn or tidy up, and
+// the next start tries again.
+const checkTimeout = 30 * time.Second
+
+// startChecks runs once at start, beside the loop: it deletes the index's
+// stale consumer groups and warns when index.retention is not the raw
+// topic's retention. Neither can fail the index; failures are logged.
+func (s *Service) startChecks(ctx context.Context, group string) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	cl, err := kafka.NewAdmin(s.kc, s.log)
+	if err != nil {
+		s.log.Warn("index start checks: no admin client", logattr.Error(err))
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	s.dropStaleGroups(ctx, adm, group)
+	s.checkRetention(ctx, adm)
+}
+
+// isIndexGroup says whether g is one of the index's consumer groups:
+// <prefix>index or a rebuild's <prefix>index.rebuild-<time>.
+func (s *Service) isIndexGroup(g string) bool {
+	base := s.kc.TopicPrefix + serviceName
+	return g == base || strings.HasPrefix(g, base+".rebuild-")
+}
+
+// dropStaleGroups deletes the index's consumer groups other than the one
+// it reads in (index_state names that one, so every instance's next start
+// uses it too): the group before a rebuild, and earlier rebuilds'. Left in
+// place, their committed offsets fall further behind the topics every
+// day, and a lag alert on the index's groups fires for an index that is
+// fine. The broker refuses to delete a group with members (an instance
+// still running in it, not yet restarted): that one is logged and deleted
+// by a later start. Deleting one by mistake would lose nothing: a group
+// without offsets starts at the topics' beginning, and Apply is
+// idempotent.
+func (s *Service) dropStaleGroups(ctx context.Context, adm *kadm.Client, group string) {
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		s.log.Warn("listing consumer groups to delete the index's stale ones", logattr.Error(err))
+		return
+	}
+	var stale []string
+	for _, g := range listed.Groups() {
+		if g != group && s.isIndexGroup(g) {
+			stale = append(stale, g)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	res, err := adm.DeleteGroups(ctx, stale...)
+	if err != nil {
+		s.log.Warn("deleting the index's stale consumer groups", logattr.Error(err))
+		return
+	}
+	for _, r := range res.Sorted() {
+		switch {
+		case r.Err == nil:
+			s.log.Info("deleted a stale index consumer group", logattr.Group(r.Group))
+		case errors.Is(r.Err, kerr.GroupIDNotFound):
+		case errors.Is(r.Err, kerr.NonEmptyGroup):
+			s.log.Warn("a stale index consumer group still has members (an index instance not restarted since the rebuild); a later start deletes it",
+				logattr.Group(r.Group))
+		default:
+			s.log.Warn("deleting a stale index consumer group", logattr.Group(r.Group), logattr.Error(r.Err))
+		}
+	}
+}
+
+// checkRetention warns when index.retention is not the raw topic's
+// retention.ms (-1, keep forever, is index.retention 0). Longer, and
+// messages are listed whose content and replay are gone; shorter, and
+// messages still on the topics can no longer be found. Only raw is
+// asked: every stage's topic is created the same way, so raw stands for
+// them.
+func (s *Service) checkRetention(ctx context.Context, adm *kadm.Client) {
+	raw := s.kc.Topic(kafka.TopicRaw)
+	topic, ok, err := topicRetention(ctx, adm, raw)
+	if err != nil {
+		s.log.Warn("reading the raw topic's retention.ms to compare with index.retention", logattr.Topic(raw), logattr.Error(err))
+		return
+	}
+	if ok && topic != s.cfg.Retention {
+		s.log.Warn("index.retention differs from the topics' retention.ms; set it to the same value (0 for retention.ms -1)",
+			logattr.Topic(raw), logattr.Retention("retention_ms", topic), logattr.Retention("index_retention", s.cfg.Retention))
+	}
+}
+
+// topicRetention is a topic's retention.ms as a duration, 0 for -1 (keep
+// forever); ok is false when the topic does not report it.
+func topicRetention(ctx context.Context, adm *kadm.Client, topic string) (d time.Duration, ok bool, err error) {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return 0, false, err
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	if rc.Err != nil {
+		return 0, false, rc.Err
+	}
+	for _, c := range rc.Configs {
+		if c.Key != "retention.ms" || c.Value == nil {
+			continue
+		}
+		ms, err := strconv.ParseInt(*c.Value, 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("retention.ms %q: %w", *c.Value, err)
+		}
+		if ms < 0 {
+			return 0, true, nil
+		}
+		return time.Duration(ms) * time.Millisecond, true, nil
+	}
+	return 0, false, nil
 }
 
 // consume is the loop: poll, project, and every BatchSize updates or

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
@@ -274,41 +277,182 @@ func TestConsumerRestartLosesNothing(t *testing.T) {
 	})
 }
 
+// indexGroups lists the index's consumer groups on the broker.
+func indexGroups(t *testing.T, p *pipeline, s *Service) []string {
+	t.Helper()
+	listed, err := kadm.NewClient(p.prod).ListGroups(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, g := range listed.Groups() {
+		if s.isIndexGroup(g) {
+			out = append(out, g)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 func TestConsumerRebuild(t *testing.T) {
 	p := newPipeline(t)
 	p.message(t, "m1", t0)
-	_, stop := p.run(t, p.cfg, telemetry.Nop())
+	tel := telemetry.Nop()
+	s, stop := p.run(t, p.cfg, tel)
+	base := p.env.Kafka.TopicPrefix + "index"
 	read := openStore(t, DriverSQLite, p.cfg.DSN)
 	eventually(t, "indexing", func() (bool, string) {
 		st := statusesOf(t, read)
 		return st["m1"] == StatusRouted, fmt.Sprint(st)
 	})
+	if v := testutil.ToFloat64(tel.GaugeVec(groupInfoOpts, "group").WithLabelValues(base)); v != 1 {
+		t.Errorf("group info of %s = %v, want 1", base, v)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	if got := indexGroups(t, p, s); fmt.Sprint(got) != "["+base+"]" {
+		t.Fatalf("groups before the rebuild: %v", got)
 	}
 	// A row no topic says anything about: a rebuild drops it.
 	apply(t, read, []Update{{MessageID: "stray", At: t0, Status: StatusReceived}})
 	cfg := p.cfg
 	cfg.Rebuild = true
-	_, stop = p.run(t, cfg, telemetry.Nop())
+	tel = telemetry.Nop()
+	_, stop = p.run(t, cfg, tel)
 	eventually(t, "rebuilding", func() (bool, string) {
 		st := statusesOf(t, read)
 		return st["m1"] == StatusRouted && st["stray"] == "", fmt.Sprint(st)
 	})
+	g, err := read.ConsumerGroup(context.Background())
+	if err != nil || !strings.HasPrefix(g, base+".rebuild-") {
+		t.Fatalf("group after rebuild %q %v", g, err)
+	}
+	// The metric names the group the index now reads in, and the one
+	// before the rebuild is gone from the broker (its lag would only grow).
+	if v := testutil.ToFloat64(tel.GaugeVec(groupInfoOpts, "group").WithLabelValues(g)); v != 1 {
+		t.Errorf("group info of %s = %v, want 1", g, v)
+	}
+	eventually(t, "the old group deleted", func() (bool, string) {
+		got := indexGroups(t, p, s)
+		return fmt.Sprint(got) == "["+g+"]", fmt.Sprint(got)
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := read.ConsumerGroup(context.Background())
-	if err != nil || !strings.HasPrefix(g, p.env.Kafka.TopicPrefix+"index.rebuild-") {
-		t.Fatalf("group after rebuild %q %v", g, err)
-	}
 	// The next start (no rebuild) goes on in the rebuild's group.
-	s, err := New(p.cfg, p.env.Kafka, p.env.Serde, discard(), telemetry.Nop())
+	s, err = New(p.cfg, p.env.Kafka, p.env.Serde, discard(), telemetry.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.group(context.Background(), read); got != g || err != nil {
 		t.Fatalf("group %q %v, want %q", got, err, g)
+	}
+	// A second rebuild deletes the first one's group.
+	time.Sleep(time.Millisecond) // a new group name (microseconds)
+	_, stop = p.run(t, cfg, telemetry.Nop())
+	g2 := ""
+	eventually(t, "the first rebuild's group deleted", func() (bool, string) {
+		g2, _ = read.ConsumerGroup(context.Background())
+		got := indexGroups(t, p, s)
+		return g2 != g && fmt.Sprint(got) == "["+g2+"]", fmt.Sprint(got)
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDropStaleGroupsKeepsMembers: a stale group that still has a member
+// (an instance not restarted since the rebuild) is not deleted, and
+// groups that are not the index's are never touched.
+func TestDropStaleGroupsKeepsMembers(t *testing.T) {
+	p := newPipeline(t)
+	kc := p.env.Kafka
+	s, err := New(p.cfg, kc, p.env.Serde, discard(), telemetry.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(p.prod)
+	ctx := context.Background()
+	raw := kc.Topic(kafka.TopicRaw)
+	p.message(t, "m1", t0)
+	// An empty group of another stage, with offsets: left alone.
+	if _, err := adm.CommitOffsets(ctx, kc.TopicPrefix+"egress", kadm.OffsetsFromRecords(kgo.Record{Topic: raw, Offset: 0})); err != nil {
+		t.Fatal(err)
+	}
+	// An empty old rebuild group: deleted.
+	old := kc.TopicPrefix + "index.rebuild-20260101T000000.000000Z"
+	if _, err := adm.CommitOffsets(ctx, old, kadm.OffsetsFromRecords(kgo.Record{Topic: raw, Offset: 0})); err != nil {
+		t.Fatal(err)
+	}
+	// <prefix>index with a live member: kept.
+	base := kc.TopicPrefix + "index"
+	member, err := kafka.NewConsumer(kc, discard(), base, []string{raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	eventually(t, "the member joined", func() (bool, string) {
+		pctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		member.PollRecords(pctx, 1) // joins the group
+		cancel()
+		dg, err := adm.DescribeGroups(ctx, base)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(dg[base].Members) == 1, dg[base].State
+	})
+	s.dropStaleGroups(ctx, adm, kc.TopicPrefix+"index.rebuild-20260301T000000.000000Z")
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := listed.Groups()
+	sort.Strings(got)
+	if want := fmt.Sprint([]string{kc.TopicPrefix + "egress", base}); fmt.Sprint(got) != want {
+		t.Fatalf("groups after dropStaleGroups: %v, want %s", got, want)
+	}
+}
+
+// TestCheckRetention: a warning when index.retention is not the raw
+// topic's retention.ms, none when it is (-1 is 0).
+func TestCheckRetention(t *testing.T) {
+	p := newPipeline(t)
+	kc := p.env.Kafka
+	adm := kadm.NewClient(p.prod)
+	ctx := context.Background()
+	check := func(retention time.Duration) string {
+		var buf bytes.Buffer
+		cfg := p.cfg
+		cfg.Retention = retention
+		s, err := New(cfg, kc, p.env.Serde, slog.New(slog.NewTextHandler(&buf, nil)), telemetry.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.checkRetention(ctx, adm)
+		return buf.String()
+	}
+	// kfake's default retention.ms is Kafka's: 7 days.
+	if out := check(168 * time.Hour); out != "" {
+		t.Errorf("index.retention = retention.ms: logged %q", out)
+	}
+	out := check(48 * time.Hour)
+	if !strings.Contains(out, "index.retention differs") || !strings.Contains(out, "retention_ms=168h0m0s") || !strings.Contains(out, "index_retention=48h0m0s") {
+		t.Errorf("index.retention 48h, retention.ms 7 days: logged %q, want a warning with both", out)
+	}
+	forever := "-1"
+	rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &forever}}, kc.Topic(kafka.TopicRaw))
+	if err == nil {
+		_, err = rs.On(kc.Topic(kafka.TopicRaw), nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := check(0); out != "" {
+		t.Errorf("index.retention 0, retention.ms -1: logged %q", out)
+	}
+	if out := check(168 * time.Hour); !strings.Contains(out, "retention_ms=0s") {
+		t.Errorf("index.retention 168h, retention.ms -1: logged %q, want a warning", out)
 	}
 }
 

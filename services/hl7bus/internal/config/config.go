@@ -251,6 +251,8 @@ func (f *File) indexAdminDefaults() {
 	if ix.Retention == 0 && !f.retentionSet {
 		ix.Retention = index.DefaultRetention
 	}
+	// AuditRetention needs no default: 0, keep the audit trail, is
+	// index.DefaultAuditRetention (see its comment for why).
 	ad := &f.Admin
 	if ad.Address == "" {
 		ad.Address = admin.DefaultAddress
@@ -488,6 +490,9 @@ func (f *File) validateIndexAdmin() []error {
 	}
 	if ix.Retention < 0 {
 		errs = append(errs, fmt.Errorf("index.retention: %v is negative (0 keeps everything)", ix.Retention))
+	}
+	if ix.AuditRetention < 0 {
+		errs = append(errs, fmt.Errorf("index.audit_retention: %v is negative (0 keeps everything)", ix.AuditRetention))
 	}
 	r := f.Admin.Replay
 	if r.MaxMessages < 0 {

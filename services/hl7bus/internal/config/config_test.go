@@ -105,6 +105,7 @@ func TestBad(t *testing.T) {
 		"rules-two-defaults.bad.yaml": {"routes[2]", "default"},
 		"index-admin.bad.yaml": {`index.driver: "mysql" is not sqlite or postgres`, "index.batch_size: -5 is negative",
 			"index.flush_interval: -1s is negative", "index.retention: -24h0m0s is negative",
+			"index.audit_retention: -1h0m0s is negative",
 			"admin.replay.max_messages: -1 is negative", "admin.replay.rate: 2000 is above admin.replay.max_rate (1000)",
 			"admin.oidc.client_id: required", `admin.oidc.role_map.hie-admins: "root" is not one of`,
 			"admin.tls.cert_file: required when admin.tls.key_file is set", `admin.tls.min_version: "1.1" is not 1.2 or 1.3`,

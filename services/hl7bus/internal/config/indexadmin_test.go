@@ -76,6 +76,12 @@ func TestIndexAdminSettings(t *testing.T) {
 			}
 			return ""
 		}},
+		{"audit retention from the file, independent of retention", []string{"index.audit_retention=52560h", "index.retention=72h"}, nil, func(f *File) string {
+			if f.Index.AuditRetention != 6*8760*time.Hour || f.Index.Retention != 72*time.Hour {
+				return "audit retention " + f.Index.AuditRetention.String() + ", retention " + f.Index.Retention.String()
+			}
+			return ""
+		}},
 		{"postgres keeps its dsn empty", []string{"index.driver=postgres"}, nil, func(f *File) string {
 			f.ForStandalone()
 			if f.Index.DSN != "" {
