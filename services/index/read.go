@@ -327,9 +327,12 @@ func (s *Store) ConsumerGroup(ctx context.Context) (string, error) {
 	return g, nil
 }
 
-// dataTables are every table Rebuild empties: all but schema_migrations
-// and index_state.
-var dataTables = []string{"messages", "message_patients", "destinations", "record_pointers", "dead_letters", "dead_letter_replays", "audit_events"}
+// dataTables are every table Rebuild empties: all but schema_migrations,
+// index_state and audit_events. The audit trail is kept (often for years,
+// index.audit_retention) longer than the audit topic holds it, so a
+// rebuild re-reads what the topic still has into it, keyed by event ID,
+// and loses nothing older.
+var dataTables = []string{"messages", "message_patients", "destinations", "record_pointers", "dead_letters", "dead_letter_replays"}
 
 // Rebuild deletes every row the topics made and records group as the
 // consumer group to read them in from now on, in one transaction: a

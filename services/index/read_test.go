@@ -345,6 +345,11 @@ func TestRebuild(t *testing.T) {
 				t.Fatalf("%s has %d rows after a rebuild (%v)", table, n, err)
 			}
 		}
+		// The audit trail outlives the audit topic: a rebuild keeps it.
+		var audits int
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM audit_events`).Scan(&audits); err != nil || audits != 1 {
+			t.Fatalf("audit_events has %d rows after a rebuild (%v), want the 1 it had", audits, err)
+		}
 		if v, err := s.SchemaVersion(ctx); err != nil || v < 2 {
 			t.Fatalf("schema version %d %v after a rebuild", v, err)
 		}
