@@ -38,11 +38,27 @@ type dialect struct {
 	// retention drops whole, see partition.go); SQLite drops the marker
 	// (an SQL comment) and its retention deletes rows (retention.go).
 	partitioned bool
+	// arrays writes Apply's statements with one array parameter a column
+	// (INSERT … SELECT FROM unnest, = ANY) instead of VALUES and IN lists
+	// of one parameter a value: one statement a table whatever the batch,
+	// and about a fifth faster on PostgreSQL (BenchmarkApplyPostgres),
+	// which parses and plans a long VALUES list row by row. SQLite has no
+	// arrays.
+	arrays bool
+	// indexReads runs before Apply reads a batch's destinations. On
+	// PostgreSQL it turns sequential scans off for the rest of the
+	// transaction: a daily partition has no statistics until autovacuum
+	// first analyzes it (up to a minute after its first rows, or more), and
+	// without them the planner estimates half the partition for "=
+	// ANY(250 IDs)" and scans it whole, a cost that grows with the day's
+	// rows (6 ms a batch at 75,000 rows, measured with EXPLAIN ANALYZE).
+	indexReads string
 }
 
 var dialects = map[string]dialect{
-	DriverSQLite:   {name: DriverSQLite, sqlDriver: "sqlite"},
-	DriverPostgres: {name: DriverPostgres, numbered: true, lockIDs: true, partitioned: true},
+	DriverSQLite: {name: DriverSQLite, sqlDriver: "sqlite"},
+	DriverPostgres: {name: DriverPostgres, numbered: true, lockIDs: true, partitioned: true, arrays: true,
+		indexReads: "SET LOCAL enable_seqscan = off"},
 }
 
 // partitionMarker closes the CREATE TABLE of every table partitioned by
@@ -125,4 +141,28 @@ func sqliteDSN(dsn string) string {
 		return dsn
 	}
 	return "file:" + dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(10000)&_pragma=journal_size_limit(67108864)&_pragma=mmap_size(268435456)&_txlock=immediate"
+}
+
+// in is the condition "is one of ids" after a column, and its arguments:
+// one array on PostgreSQL (a statement of one shape whatever the batch),
+// an IN list elsewhere.
+func (d dialect) in(ids []string) (string, []any) {
+	if d.arrays {
+		return "= ANY(?::text[])", []any{ids}
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return "IN (" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")", args
+}
+
+// inChunk is how many IDs one in condition takes: an array has no limit
+// worth the name; an IN list stays well below the bound parameters SQLite
+// allows.
+func (d dialect) inChunk() int {
+	if d.arrays {
+		return 1 << 30
+	}
+	return chunk
 }
