@@ -1,12 +1,15 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/hl7bus/hl7bus/services/admin/api"
 )
@@ -69,9 +72,22 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return &FieldError{Param: "body", Msg: "content type must be application/json"}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	// Read whole (it is small) so that a time that does not parse can
+	// be looked for again: encoding/json does not say which field a
+	// time's own UnmarshalJSON refused.
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return bodyError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if fe, ok := errors.AsType[*FieldError](bodyError(err)); ok && fe.Param == "body" && isTimeError(err) {
+			if path := badTime(b, reflect.TypeOf(v)); path != "" {
+				fe.Param = path
+			}
+			return fe
+		}
 		return bodyError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -109,11 +125,100 @@ func bodyError(err error) error {
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		return &FieldError{Param: strings.Trim(name, `"`), Msg: "unknown field"}
 	}
-	// A time that does not parse (RFC 3339 only in bodies).
-	if strings.Contains(err.Error(), "parsing time") {
+	// A time that does not parse (RFC 3339 only in bodies); decodeBody
+	// names its field.
+	if isTimeError(err) {
 		return &FieldError{Param: "body", Msg: "a time is not RFC 3339"}
 	}
 	return &FieldError{Param: "body", Msg: "not a valid request body"}
+}
+
+// isTimeError reports whether err is time.Time's UnmarshalJSON refusing
+// its input: a text that is not RFC 3339, or not a JSON string.
+func isTimeError(err error) bool {
+	var pe *time.ParseError
+	return errors.As(err, &pe) || strings.HasPrefix(err.Error(), "Time.UnmarshalJSON")
+}
+
+// badTime finds the first time.Time field of t (as JSON paths name it:
+// selector.since, ids[2]) whose value in body does not unmarshal, "" if
+// none does. It walks the body as generic JSON beside t's fields, so it
+// sees what Decode saw.
+func badTime(body []byte, t reflect.Type) string {
+	var doc any
+	if json.Unmarshal(body, &doc) != nil {
+		return ""
+	}
+	return badTimeAt("", doc, t)
+}
+
+func badTimeAt(path string, doc any, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == timeType {
+		b, err := json.Marshal(doc)
+		if err != nil {
+			return ""
+		}
+		var tm time.Time
+		if doc != nil && tm.UnmarshalJSON(b) != nil {
+			return path
+		}
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := doc.(map[string]any)
+		if !ok {
+			return ""
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if f.Anonymous && name == "" {
+				if p := badTimeAt(path, doc, f.Type); p != "" {
+					return p
+				}
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			for k, v := range obj {
+				// encoding/json matches names case-insensitively.
+				if strings.EqualFold(k, name) {
+					if p := badTimeAt(joinPath(path, name), v, f.Type); p != "" {
+						return p
+					}
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		list, ok := doc.([]any)
+		if !ok {
+			return ""
+		}
+		for i, v := range list {
+			if p := badTimeAt(fmt.Sprintf("%s[%d]", path, i), v, t.Elem()); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }
 
 // jsonKind names a Go kind as JSON calls it.

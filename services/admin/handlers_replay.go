@@ -99,8 +99,10 @@ func (s *Server) checkReplay(req api.ReplayRequest) error {
 		}
 	}
 	for i, id := range sel.MessageIDs {
-		if id == "" || len(id) > maxParamLen {
-			return &FieldError{Param: fmt.Sprintf("selector.message_ids[%d]", i), Msg: "not a message ID"}
+		// Checked here, before anything is audited: the selector is
+		// audited verbatim.
+		if err := checkMessageID(fmt.Sprintf("selector.message_ids[%d]", i), id); err != nil {
+			return err
 		}
 	}
 	switch t := req.Target; {

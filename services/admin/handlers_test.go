@@ -62,18 +62,18 @@ func TestEndpointsHappyPath(t *testing.T) {
 				t.Errorf("audit = %+v", ev)
 			}
 		}},
-		{"replay dry run", "POST", v1 + "/replay-jobs", "operator", `{"selector":{"message_ids":["01M"]}}`, 200, func(t *testing.T, f *fixture, b string) {
+		{"replay dry run", "POST", v1 + "/replay-jobs", "operator", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]}}`, 200, func(t *testing.T, f *fixture, b string) {
 			if !strings.Contains(b, `"count":3`) || f.repl.started != 0 {
 				t.Errorf("plan = %s, started %d", b, f.repl.started)
 			}
 			ev := f.audit.actions()
-			if len(ev) != 1 || ev[0].Action != ActionReplayPlan || ev[0].Count != 3 || !strings.Contains(ev[0].Selector, `"message_ids":["01M"]`) {
+			if len(ev) != 1 || ev[0].Action != ActionReplayPlan || ev[0].Count != 3 || !strings.Contains(ev[0].Selector, `"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]`) {
 				t.Errorf("audit = %+v", ev)
 			}
 		}},
 		// "Re-send this message to the lab": message IDs narrowed to one
 		// destination is a selector of its own, not a filter mixed in.
-		{"replay message to one destination", "POST", v1 + "/replay-jobs", "operator", `{"selector":{"message_ids":["01M"],"destination":"lab"}}`, 200, nil},
+		{"replay message to one destination", "POST", v1 + "/replay-jobs", "operator", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"],"destination":"lab"}}`, 200, nil},
 		{"replay start", "POST", v1 + "/replay-jobs", "operator", `{"selector":{"interface":"adt-in","since":"2026-03-01T00:00:00Z"},"target":"destination:lab","rate":10,"confirm":true}`, 201,
 			func(t *testing.T, f *fixture, b string) {
 				if !strings.Contains(b, `"id":"J1"`) || f.repl.started != 1 {
@@ -276,25 +276,32 @@ func TestBadParameterValues(t *testing.T) {
 
 func TestBadBodies(t *testing.T) {
 	tests := []struct{ name, path, body, param string }{
-		{"unknown field", "/replay-jobs", `{"selector":{"message_ids":["01M"]},"dry":true}`, "dry"},
+		{"unknown field", "/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]},"dry":true}`, "dry"},
 		{"unknown nested field", "/replay-jobs", `{"selector":{"patient_id":"12345"}}`, "patient_id"},
-		{"wrong type", "/replay-jobs", `{"selector":{"message_ids":"01M"}}`, "selector.message_ids"},
+		{"wrong type", "/replay-jobs", `{"selector":{"message_ids":"01M8VSMQ5SQN7NKEWD0WSQPD42"}}`, "selector.message_ids"},
 		{"not json", "/replay-jobs", `selector=1`, "body"},
-		{"two values", "/replay-jobs", `{"selector":{"message_ids":["01M"]}} {}`, "body"},
+		{"two values", "/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]}} {}`, "body"},
 		{"too large", "/dead-letters/discard", `{"ids":["` + strings.Repeat("a", maxBody) + `"]}`, "body"},
 		{"empty selector", "/replay-jobs", `{"selector":{}}`, "selector"},
-		{"two selectors", "/replay-jobs", `{"selector":{"message_ids":["01M"],"dead_letters":["egress:0:5"]}}`, "selector"},
+		{"two selectors", "/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"],"dead_letters":["egress:0:5"]}}`, "selector"},
 		{"filter without since", "/replay-jobs", `{"selector":{"interface":"adt-in"}}`, "selector.since"},
 		{"bad dead letter", "/replay-jobs", `{"selector":{"dead_letters":["egress:x:5"]}}`, "selector.dead_letters[0]"},
 		{"bad status", "/replay-jobs", `{"selector":{"since":"2026-03-01T00:00:00Z","status":"sent"}}`, "selector.status"},
-		{"bad target", "/replay-jobs", `{"selector":{"message_ids":["01M"]},"target":"egress"}`, "target"},
-		{"unknown destination", "/replay-jobs", `{"selector":{"message_ids":["01M"]},"target":"destination:nope"}`, "target"},
-		{"rate above cap", "/replay-jobs", `{"selector":{"message_ids":["01M"]},"rate":5000}`, "rate"},
+		{"bad target", "/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]},"target":"egress"}`, "target"},
+		{"unknown destination", "/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]},"target":"destination:nope"}`, "target"},
+		{"rate above cap", "/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]},"rate":5000}`, "rate"},
 		{"discard without ids", "/dead-letters/discard", `{"reason":"x"}`, "ids"},
 		{"discard without reason", "/dead-letters/discard", `{"ids":["egress:0:5"]}`, "reason"},
 		{"discard bad id", "/dead-letters/discard", `{"ids":["egress:0:5","x"],"reason":"r"}`, "ids[1]"},
 		{"reset without to", "/destinations/lab/reset", `{}`, "to"},
-		{"reset bad time", "/destinations/lab/reset", `{"to":"yesterday"}`, "body"},
+		{"reset bad time", "/destinations/lab/reset", `{"to":"yesterday"}`, "to"},
+		{"reset time not a string", "/destinations/lab/reset", `{"to":5}`, "to"},
+		{"bad since", "/replay-jobs", `{"selector":{"interface":"adt-in","since":"2026-03-01 00:00"}}`, "selector.since"},
+		{"bad until", "/replay-jobs", `{"selector":{"since":"2026-03-01T00:00:00Z","until":"soon"}}`, "selector.until"},
+		// An MRN typed where a message ID belongs is refused before it
+		// reaches the audit trail.
+		{"patient ID as message ID", "/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42","MRNX1001"]}}`, "selector.message_ids[1]"},
+		{"short message ID", "/replay-jobs", `{"selector":{"message_ids":["01M"]}}`, "selector.message_ids[0]"},
 		{"pause unknown field", "/destinations/lab/pause", `{"why":"x"}`, "why"},
 	}
 	for _, tt := range tests {
@@ -306,6 +313,11 @@ func TestBadBodies(t *testing.T) {
 			}
 			if e := decode[api.Error](t, rec); e.Param != tt.param {
 				t.Errorf("error = %+v, want param %s", e, tt.param)
+			}
+			for _, v := range []string{"MRNX1001", "yesterday", "soon"} {
+				if strings.Contains(rec.Body.String(), v) {
+					t.Errorf("the error quotes the value %q: %s", v, rec.Body)
+				}
 			}
 			if f.repl.started != 0 || len(f.audit.actions()) != 0 {
 				t.Errorf("a refused request was acted on (%d started) or audited (%+v)", f.repl.started, f.audit.actions())
@@ -418,8 +430,8 @@ func TestContentRefusedWhenAuditFails(t *testing.T) {
 
 func TestActionsRefusedWhenAuditFails(t *testing.T) {
 	for _, tt := range []struct{ path, body string }{
-		{"/replay-jobs", `{"selector":{"message_ids":["01M"]},"confirm":true}`},
-		{"/replay-jobs", `{"selector":{"message_ids":["01M"]}}`},
+		{"/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]},"confirm":true}`},
+		{"/replay-jobs", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]}}`},
 		{"/replay-jobs/J1/cancel", ""},
 		{"/dead-letters/discard", `{"ids":["egress:0:5"],"reason":"r"}`},
 		{"/destinations/lab/pause", ""},
@@ -439,14 +451,14 @@ func TestActionsRefusedWhenAuditFails(t *testing.T) {
 func TestReplayConfirmNewer(t *testing.T) {
 	f := newFixture(t)
 	f.repl.warn = true
-	rec := f.do("POST", v1+"/replay-jobs", "operator", `{"selector":{"message_ids":["01M"]},"confirm":true}`)
+	rec := f.do("POST", v1+"/replay-jobs", "operator", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]},"confirm":true}`)
 	if rec.Code != http.StatusConflict {
 		t.Fatalf("= %d %s", rec.Code, rec.Body)
 	}
 	if p := decode[api.ReplayPlan](t, rec); len(p.Warnings) != 1 || p.Warnings[0].NewerMessageID != "01N" {
 		t.Errorf("plan = %+v", p)
 	}
-	rec = f.do("POST", v1+"/replay-jobs", "operator", `{"selector":{"message_ids":["01M"]},"confirm":true,"confirm_newer":true}`)
+	rec = f.do("POST", v1+"/replay-jobs", "operator", `{"selector":{"message_ids":["01M8VSMQ5SQN7NKEWD0WSQPD42"]},"confirm":true,"confirm_newer":true}`)
 	if rec.Code != http.StatusCreated || f.repl.started != 1 {
 		t.Errorf("confirmed = %d, started %d", rec.Code, f.repl.started)
 	}

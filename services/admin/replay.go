@@ -236,7 +236,7 @@ func (r *Replay) Cancel(ctx context.Context, p Principal, id string) (*api.Repla
 	now := r.now().UTC()
 	job := v.job
 	job.State, job.UpdatedAt = canonical.ReplayJobCancelled, now
-	job.Sent = max(job.Sent, int64(len(v.items)))
+	job.Sent = max(job.Sent, v.sentCount())
 	if err := r.write(ctx, jobRecord(id, job, now)); err != nil {
 		return nil, fmt.Errorf("cancelling replay job: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -46,9 +47,19 @@ type jobView struct {
 	// ended; the runner rewrites the terminal record so compaction, which
 	// keeps a key's last record, keeps that one.
 	stale bool
-	// items are the (message, destination) keys the job has sent.
+	// items are the (message, destination) keys the job has handled:
+	// sent, or failed (an item without a target topic: the record could
+	// not be read back).
 	items map[string]bool
+	// sent holds the sources of the records the job has sent. A record
+	// sent into a stage has one item for the message and one for each
+	// destination it reopens, all with its source: counting sources
+	// counts it once.
+	sent map[canonical.RecordRef]bool
 }
+
+// sentCount is how many records the items say the job sent.
+func (v jobView) sentCount() int64 { return int64(len(v.sent)) }
 
 func newFollower(serde *canonical.Serde, log *slog.Logger) *follower {
 	return &follower{serde: serde, log: log, views: map[string]*jobView{}, changed: make(chan struct{})}
@@ -101,7 +112,7 @@ func (f *follower) applyOne(rr *canonical.ReplayRecord) {
 	}
 	v := f.views[rr.JobID]
 	if v == nil {
-		v = &jobView{id: rr.JobID, items: map[string]bool{}}
+		v = &jobView{id: rr.JobID, items: map[string]bool{}, sent: map[canonical.RecordRef]bool{}}
 		f.views[rr.JobID] = v
 	}
 	switch {
@@ -118,6 +129,9 @@ func (f *follower) applyOne(rr *canonical.ReplayRecord) {
 		}
 	case rr.Item != nil:
 		v.items[itemMessage(*rr.Item)+"/"+rr.Item.Destination] = true
+		if rr.Item.TargetTopic != "" {
+			v.sent[rr.Item.Source] = true
+		}
 	}
 }
 
@@ -155,10 +169,7 @@ func (f *follower) view(id string) (jobView, bool) {
 		return jobView{}, false
 	}
 	c := *v
-	c.items = make(map[string]bool, len(v.items))
-	for k := range v.items {
-		c.items[k] = true
-	}
+	c.items, c.sent = maps.Clone(v.items), maps.Clone(v.sent)
 	return c, true
 }
 
@@ -227,7 +238,7 @@ func (f *follower) runnable() (running, stale []string) {
 func (v jobView) answer() api.ReplayJob {
 	j := v.job
 	a := api.ReplayJob{ID: v.id, State: j.State, Actor: j.Actor, Target: j.Target, Resend: j.Resend, ConfirmedNewer: j.ConfirmedNewer,
-		Rate: j.Rate, Total: j.Total, Sent: max(j.Sent, int64(len(v.items))), Skipped: j.Skipped, Failed: j.Failed,
+		Rate: j.Rate, Total: j.Total, Sent: max(j.Sent, v.sentCount()), Skipped: j.Skipped, Failed: j.Failed,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, Error: j.Error}
 	// A selector that does not decode (written by a newer version) still
 	// lists the job, without it.

@@ -43,6 +43,14 @@ type planItem struct {
 	// Only, when set, goes into the hl7bus-replay-destinations header of
 	// a record sent into route: the destinations not skipped.
 	Only []string
+	// Reopens are the destinations a record sent into a stage (parse,
+	// transform, route) goes to again. The job writes an item for each
+	// (item/<job>/<message>/<destination>) beside the message's own:
+	// the index projects those as the destination replayed, which opens
+	// the destination's new cycle. Without it the re-send's outcome
+	// (routed, ack_error, rejected) would rank below the old cycle's
+	// delivered and the index would go on saying delivered.
+	Reopens []string
 }
 
 // plan is a computed plan.
@@ -107,8 +115,8 @@ func (r *Replay) validate(req api.ReplayRequest) (target string, rate float64, e
 		return "", 0, tooMany(r.limits.MaxMessages)
 	}
 	for i, id := range s.MessageIDs {
-		if strings.TrimSpace(id) == "" {
-			return "", 0, &FieldError{Param: fmt.Sprintf("selector.message_ids[%d]", i), Msg: "empty"}
+		if err := checkMessageID(fmt.Sprintf("selector.message_ids[%d]", i), id); err != nil {
+			return "", 0, err
 		}
 	}
 	for i, id := range s.DeadLetters {
@@ -154,6 +162,62 @@ func (r *Replay) validate(req api.ReplayRequest) (target string, rate float64, e
 	return target, rate, nil
 }
 
+// checkMessageID refuses anything but an hl7bus message ID: a ULID (26
+// characters of Crockford's base32, upper case, as ingress writes them),
+// then a -<n> for each split (a batch's children, a transform's). The
+// selector goes verbatim into the audit trail and the job record, so a
+// patient's MRN or name typed where a message ID belongs must be refused,
+// and the error never quotes it.
+func checkMessageID(param, id string) error {
+	switch {
+	case strings.TrimSpace(id) == "":
+		return &FieldError{Param: param, Msg: "empty"}
+	case !isMessageID(id):
+		return &FieldError{Param: param, Msg: "not an hl7bus message ID (a ULID, then -<n> for a split message)"}
+	}
+	return nil
+}
+
+// isMessageID reports whether id is a ULID followed by any number of
+// -<digits> suffixes.
+func isMessageID(id string) bool {
+	const ulidLen = 26
+	if len(id) < ulidLen || len(id) > maxMessageIDLen {
+		return false
+	}
+	// A ULID's first character is at most 7: 26 characters hold 130
+	// bits, the first two of them zero.
+	if id[0] < '0' || id[0] > '7' {
+		return false
+	}
+	for i := 1; i < ulidLen; i++ {
+		if !strings.ContainsRune(crockford, rune(id[i])) {
+			return false
+		}
+	}
+	for rest := id[ulidLen:]; rest != ""; {
+		if rest[0] != '-' {
+			return false
+		}
+		rest = rest[1:]
+		n := 0
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if n == 0 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	return true
+}
+
+// crockford is the alphabet of Crockford's base32 (no I, L, O, U).
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// maxMessageIDLen bounds a message ID: a ULID and a few split suffixes.
+const maxMessageIDLen = 64
+
 func tooMany(n int) error {
 	return &FieldError{Param: "selector", Msg: fmt.Sprintf("matches more than %d messages; narrow it", n)}
 }
@@ -176,7 +240,7 @@ func (r *Replay) plan(ctx context.Context, req api.ReplayRequest) (*plan, error)
 		return nil, tooMany(r.limits.MaxMessages)
 	}
 	if len(req.Selector.DeadLetters) > 0 {
-		err = r.planDeadLetters(ctx, p, req.Selector.DeadLetters, entries)
+		err = r.planDeadLetters(ctx, p, req.Selector.DeadLetters, req.Resend, entries)
 	} else {
 		err = r.planMessages(ctx, p, req, entries)
 	}
@@ -187,8 +251,12 @@ func (r *Replay) plan(ctx context.Context, req api.ReplayRequest) (*plan, error)
 }
 
 // planDeadLetters sends each dead letter's record back to the topic it
-// came from; dead letters are never skipped.
-func (r *Replay) planDeadLetters(ctx context.Context, p *plan, ids []string, entries []IndexEntry) error {
+// came from. Unless resend, it skips a dead letter whose pair the index
+// now shows delivered (its destination delivered; for a dead letter of no
+// destination, the message delivered overall): a dead letter stays listed
+// after the message got through another way (an earlier replay, a
+// resend by hand), and sending it again would deliver it twice.
+func (r *Replay) planDeadLetters(ctx context.Context, p *plan, ids []string, resend bool, entries []IndexEntry) error {
 	byMessage := map[string]*IndexEntry{}
 	for i := range entries {
 		byMessage[entries[i].MessageID] = &entries[i]
@@ -218,6 +286,10 @@ func (r *Replay) planDeadLetters(ctx context.Context, p *plan, ids []string, ent
 		}
 		seen[k] = true
 		if e := byMessage[dl.MessageID]; e != nil {
+			if !resend && delivered(e, dl.Destination) {
+				p.skipped++
+				continue
+			}
 			it.Type = e.Type
 			if dl.Destination != "" {
 				if err := r.warn(ctx, p, e, dl.Destination); err != nil {
@@ -228,6 +300,16 @@ func (r *Replay) planDeadLetters(ctx context.Context, p *plan, ids []string, ent
 		p.items = append(p.items, it)
 	}
 	return nil
+}
+
+// delivered reports whether the index shows e delivered to dest, or, for
+// dest "", delivered overall.
+func delivered(e *IndexEntry, dest string) bool {
+	if dest == "" {
+		return e.Status == statusDelivered
+	}
+	i := slices.IndexFunc(e.Destinations, func(d api.DestinationStatus) bool { return d.Name == dest })
+	return i >= 0 && e.Destinations[i].Status == statusDelivered
 }
 
 // planMessages computes a message selector's items for the target.
@@ -267,7 +349,8 @@ func (r *Replay) planMessages(ctx context.Context, p *plan, req api.ReplayReques
 // reads it. Into route, the destinations already delivered are skipped
 // through the replay destinations header; into parse or transform, which
 // cannot carry the header on, the message is skipped only when every
-// destination has it.
+// destination has it. Either way the item reopens every destination it goes
+// to again (planItem.Reopens).
 func (r *Replay) planStage(ctx context.Context, p *plan, e *IndexEntry, resend bool, topic, stage string) error {
 	src, ok := recordOn(e, topic)
 	if !ok {
@@ -295,6 +378,7 @@ func (r *Replay) planStage(ctx context.Context, p *plan, e *IndexEntry, resend b
 		// destination gets it again.
 		send = all
 	}
+	it.Reopens = send
 	for _, d := range send {
 		if err := r.warn(ctx, p, e, d); err != nil {
 			return err

@@ -115,8 +115,22 @@ func dest(name, status string) api.DestinationStatus {
 }
 
 func entry(id string, dests []api.DestinationStatus, recs ...api.Record) IndexEntry {
-	return IndexEntry{Message: api.Message{MessageID: id, ControlID: "C" + id, Type: "ADT^A08", Destinations: dests,
-		ReceivedAt: time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC)}, PatientKey: "pk-" + id, Records: recs}
+	return IndexEntry{Message: api.Message{MessageID: id, ControlID: "C" + short(id), Type: "ADT^A08", Destinations: dests,
+		ReceivedAt: time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC)}, PatientKey: "pk-" + short(id), Records: recs}
+}
+
+// idPrefix pads the tests' short names (M1) to message IDs.
+const idPrefix = "01HV0000000000000000000000"
+
+// mid is the message ID the tests call s: a ULID-shaped ID ending in s.
+func mid(s string) string { return idPrefix[:len(idPrefix)-len(s)] + s }
+
+// short undoes mid.
+func short(id string) string {
+	if len(id) == len(idPrefix) && strings.HasPrefix(id, idPrefix[:4]) {
+		return strings.TrimLeft(id[4:], "0")
+	}
+	return id
 }
 
 // the index every plan test uses.
@@ -125,28 +139,33 @@ func testIndex() *planIndex {
 	return &planIndex{
 		entries: []IndexEntry{
 			// M1: lis delivered, ehr failed.
-			entry("M1", []api.DestinationStatus{dest("lis", "delivered"), dest("ehr", "dead_lettered")}, all...),
+			entry(mid("M1"), []api.DestinationStatus{dest("lis", "delivered"), dest("ehr", "dead_lettered")}, all...),
 			// M2: delivered everywhere.
-			entry("M2", []api.DestinationStatus{dest("lis", "delivered")}, all...),
+			func() IndexEntry {
+				e := entry(mid("M2"), []api.DestinationStatus{dest("lis", "delivered")}, all...)
+				e.Status = "delivered"
+				return e
+			}(),
 			// M3: nothing delivered yet.
-			entry("M3", []api.DestinationStatus{dest("lis", "ack_error"), dest("ehr", "routed")}, all...),
+			entry(mid("M3"), []api.DestinationStatus{dest("lis", "ack_error"), dest("ehr", "routed")}, all...),
 			// M4: no out.lis record indexed, but an egress dead letter.
 			func() IndexEntry {
-				e := entry("M4", []api.DestinationStatus{dest("lis", "rejected")}, rec("transformed", 9))
+				e := entry(mid("M4"), []api.DestinationStatus{dest("lis", "rejected")}, rec("transformed", 9))
 				e.DeadLetters = []api.DeadLetter{{ID: "egress:1:70", Stage: "egress", Destination: "lis", FailedAt: time.Unix(1, 0)},
 					{ID: "egress:1:80", Stage: "egress", Destination: "lis", FailedAt: time.Unix(2, 0)},
 					{ID: "egress:1:90", Stage: "egress", Destination: "ehr", FailedAt: time.Unix(3, 0)}}
 				return e
 			}(),
 			// M5: never routed, no records but raw.
-			entry("M5", nil, rec("raw", 11)),
+			entry(mid("M5"), nil, rec("raw", 11)),
 		},
 		deadLetters: map[string]*api.DeadLetter{
-			"egress:2:15": {ID: "egress:2:15", MessageID: "M1", ControlID: "CM1", Stage: "egress", Destination: "ehr"},
-			"parse:0:7":   {ID: "parse:0:7", MessageID: "M2", ControlID: "CM2", Stage: "parse"},
-			"route:1:3":   {ID: "route:1:3", MessageID: "M3", ControlID: "CM3", Stage: "route", Destination: "lis"},
+			"egress:2:15": {ID: "egress:2:15", MessageID: mid("M1"), ControlID: "CM1", Stage: "egress", Destination: "ehr"},
+			"egress:2:16": {ID: "egress:2:16", MessageID: mid("M1"), ControlID: "CM1", Stage: "egress", Destination: "lis"},
+			"parse:0:7":   {ID: "parse:0:7", MessageID: mid("M2"), ControlID: "CM2", Stage: "parse"},
+			"route:1:3":   {ID: "route:1:3", MessageID: mid("M3"), ControlID: "CM3", Stage: "route", Destination: "lis"},
 		},
-		newer: map[string]string{"pk-M3/ehr": "M9"},
+		newer: map[string]string{"pk-M3/ehr": mid("M9")},
 	}
 }
 
@@ -169,12 +188,15 @@ func newTestReplay(t *testing.T, ix Index, audit *replayAudit, limits ReplayConf
 func spell(p *plan) string {
 	var b []string
 	for _, it := range p.items {
-		s := it.MessageID + ">" + strings.TrimPrefix(it.TargetTopic, kc.TopicPrefix)
+		s := short(it.MessageID) + ">" + strings.TrimPrefix(it.TargetTopic, kc.TopicPrefix)
 		if it.Destination != "" {
 			s += "[" + it.Destination + "]"
 		}
 		if it.Only != nil {
 			s += "{" + strings.Join(it.Only, ",") + "}"
+		}
+		if it.Reopens != nil {
+			s += "~" + strings.Join(it.Reopens, ",")
 		}
 		s += fmt.Sprintf("@%s/%d/%d", strings.TrimPrefix(it.Source.Topic, kc.TopicPrefix), it.Source.Partition, it.Source.Offset)
 		if it.DeadLetterID != "" {
@@ -188,7 +210,7 @@ func spell(p *plan) string {
 func spellWarnings(p *plan) string {
 	var b []string
 	for _, w := range p.warnings {
-		b = append(b, w.MessageID+"/"+w.Destination+"<"+w.NewerMessageID)
+		b = append(b, short(w.MessageID)+"/"+w.Destination+"<"+short(w.NewerMessageID))
 	}
 	return strings.Join(b, " ")
 }
@@ -196,7 +218,7 @@ func spellWarnings(p *plan) string {
 func spellProblems(p *plan) string {
 	var b []string
 	for _, x := range p.problems {
-		b = append(b, x.MessageID+"/"+x.Destination+": "+x.Reason)
+		b = append(b, short(x.MessageID)+"/"+x.Destination+": "+x.Reason)
 	}
 	return strings.Join(b, "; ")
 }
@@ -214,41 +236,52 @@ func TestPlan(t *testing.T) {
 		problems string
 	}{
 		{name: "route skips the delivered destinations through the header",
-			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M1", "M2", "M3"}}},
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M1"), mid("M2"), mid("M3")}}},
 			target: "route",
 			// M1: lis delivered, only ehr; M2: skipped whole; M3: no
-			// header, route decides afresh.
-			items: "M1>transformed{ehr}@transformed/0/3 M3>transformed@transformed/0/3", skipped: 2,
+			// header, route decides afresh. Each reopens the
+			// destinations it goes to again.
+			items: "M1>transformed{ehr}~ehr@transformed/0/3 M3>transformed~lis,ehr@transformed/0/3", skipped: 2,
 			warnings: "M3/ehr<M9"},
 		{name: "route with resend sends everything, no header",
-			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M1", "M2"}}, Target: "route", Resend: true},
-			target: "route", items: "M1>transformed@transformed/0/3 M2>transformed@transformed/0/3"},
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M1"), mid("M2")}}, Target: "route", Resend: true},
+			target: "route", items: "M1>transformed~lis,ehr@transformed/0/3 M2>transformed~lis@transformed/0/3"},
 		{name: "a destination: delivered skipped, the out record or the latest egress dead letter, problems named",
 			req:    api.ReplayRequest{Selector: api.ReplaySelector{Since: since}, Target: "destination:lis"},
 			target: "destination:lis",
 			items:  "M3>out.lis[lis]@out.lis/0/4 M4>out.lis[lis]@dlq.egress/1/80!egress:1:80", skipped: 2,
 			problems: "M5/lis: never routed to lis"},
 		{name: "a destination from the selector, with resend",
-			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M2", "M3"}, Destination: "ehr"}, Resend: true},
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M2"), mid("M3")}, Destination: "ehr"}, Resend: true},
 			target: "destination:ehr",
 			// M3 has no out.ehr record and no egress dead letter for ehr.
 			problems: "M2/ehr: never routed to ehr; M3/ehr: no record of hl7bus.out.ehr in the index"},
 		{name: "parse: skipped only when every destination has it, then to all of them",
 			req:    api.ReplayRequest{Selector: api.ReplaySelector{Since: since}, Target: "parse"},
 			target: "parse",
-			items:  "M1>raw@raw/0/1 M3>raw@raw/0/1 M5>raw@raw/0/11", skipped: 1, warnings: "M3/ehr<M9",
+			items:  "M1>raw~lis,ehr@raw/0/1 M3>raw~lis,ehr@raw/0/1 M5>raw@raw/0/11", skipped: 1, warnings: "M3/ehr<M9",
 			problems: "M4/: no record of hl7bus.raw in the index"},
 		{name: "transform",
-			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3", "M5"}}, Target: "transform"},
-			target: "transform", items: "M3>parsed@parsed/0/2", warnings: "M3/ehr<M9",
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M3"), mid("M5")}}, Target: "transform"},
+			target: "transform", items: "M3>parsed~lis,ehr@parsed/0/2", warnings: "M3/ehr<M9",
 			problems: "M5/: no record of hl7bus.parsed in the index"},
 		{name: "message IDs the index does not know",
-			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3", "nope"}}},
-			target: "route", items: "M3>transformed@transformed/0/3", warnings: "M3/ehr<M9", problems: "nope/: not in the index"},
-		{name: "dead letters go back where they came from, never skipped, once per message and destination",
-			req:    api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"parse:0:7", "egress:2:15", "route:1:3", "parse:0:7"}}},
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M3"), mid("M7")}}},
+			target: "route", items: "M3>transformed~lis,ehr@transformed/0/3", warnings: "M3/ehr<M9", problems: "M7/: not in the index"},
+		{name: "dead letters go back where they came from, once per message and destination",
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"egress:2:15", "route:1:3", "egress:2:15"}}},
 			target: "",
-			items:  "M2>raw@dlq.parse/0/7!parse:0:7 M1>out.ehr[ehr]@dlq.egress/2/15!egress:2:15 M3>transformed[lis]{lis}@dlq.route/1/3!route:1:3"},
+			items:  "M1>out.ehr[ehr]@dlq.egress/2/15!egress:2:15 M3>transformed[lis]{lis}@dlq.route/1/3!route:1:3"},
+		// M1 reached lis since its dead letter for lis; M2 was delivered
+		// overall since its parse dead letter.
+		{name: "dead letters of pairs the index shows delivered are skipped",
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"parse:0:7", "egress:2:16", "egress:2:15"}}},
+			target: "", skipped: 2,
+			items: "M1>out.ehr[ehr]@dlq.egress/2/15!egress:2:15"},
+		{name: "dead letters of delivered pairs with resend",
+			req:    api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"parse:0:7", "egress:2:16", "egress:2:15"}}, Resend: true},
+			target: "",
+			items:  "M2>raw@dlq.parse/0/7!parse:0:7 M1>out.lis[lis]@dlq.egress/2/16!egress:2:16 M1>out.ehr[ehr]@dlq.egress/2/15!egress:2:15"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,7 +319,7 @@ func TestPlan(t *testing.T) {
 func TestPlanAnswerSample(t *testing.T) {
 	ix := &planIndex{}
 	for i := range 25 {
-		ix.entries = append(ix.entries, entry(fmt.Sprintf("M%02d", i), []api.DestinationStatus{dest("lis", "delivered"), dest("ehr", "routed")},
+		ix.entries = append(ix.entries, entry(mid(fmt.Sprintf("M%02d", i)), []api.DestinationStatus{dest("lis", "delivered"), dest("ehr", "routed")},
 			rec("transformed", int64(i))))
 	}
 	r := newTestReplay(t, ix, &replayAudit{}, ReplayConfig{})
@@ -298,10 +331,10 @@ func TestPlanAnswerSample(t *testing.T) {
 	if a.Count != 25 || a.Skipped != 25 || len(a.Sample) != sampleSize {
 		t.Fatalf("count %d skipped %d sample %d", a.Count, a.Skipped, len(a.Sample))
 	}
-	if s := a.Sample[0]; s != (api.ReplayItem{MessageID: "M00", ControlID: "CM00", Type: "ADT^A08", Destination: "ehr", TargetTopic: "hl7bus.transformed"}) {
+	if s := a.Sample[0]; s != (api.ReplayItem{MessageID: mid("M00"), ControlID: "CM00", Type: "ADT^A08", Destination: "ehr", TargetTopic: "hl7bus.transformed"}) {
 		t.Errorf("sample[0] %+v", s)
 	}
-	if a.Sample[9].MessageID != "M09" {
+	if a.Sample[9].MessageID != mid("M09") {
 		t.Errorf("sample is not the first items: %+v", a.Sample[9])
 	}
 }
@@ -315,11 +348,14 @@ func TestPlanRefuses(t *testing.T) {
 		msg    string
 	}{
 		{name: "no selector", param: "selector", msg: "give message_ids"},
-		{name: "two selectors", req: api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M1"}, Since: since}}, param: "selector", msg: "only one"},
-		{name: "ids and dead letters", req: api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M1"}, DeadLetters: []string{"parse:0:7"}}}, param: "selector", msg: "only one"},
+		{name: "two selectors", req: api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M1")}, Since: since}}, param: "selector", msg: "only one"},
+		{name: "ids and dead letters", req: api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M1")}, DeadLetters: []string{"parse:0:7"}}}, param: "selector", msg: "only one"},
 		{name: "a filter without since", req: api.ReplayRequest{Selector: api.ReplaySelector{Interface: "lab"}}, param: "selector.since", msg: "needs since"},
 		{name: "until before since", req: api.ReplayRequest{Selector: api.ReplaySelector{Since: since, Until: since.Add(-time.Hour)}}, param: "selector.until", msg: "before since"},
-		{name: "an empty message ID", req: api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M1", " "}}}, param: "selector.message_ids[1]", msg: "empty"},
+		{name: "an empty message ID", req: api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M1"), " "}}}, param: "selector.message_ids[1]", msg: "empty"},
+		// An MRN typed where a message ID belongs: refused, not quoted.
+		{name: "a patient ID as a message ID", req: api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M1"), "MRNX1001"}}},
+			param: "selector.message_ids[1]", msg: "not an hl7bus message ID"},
 		{name: "a malformed dead letter ID", req: api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"parse:0:7", "parse:x:1"}}}, param: "selector.dead_letters[1]", msg: "not a dead letter ID"},
 		{name: "an unknown dead letter", req: api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"parse:0:7", "parse:0:8"}}}, param: "selector.dead_letters[1]", msg: "no dead letter parse:0:8"},
 		{name: "dead letters with a target", req: api.ReplayRequest{Selector: api.ReplaySelector{DeadLetters: []string{"parse:0:7"}}, Target: "route"}, param: "target", msg: "leave target empty"},
@@ -346,6 +382,9 @@ func TestPlanRefuses(t *testing.T) {
 			if fe.Param != tt.param || !strings.Contains(fe.Msg, tt.msg) {
 				t.Errorf("%s: %s, want %s: ...%s...", fe.Param, fe.Msg, tt.param, tt.msg)
 			}
+			if strings.Contains(fe.Error(), "MRNX1001") {
+				t.Errorf("the error quotes the value: %s", fe.Error())
+			}
 			if len(audit.actions()) != 0 {
 				t.Errorf("a refused plan was audited: %v", audit.actions())
 			}
@@ -370,7 +409,7 @@ func TestPlanAuditsAndFailsWithoutAudit(t *testing.T) {
 	audit := &replayAudit{}
 	r := newTestReplay(t, testIndex(), audit, ReplayConfig{})
 	p := Principal{Actor: "ann", Role: RoleOperator, Auth: "token"}
-	plan, err := r.Plan(context.Background(), p, api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3"}}})
+	plan, err := r.Plan(context.Background(), p, api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M3")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,17 +421,17 @@ func TestPlanAuditsAndFailsWithoutAudit(t *testing.T) {
 	}
 	e := audit.events[0]
 	if e.Action != "replay.plan" || e.Actor != "ann" || e.Role != "operator" || e.Auth != "token" || e.Service != "admin" || e.Count != 1 ||
-		e.Selector != `{"message_ids":["M3"]}` || e.Outcome != canonical.AuditOK || e.EventID == "" {
+		e.Selector != `{"message_ids":["`+mid("M3")+`"]}` || e.Outcome != canonical.AuditOK || e.EventID == "" {
 		t.Errorf("audit event %+v", e)
 	}
 	// Without an Auditor (behind the Server, which audits) it plans all
 	// the same.
 	if _, err := newTestReplay(t, testIndex(), nil, ReplayConfig{}).Plan(context.Background(), p,
-		api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3"}}}); err != nil {
+		api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M3")}}}); err != nil {
 		t.Errorf("without an auditor: %v", err)
 	}
 	audit.err = errors.New("audit topic down")
-	if _, err := r.Plan(context.Background(), p, api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{"M3"}}}); err == nil {
+	if _, err := r.Plan(context.Background(), p, api.ReplayRequest{Selector: api.ReplaySelector{MessageIDs: []string{mid("M3")}}}); err == nil {
 		t.Error("a plan that could not be audited was answered")
 	}
 }
@@ -420,6 +459,32 @@ func TestDiscardRefuses(t *testing.T) {
 				t.Errorf("audited %v", audit.actions())
 			}
 		})
+	}
+}
+
+func TestIsMessageID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"01M8VSMQ5SQN7NKEWD0WSQPD42":      true,
+		"01M8VSMQ5SQN7NKEWD0WSQPD42-2":    true,
+		"01M8VSMQ5SQN7NKEWD0WSQPD42-2-13": true,
+		"7ZZZZZZZZZZZZZZZZZZZZZZZZZ":      true,
+		"":                                false,
+		"01M":                             false,
+		"MRNX1001":                        false,
+		"8ZZZZZZZZZZZZZZZZZZZZZZZZZ":      false, // past the 128 bits
+		"01m8vsmq5sqn7nkewd0wsqpd42":      false, // ingress writes upper case
+		"01M8VSMQ5SQN7NKEWD0WSQPDI2":      false, // I is not in the alphabet
+		"01M8VSMQ5SQN7NKEWD0WSQPD42-":     false,
+		"01M8VSMQ5SQN7NKEWD0WSQPD42-x":    false,
+		"01M8VSMQ5SQN7NKEWD0WSQPD42 DOE":  false,
+		"01M8VSMQ5SQN7NKEWD0WSQPD42X":     false,
+		"01M8VSMQ5SQN7NKEWD0WSQPD42-2--3": false,
+		"01M8VSMQ5SQN7NKEWD0WSQPD4":       false,
+		"01M8VSMQ5SQN7NKEWD0WSQPD42" + strings.Repeat("-1", 30): false,
+	} {
+		if got := isMessageID(id); got != want {
+			t.Errorf("isMessageID(%q) = %v, want %v", id, got, want)
+		}
 	}
 }
 

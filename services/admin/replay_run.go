@@ -362,11 +362,14 @@ func (r *Replay) runJob(ctx context.Context, prod *kgo.Client, id string) error 
 	if err != nil {
 		return err // the index: try again
 	}
-	sent := v.items
-	job.Sent = int64(len(sent))
+	// The items on the topic are what the job has handled: sent, or
+	// failed (a failed item is in the same transaction as the job record
+	// that counts it, so job.Failed already does).
+	handled := v.items
+	job.Sent = v.sentCount()
 	var todo []planItem
 	for _, it := range pl.items {
-		if !sent[itemMessage(it.ReplayItem)+"/"+it.Destination] {
+		if !handled[itemMessage(it.ReplayItem)+"/"+it.Destination] {
 			todo = append(todo, it)
 		}
 	}
@@ -397,14 +400,17 @@ func (r *Replay) runJob(ctx context.Context, prod *kgo.Client, id string) error 
 			continue
 		}
 		batch := todo[:min(allowed, maxBatch, len(todo))]
-		recs, failed, err := r.build(ctx, id, job.Target, batch)
+		recs, sentN, failed, err := r.build(ctx, id, job.Target, batch)
 		if err != nil {
 			return err
 		}
-		job.Sent += int64(len(recs) / 2)
+		job.Sent += int64(sentN)
 		job.Failed += int64(failed)
 		var progress *kgo.Record
-		if time.Since(lastProgress) >= progressEvery || len(batch) == len(todo) {
+		// A batch with failures carries the job record that counts them,
+		// in the same transaction as their items: a runner resuming the
+		// job skips those items and must find them counted already.
+		if time.Since(lastProgress) >= progressEvery || len(batch) == len(todo) || failed > 0 {
 			at := r.now().UTC()
 			job.UpdatedAt = at
 			if len(batch) == len(todo) {
@@ -420,7 +426,7 @@ func (r *Replay) runJob(ctx context.Context, prod *kgo.Client, id string) error 
 		if progress != nil {
 			lastProgress = time.Now()
 		}
-		r.metrics.sent.WithLabelValues(targetKind(job.Target), "sent").Add(float64(len(recs) / 2))
+		r.metrics.sent.WithLabelValues(targetKind(job.Target), "sent").Add(float64(sentN))
 		r.metrics.sent.WithLabelValues(targetKind(job.Target), "failed").Add(float64(failed))
 		todo = todo[len(batch):]
 		done += len(batch)
@@ -486,31 +492,54 @@ func (r *Replay) transact(ctx context.Context, prod *kgo.Client, recs []*kgo.Rec
 }
 
 // build reads each item's record back and makes the records to send: the
-// item record, then the record itself. A record gone from its topic
-// (retention) or a dead letter that does not decode is counted failed;
-// another error is returned (it may pass).
-func (r *Replay) build(ctx context.Context, job, target string, items []planItem) (recs []*kgo.Record, failed int, err error) {
+// item record, one item record for each destination it reopens
+// (planItem.Reopens), then the record itself; sent counts the records
+// sent. A record gone from its topic (retention) or a dead letter that
+// does not decode is counted failed and gets an item with no target topic
+// (the index projects nothing for it): a runner resuming the job passes
+// over it instead of failing it again. Another error is returned (it may
+// pass).
+func (r *Replay) build(ctx context.Context, job, target string, items []planItem) (recs []*kgo.Record, sent, failed int, err error) {
 	at := r.now().UTC()
+	item := func(it canonical.ReplayItem) (*kgo.Record, error) {
+		return r.encode(itemKey(job, itemMessage(it), it.Destination),
+			&canonical.ReplayRecord{Kind: canonical.ReplayKindItem, JobID: job, At: at, Item: &it})
+	}
+	fail := func(it planItem) error {
+		failed++
+		f := it.ReplayItem
+		f.TargetTopic = ""
+		ir, err := item(f)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, ir)
+		return nil
+	}
 	for _, it := range items {
 		rec, err := r.cfg.Records.Read(ctx, it.Source.Topic, it.Source.Partition, it.Source.Offset)
 		if errors.Is(err, ErrRecordGone) {
-			failed++
+			if err := fail(it); err != nil {
+				return nil, 0, 0, err
+			}
 			continue
 		}
 		if err != nil {
-			return nil, 0, fmt.Errorf("reading %s/%d/%d: %w", it.Source.Topic, it.Source.Partition, it.Source.Offset, err)
+			return nil, 0, 0, fmt.Errorf("reading %s/%d/%d: %w", it.Source.Topic, it.Source.Partition, it.Source.Offset, err)
 		}
 		out := &kgo.Record{Topic: it.TargetTopic, Key: rec.Key, Value: rec.Value}
 		hs := rec.Headers
 		if it.DeadLetterID != "" {
 			d, err := r.cfg.Serde.Decode(ctx, rec.Value)
 			if errors.Is(err, canonical.ErrUnknownSchemaID) {
-				return nil, 0, fmt.Errorf("decoding dead letter %s: %w", it.DeadLetterID, err)
+				return nil, 0, 0, fmt.Errorf("decoding dead letter %s: %w", it.DeadLetterID, err)
 			}
 			dl, ok := d.(*canonical.DeadLetter)
 			if err != nil || !ok || dl.SourceTopic == "" {
 				r.log.Warn("dead letter not readable; not replayed", logattr.Topic(it.Source.Topic), logattr.Offset(it.Source.Offset))
-				failed++
+				if err := fail(it); err != nil {
+					return nil, 0, 0, err
+				}
 				continue
 			}
 			out.Topic, out.Key, out.Value, hs = dl.SourceTopic, dl.Key, dl.Value, mapHeaders(dl.Headers)
@@ -525,16 +554,28 @@ func (r *Replay) build(ctx context.Context, job, target string, items []planItem
 		if len(it.Only) > 0 {
 			out.Headers = append(out.Headers, kgo.RecordHeader{Key: kafka.HeaderReplayDestinations, Value: []byte(strings.Join(it.Only, ","))})
 		}
-		item := it.ReplayItem
-		item.TargetTopic = out.Topic
-		ir, err := r.encode(itemKey(job, itemMessage(item), item.Destination),
-			&canonical.ReplayRecord{Kind: canonical.ReplayKindItem, JobID: job, At: at, Item: &item})
+		main := it.ReplayItem
+		main.TargetTopic = out.Topic
+		ir, err := item(main)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, err
 		}
-		recs = append(recs, ir, out)
+		recs = append(recs, ir)
+		for _, d := range it.Reopens {
+			if d == main.Destination {
+				continue
+			}
+			ri := main
+			ri.Destination = d
+			if ir, err = item(ri); err != nil {
+				return nil, 0, 0, err
+			}
+			recs = append(recs, ir)
+		}
+		recs = append(recs, out)
+		sent++
 	}
-	return recs, failed, nil
+	return recs, sent, failed, nil
 }
 
 // mapHeaders turns a dead letter's headers back into record headers, in

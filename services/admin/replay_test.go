@@ -208,7 +208,10 @@ func TestReplayJobRuns(t *testing.T) {
 	if replays != n || len(seen) != n {
 		t.Errorf("%d records replayed (%d messages), want %d", replays, len(seen), n)
 	}
-	// The items: one per record, keyed item/<job>/<message>/-.
+	// The items: per record one for the message, keyed
+	// item/<job>/<message>/-, and one for ehr, the destination it goes
+	// to again (item/<job>/<message>/ehr): the index opens ehr's new
+	// cycle with it, so the re-send's outcome replaces the old one.
 	items := map[string]bool{}
 	for _, rec := range e.replayed(t, e.env.Kafka.Topic(kafka.TopicReplay)) {
 		d, err := e.env.Serde.Decode(context.Background(), rec.Value)
@@ -216,14 +219,22 @@ func TestReplayJobRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 		if rr := d.(*canonical.ReplayRecord); rr.Kind == canonical.ReplayKindItem {
-			if want := itemKey(j.ID, rr.Item.MessageID, ""); string(rec.Key) != want || rr.JobID != j.ID || rr.Item.Source.Topic != e.env.Kafka.Topic(kafka.TopicTransformed) {
+			if want := itemKey(j.ID, rr.Item.MessageID, rr.Item.Destination); string(rec.Key) != want || rr.JobID != j.ID ||
+				rr.Item.Source.Topic != e.env.Kafka.Topic(kafka.TopicTransformed) || rr.Item.TargetTopic != e.env.Kafka.Topic(kafka.TopicTransformed) ||
+				(rr.Item.Destination != "" && rr.Item.Destination != "ehr") {
 				t.Errorf("item %q %+v", rec.Key, rr.Item)
 			}
 			items[string(rec.Key)] = true
 		}
 	}
-	if len(items) != n {
-		t.Errorf("%d items, want %d", len(items), n)
+	for i := range n {
+		id := fmt.Sprintf("M%03d", i)
+		if !items[itemKey(j.ID, id, "")] || !items[itemKey(j.ID, id, "ehr")] {
+			t.Errorf("%s: no item of the message, or none of ehr", id)
+		}
+	}
+	if len(items) != 2*n {
+		t.Errorf("%d items, want %d", len(items), 2*n)
 	}
 	jobs, err := r.Jobs(context.Background())
 	if err != nil || len(jobs) != 1 || jobs[0].ID != j.ID {
@@ -384,5 +395,49 @@ func TestReplayDeadLettersAndDiscard(t *testing.T) {
 	}
 	if len(discards) != 1 || *discards[0] != (canonical.Discard{DeadLetterID: "egress:1:7", MessageID: "M1", Reason: "sent by hand", Actor: "ann"}) {
 		t.Errorf("discards %+v", discards)
+	}
+}
+
+// TestReplayGoneCountedOnce: records gone by retention fail the job's
+// items once, even when another runner resumes the job after them: the
+// failed items are on the replay topic (with no target topic, which the
+// index projects to nothing) and the job record counting them is in the
+// same transaction.
+func TestReplayGoneCountedOnce(t *testing.T) {
+	const n, gone = 30, 3
+	e := newReplayEnv(t, n)
+	// The oldest three are gone: the first run meets them.
+	topic := e.env.Kafka.Topic(kafka.TopicTransformed)
+	for _, ent := range e.index.entries[:gone] {
+		rec := ent.Records[0]
+		delete(e.records.recs, fmt.Sprintf("%s/%d/%d", topic, rec.Partition, rec.Offset))
+	}
+	a, stopA := e.replica(t, "a")
+	eventually(t, 20*time.Second, "a leads", a.leading.Load)
+	b, _ := e.replica(t, "b")
+	<-b.ready
+	j := startJob(t, a, 20)
+	eventually(t, 20*time.Second, "records sent", func() bool { return job(t, a, j.ID).Sent >= 5 })
+	if got := job(t, a, j.ID); got.Failed != gone {
+		t.Errorf("before the takeover: job %+v, want %d failed", got, gone)
+	}
+	stopA()
+	eventually(t, 30*time.Second, "b leads", b.leading.Load)
+	eventually(t, 30*time.Second, "job done", func() bool { return job(t, b, j.ID).State == canonical.ReplayJobDone })
+	if got := job(t, b, j.ID); got.Failed != gone || got.Sent != n-gone {
+		t.Errorf("job %+v, want %d sent and %d failed", got, n-gone, gone)
+	}
+	failed := map[string]bool{}
+	for _, rec := range e.replayed(t, e.env.Kafka.Topic(kafka.TopicReplay)) {
+		d, err := e.env.Serde.Decode(context.Background(), rec.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rr := d.(*canonical.ReplayRecord); rr.Kind == canonical.ReplayKindItem && rr.Item.TargetTopic == "" {
+			failed[rr.Item.MessageID+"/"+rr.Item.Destination] = true
+		}
+	}
+	if len(failed) != gone || !failed["M000/"] || !failed["M002/"] {
+		t.Errorf("failed items %v", failed)
 	}
 }

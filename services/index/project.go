@@ -244,13 +244,20 @@ func (p Projector) Audit(src Source, r *canonical.AuditEvent) []Update {
 // Replay projects a replay record. An item re-sent a message (or one
 // destination's copy): that opens a new cycle, status replayed at the
 // item's time, and notes the job on the dead letter it came from. A
+// record re-sent into a stage comes with an item for the message and one
+// for each destination it goes to again, so each destination's cycle
+// opens too and the re-send's outcome (even a rejected, which ranks
+// below delivered) replaces the last one. A
 // discard sets a dead letter aside. A job's state projects nothing (the
 // admin API follows the replay topic itself).
 func (p Projector) Replay(src Source, r *canonical.ReplayRecord) []Update {
 	switch r.Kind {
 	case canonical.ReplayKindItem:
 		it := r.Item
-		if it == nil || it.MessageID == "" {
+		if it == nil || it.MessageID == "" || it.TargetTopic == "" {
+			// No target topic: the job could not read the record back
+			// (retention) and sent nothing; the item only tells a
+			// resuming runner it was counted.
 			return nil
 		}
 		u := Update{MessageID: it.MessageID, At: r.At, Pointer: src.pointer(KindReplay)}

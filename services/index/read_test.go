@@ -93,9 +93,9 @@ func TestDiscardAndReplayDeadLetters(t *testing.T) {
 		// A later discard of the same dead letter does not overwrite the first.
 		apply(t, s, discard("egress:0:3", "other", "again", t0.Add(2*time.Hour)))
 		item := p.Replay(src("replay", 2), &canonical.ReplayRecord{Kind: canonical.ReplayKindItem, JobID: "j1", At: t0.Add(3 * time.Hour),
-			Item: &canonical.ReplayItem{MessageID: "m1", Destination: "lis", DeadLetterID: "egress:0:1"}})
+			Item: &canonical.ReplayItem{MessageID: "m1", Destination: "lis", TargetTopic: "out.lis", DeadLetterID: "egress:0:1"}})
 		item2 := p.Replay(src("replay", 3), &canonical.ReplayRecord{Kind: canonical.ReplayKindItem, JobID: "j2", At: t0.Add(4 * time.Hour),
-			Item: &canonical.ReplayItem{MessageID: "m1", Destination: "lis", DeadLetterID: "egress:0:1"}})
+			Item: &canonical.ReplayItem{MessageID: "m1", Destination: "lis", TargetTopic: "out.lis", DeadLetterID: "egress:0:1"}})
 		apply(t, s, item, item, item2)
 
 		list := func(f DeadLetterFilter) string {

@@ -295,6 +295,50 @@ func TestReplayCycle(t *testing.T) {
 	})
 }
 
+// TestReplayIntoRouteReopensDestinations: a message delivered to both
+// destinations is replayed into route for lis (the admin API writes an
+// item for the message and one for lis); lis now answers AR. The index
+// says lis rejected, not the old cycle's delivered.
+func TestReplayIntoRouteReopensDestinations(t *testing.T) {
+	each(t, func(t *testing.T, s *Store, _ string) {
+		ctx := context.Background()
+		p := Projector{Secret: secret}
+		apply(t, s, journey(p, "m1", "C1", t0),
+			delivery(p, "m1", "ehr", canonical.OutcomeDelivered, "AA", 1, t0.Add(time.Second)),
+			delivery(p, "m1", "lis", canonical.OutcomeDelivered, "AA", 1, t0.Add(time.Second)))
+		at := t0.Add(time.Hour)
+		item := func(off int64, dest string) []Update {
+			return p.Replay(src("replay", off), &canonical.ReplayRecord{Kind: canonical.ReplayKindItem, JobID: "j1", At: at,
+				Item: &canonical.ReplayItem{MessageID: "m1", Destination: dest, TargetTopic: "transformed", Source: canonical.RecordRef{Topic: "transformed", Offset: 1}}})
+		}
+		apply(t, s, item(30, ""), item(31, "lis"))
+		m, _ := s.Message(ctx, "m1")
+		if m.Status != StatusReplayed || destStatuses(m.MessageRow) != "ehr=delivered lis=replayed" {
+			t.Fatalf("after the items: status %s, destinations %s", m.Status, destStatuses(m.MessageRow))
+		}
+		// Route re-runs lis only (the replay destinations header).
+		apply(t, s, p.Decision(src("decisions", 2), &canonical.Decision{MessageID: "m1", Interface: "lab", ControlID: "C1", MessageType: "ORU^R01",
+			DecidedAt: at.Add(time.Millisecond), Outcome: canonical.OutcomeRouted,
+			Destinations: []canonical.DestinationDecision{{Destination: "lis", Outcome: canonical.OutcomeRouted}}}))
+		if m, _ = s.Message(ctx, "m1"); destStatuses(m.MessageRow) != "ehr=delivered lis=routed" {
+			t.Fatalf("after route: destinations %s", destStatuses(m.MessageRow))
+		}
+		// lis answers AR: the delivery, then its dead letter.
+		apply(t, s, delivery(p, "m1", "lis", canonical.OutcomeDeadLettered, "AR", 1, at.Add(time.Second)),
+			p.DeadLetter(src("dlq.egress", 5), &canonical.DeadLetter{MessageID: "m1", ControlID: "C1", Stage: "egress", Destination: "lis",
+				ErrorClass: canonical.ErrorPermanent, Attempts: 1, LastFailedAt: at.Add(time.Second)}))
+		m, _ = s.Message(ctx, "m1")
+		if destStatuses(m.MessageRow) != "ehr=delivered lis=rejected" || m.Status != StatusPartiallyDelivered {
+			t.Fatalf("after the AR: status %s, destinations %s", m.Status, destStatuses(m.MessageRow))
+		}
+		// A late copy of the first cycle's delivery changes nothing.
+		apply(t, s, delivery(p, "m1", "lis", canonical.OutcomeDelivered, "AA", 1, t0.Add(time.Second)))
+		if m, _ = s.Message(ctx, "m1"); destStatuses(m.MessageRow) != "ehr=delivered lis=rejected" {
+			t.Fatalf("after a stale delivery: destinations %s", destStatuses(m.MessageRow))
+		}
+	})
+}
+
 func TestApplyRefusesBadUpdates(t *testing.T) {
 	each(t, func(t *testing.T, s *Store, _ string) {
 		ctx := context.Background()

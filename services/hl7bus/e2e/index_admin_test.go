@@ -369,6 +369,33 @@ routes:
 		t.Errorf("ehr got C1 %d times, want %d: the replay was for lis only", n, ehrC1)
 	}
 
+	// Replay a delivered message into route (the default target) with
+	// --resend while lis rejects it: the index must say lis rejected, not
+	// keep the first delivery's delivered (the replay reopens each
+	// destination it re-sends to).
+	lis.reject("C3", true)
+	lisC3 := lis.count("C3")
+	if _, errOut, ok := cli(t, nil, append([]string{"replay", "--control-id", "C3", "--since", "1h", "--resend", "--yes"}, base...)...); !ok {
+		t.Fatalf("replay --control-id C3 --resend: %s", errOut)
+	}
+	eventually(t, 60*time.Second, func() string {
+		if n := lis.count("C3"); n <= lisC3 {
+			return fmt.Sprintf("lis got C3 %d times, want more than %d", n, lisC3)
+		}
+		out, errOut, ok := cli(t, nil, append([]string{"messages", "find", "--control-id", "C3", "--json"}, base...)...)
+		if !ok {
+			return "messages find: " + errOut
+		}
+		rows := jsonLines(t, out)
+		// A receiver's AR ranks rejected (above its dead letter's
+		// dead_lettered); ehr took it again.
+		if len(rows) != 1 || destStatus(rows[0], "lis") != "rejected" || rows[0]["status"] == "delivered" {
+			return fmt.Sprintf("C3 rows %v, want lis rejected and not delivered overall after the replay", rows)
+		}
+		return ""
+	})
+	lis.reject("C3", false)
+
 	// A viewer searches but cannot read content; the refusal is audited.
 	tok, errOut, ok := cli(t, nil, append([]string{"admin", "tokens", "create", "--role", "viewer", "--name", "hospital-helpdesk"}, base...)...)
 	if !ok {
