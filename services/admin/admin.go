@@ -179,12 +179,15 @@ type Replayer interface {
 
 // Controller sets destinations' state through the compacted control
 // topic (control.go). Reset answers ErrNotPaused unless the destination
-// is paused.
+// is paused; Resume answers ErrResetPending (a *ResetPendingError) while
+// the latest reset is not applied on every partition, unless force;
+// ResetStatus says where the latest reset stands.
 type Controller interface {
 	States(ctx context.Context) (map[string]canonical.ControlState, error)
 	Pause(ctx context.Context, p Principal, destination, reason string) error
-	Resume(ctx context.Context, p Principal, destination, reason string) error
+	Resume(ctx context.Context, p Principal, destination, reason string, force bool) error
 	Reset(ctx context.Context, p Principal, destination string, to time.Time) error
+	ResetStatus(ctx context.Context, destination string) (ResetStatus, error)
 	Run(ctx context.Context) error
 }
 
@@ -196,6 +199,11 @@ var (
 	ErrConfirmNewer    = errors.New("replay needs confirm_newer") // 409
 	ErrNotPaused       = errors.New("destination is not paused")  // 409
 	ErrRecordGone      = errors.New("record no longer on the topic")
+	// ErrResetPending (409) answers a Resume while the destination's
+	// latest reset is not applied on every partition of its topic:
+	// resuming then would let egress deliver from where it was and drop
+	// the reset. Control.Resume returns it as a *ResetPendingError.
+	ErrResetPending = errors.New("a reset of the destination is not applied yet")
 )
 
 // FieldError is a bad request naming the query parameter or body field

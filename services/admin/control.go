@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
@@ -39,6 +43,67 @@ var actionLogs = map[string]string{
 // Control's Run has returned (or failed to start).
 var ErrControlStopped = errors.New("destination control is not running")
 
+// ResetPendingError is the ErrResetPending (admin.go) of one destination
+// and reset, returned by Control.Resume. Its text names the reset, its
+// time and the partitions, and says how to go on: no PHI, no broker
+// detail (the API answers it as is).
+type ResetPendingError struct {
+	Destination, ResetID string
+	To                   time.Time
+	// Partitions are the partitions of out.<destination> whose committed
+	// offset does not carry the reset yet.
+	Partitions []int32
+}
+
+// Error says which reset is pending where, and what the operator can do.
+func (e *ResetPendingError) Error() string {
+	return fmt.Sprintf("destination %s: reset %s (to %s) is not applied yet on partition(s) %s of its topic; "+
+		"egress applies it when it next takes those partitions (is egress for %s running?): "+
+		"resume once it is applied, or resume with force to drop the reset",
+		e.Destination, e.ResetID, e.To.UTC().Format(time.RFC3339Nano), joinPartitions(e.Partitions), e.Destination)
+}
+
+// Is makes a *ResetPendingError an ErrResetPending.
+func (e *ResetPendingError) Is(target error) bool { return target == ErrResetPending }
+
+func joinPartitions(ps []int32) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = strconv.Itoa(int(p))
+	}
+	return strings.Join(parts, ",")
+}
+
+// ResetStatus is where a destination's latest reset stands.
+type ResetStatus struct {
+	// ID and To are the reset the latest state orders; ID is "" when it
+	// orders none (the destination runs, or was paused and never reset).
+	ID string
+	To time.Time
+	// Pending are the partitions of out.<destination> whose committed
+	// offset in the destination's group does not carry the reset's marker
+	// yet: none once egress has applied it everywhere.
+	Pending []int32
+}
+
+// Applied reports whether the status names a reset applied on every
+// partition.
+func (s ResetStatus) Applied() bool { return s.ID != "" && len(s.Pending) == 0 }
+
+// resetMarkerPrefix + reset ID is the commit metadata egress gives the
+// offset a reset moved (services/egress, resetMarker): the proof, on the
+// group's own commit, that this reset reached that partition.
+const resetMarkerPrefix = "hl7bus-reset:"
+
+// Waiting for egress to apply a reset: Reset waits up to
+// defaultResetWait (a new member joins an emptied group only after the
+// broker's group.initial.rebalance.delay.ms, 3 s by default), looking
+// every resetPoll.
+const (
+	defaultResetWait = 20 * time.Second
+	resetPoll        = 250 * time.Millisecond
+)
+
 // Control is the Controller on the compacted control topic: Run follows
 // the topic from its start (no group) and keeps each destination's latest
 // ControlState; Pause, Resume and Reset write one (acks=all, keyed by
@@ -57,6 +122,8 @@ type Control struct {
 	log   *slog.Logger
 	topic string
 	dests map[string]bool
+	// resetWait bounds how long Reset waits for egress to apply it.
+	resetWait time.Duration
 	// ready is closed once Run has read the topic to the end it found at
 	// start; stopped once Run has returned.
 	ready, stopped chan struct{}
@@ -93,7 +160,7 @@ func NewController(kc kafka.Config, serde *canonical.Serde, audit Auditor, desti
 		}
 		dests[d] = true
 	}
-	return &Control{kc: kc, serde: serde, audit: audit, log: log, topic: kc.Topic(kafka.TopicControl), dests: dests,
+	return &Control{kc: kc, serde: serde, audit: audit, log: log, topic: kc.Topic(kafka.TopicControl), dests: dests, resetWait: defaultResetWait,
 		ready: make(chan struct{}), stopped: make(chan struct{}),
 		states: map[string]canonical.ControlState{}, next: map[int32]int64{}, progress: make(chan struct{})}, nil
 }
@@ -229,35 +296,177 @@ func (c *Control) States(ctx context.Context) (map[string]canonical.ControlState
 	return out, nil
 }
 
-// Pause stops delivery to destination on every egress replica.
+// Pause stops delivery to destination on every egress replica. Pausing a
+// paused destination keeps the reset its state orders: a reset not yet
+// applied must not be dropped by a second pause.
 func (c *Control) Pause(ctx context.Context, p Principal, destination, reason string) error {
-	return c.act(ctx, p, destination, ActionDestinationPause, reason, func(canonical.ControlState) (canonical.ControlState, error) {
-		return canonical.ControlState{State: canonical.ControlPaused, Reason: reason}, nil
+	return c.act(ctx, p, destination, ActionDestinationPause, reason, func(cur canonical.ControlState) (canonical.ControlState, error) {
+		st := canonical.ControlState{State: canonical.ControlPaused, Reason: reason}
+		if cur.State == canonical.ControlPaused {
+			st.ResetID, st.ResetTo = cur.ResetID, cur.ResetTo
+		}
+		return st, nil
 	})
 }
 
-// Resume lets delivery to destination go on.
-func (c *Control) Resume(ctx context.Context, p Principal, destination, reason string) error {
-	return c.act(ctx, p, destination, ActionDestinationResume, reason, func(canonical.ControlState) (canonical.ControlState, error) {
+// Resume lets delivery to destination go on. While the destination's
+// latest reset is not applied on every partition it answers a
+// *ResetPendingError (ErrResetPending), unless force: then the reset is
+// dropped (egress applies a reset only while the destination is paused),
+// and the partitions it had not reached go on from where they were.
+func (c *Control) Resume(ctx context.Context, p Principal, destination, reason string, force bool) error {
+	detail := reason
+	if force {
+		// The trail says the operator overrode a pending reset's check.
+		detail = strings.TrimSpace("force " + reason)
+	}
+	return c.act(ctx, p, destination, ActionDestinationResume, detail, func(cur canonical.ControlState) (canonical.ControlState, error) {
+		if cur.State == canonical.ControlPaused && cur.ResetID != "" && cur.ResetTo != nil {
+			pending, err := c.pendingPartitions(ctx, destination, cur.ResetID)
+			if err != nil {
+				return canonical.ControlState{}, fmt.Errorf("resuming %s: %w", destination, err)
+			}
+			if len(pending) > 0 {
+				if !force {
+					return canonical.ControlState{}, &ResetPendingError{Destination: destination, ResetID: cur.ResetID, To: *cur.ResetTo, Partitions: pending}
+				}
+				c.log.Warn("destination resumed with force: its pending reset is dropped", logattr.Destination(destination),
+					logattr.Actor(p.Actor))
+			}
+		}
 		return canonical.ControlState{State: canonical.ControlRunning, Reason: reason}, nil
 	})
 }
 
 // Reset orders destination's consumer group to the first record at or
 // after to; it answers ErrNotPaused unless the destination is paused (it
-// stays paused: the operator resumes when ready).
+// stays paused: the operator resumes when ready). Once the order is
+// written it waits (up to resetWait, or until ctx ends or a later state
+// replaces the order) for egress to apply it on every partition; it does
+// not fail when egress has not: ResetStatus then says what is pending,
+// and Resume refuses until it is applied.
 func (c *Control) Reset(ctx context.Context, p Principal, destination string, to time.Time) error {
-	return c.act(ctx, p, destination, ActionDestinationReset, to.UTC().Format(time.RFC3339Nano), func(cur canonical.ControlState) (canonical.ControlState, error) {
+	var id string
+	err := c.act(ctx, p, destination, ActionDestinationReset, to.UTC().Format(time.RFC3339Nano), func(cur canonical.ControlState) (canonical.ControlState, error) {
 		if cur.State != canonical.ControlPaused {
 			return canonical.ControlState{}, fmt.Errorf("resetting %s: %w", destination, ErrNotPaused)
 		}
-		id, err := newResetID()
-		if err != nil {
+		var err error
+		if id, err = newResetID(); err != nil {
 			return canonical.ControlState{}, err
 		}
 		to := to.UTC()
 		return canonical.ControlState{State: canonical.ControlPaused, Reason: cur.Reason, ResetID: id, ResetTo: &to}, nil
 	})
+	if err != nil {
+		return err
+	}
+	c.waitApplied(ctx, destination, id)
+	return nil
+}
+
+// waitApplied waits until reset id of destination is applied on every
+// partition, resetWait has passed, ctx has ended or the latest state no
+// longer orders id. Errors looking it up are logged and waited through:
+// the order is written, and ResetStatus answers what stands.
+func (c *Control) waitApplied(ctx context.Context, destination, id string) {
+	ctx, cancel := context.WithTimeout(ctx, c.resetWait)
+	defer cancel()
+	for {
+		c.mu.Lock()
+		cur := c.states[destination]
+		c.mu.Unlock()
+		if cur.ResetID != id || cur.State != canonical.ControlPaused {
+			return
+		}
+		pending, err := c.pendingPartitions(ctx, destination, id)
+		switch {
+		case err == nil && len(pending) == 0:
+			c.log.Info("destination reset applied", logattr.Destination(destination))
+			return
+		case err != nil && ctx.Err() == nil:
+			c.log.Warn("looking up whether a reset is applied", logattr.Destination(destination), logattr.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			c.log.Warn("destination reset not applied yet; resume waits for it", logattr.Destination(destination))
+			return
+		case <-c.stopped:
+			return
+		case <-time.After(resetPoll):
+		}
+	}
+}
+
+// ResetStatus says whether the reset destination's latest state orders
+// is applied on every partition of out.<destination>.
+func (c *Control) ResetStatus(ctx context.Context, destination string) (ResetStatus, error) {
+	if !c.dests[destination] {
+		return ResetStatus{}, fmt.Errorf("destination %q: %w", destination, ErrNotFound)
+	}
+	if err := c.waitReady(ctx); err != nil {
+		return ResetStatus{}, err
+	}
+	c.mu.Lock()
+	cur := c.states[destination]
+	c.mu.Unlock()
+	// A running destination's state carries no reset: egress applies
+	// one only while paused.
+	if cur.State != canonical.ControlPaused || cur.ResetID == "" || cur.ResetTo == nil {
+		return ResetStatus{}, nil
+	}
+	pending, err := c.pendingPartitions(ctx, destination, cur.ResetID)
+	if err != nil {
+		return ResetStatus{}, fmt.Errorf("reset status of %s: %w", destination, err)
+	}
+	return ResetStatus{ID: cur.ResetID, To: *cur.ResetTo, Pending: pending}, nil
+}
+
+// pendingPartitions lists the partitions of out.<destination> whose
+// committed offset in the group <prefix>egress.<destination> does not
+// carry reset id's marker. A topic that does not exist has no partition
+// to reset (and no record to send again).
+func (c *Control) pendingPartitions(ctx context.Context, destination, id string) ([]int32, error) {
+	c.mu.Lock()
+	prod := c.prod
+	c.mu.Unlock()
+	if prod == nil {
+		return nil, ErrControlStopped
+	}
+	adm := kadm.NewClient(prod)
+	topic := c.kc.OutTopic(destination)
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	td, ok := md.Topics[topic]
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+		return nil, nil
+	}
+	if td.Err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", topic, td.Err)
+	}
+	group := c.kc.TopicPrefix + "egress." + destination
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = committed.Error()
+	}
+	switch {
+	case errors.Is(err, kerr.GroupIDNotFound):
+		// No egress ever committed: nothing is applied yet.
+		committed = nil
+	case err != nil:
+		return nil, fmt.Errorf("committed offsets of %s: %w", group, err)
+	}
+	marker := resetMarkerPrefix + id
+	var pending []int32
+	for p := range td.Partitions {
+		if o, ok := committed.Lookup(topic, p); !ok || o.Metadata != marker {
+			pending = append(pending, p)
+		}
+	}
+	slices.Sort(pending)
+	return pending, nil
 }
 
 // act checks destination, derives its next state from the current one,

@@ -44,10 +44,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // stays in the server's log, so an index or broker error never reaches a
 // client.
 func statusOf(err error) (int, api.Error) {
-	var fe *FieldError
+	var (
+		fe  *FieldError
+		rpe *ResetPendingError
+	)
 	switch {
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, api.Error{Error: fe.Msg, Param: fe.Param}
+	case errors.As(err, &rpe):
+		// The text names the reset and its partitions, and that force
+		// would drop it: what the operator needs to decide.
+		return http.StatusConflict, api.Error{Error: rpe.Error(), Param: "force"}
+	case errors.Is(err, ErrResetPending):
+		return http.StatusConflict, api.Error{Error: ErrResetPending.Error(), Param: "force"}
 	case errors.Is(err, ErrUnauthenticated):
 		return http.StatusUnauthorized, api.Error{Error: ErrUnauthenticated.Error()}
 	case errors.Is(err, ErrForbidden):

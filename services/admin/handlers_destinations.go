@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hl7bus/hl7bus/libs/canonical"
@@ -35,11 +36,32 @@ func (s *Server) listDestinations(c *call) (int, any, error) {
 	}
 	out := api.DestinationList{Destinations: []api.DestinationState{}}
 	for _, d := range s.d.Destinations {
-		st := destinationState(d, states[d.Name])
+		st, err := s.withReset(c, destinationState(d, states[d.Name]))
+		if err != nil {
+			return 0, nil, err
+		}
 		st.Counts = counts[d.Name]
 		out.Destinations = append(out.Destinations, st)
 	}
 	return http.StatusOK, out, nil
+}
+
+// withReset adds where the reset st's state orders stands (only a paused
+// destination's state orders one: asking costs a look at its group's
+// committed offsets).
+func (s *Server) withReset(c *call, st api.DestinationState) (api.DestinationState, error) {
+	if s.d.Controller == nil || st.State != canonical.ControlPaused {
+		return st, nil
+	}
+	rs, err := s.d.Controller.ResetStatus(c.ctx(), st.Name)
+	if err != nil {
+		return st, fmt.Errorf("reading the reset status of a destination: %w", err)
+	}
+	if rs.ID != "" {
+		st.ResetID, st.ResetTo = rs.ID, rs.To.UTC()
+		st.ResetPending, st.ResetPendingPartitions = len(rs.Pending) > 0, rs.Pending
+	}
+	return st, nil
 }
 
 // states are the control states, empty without a Controller.
@@ -66,21 +88,22 @@ func destinationState(d DestinationInfo, cs canonical.ControlState) api.Destinat
 
 // pause is POST /destinations/{name}/pause.
 func (s *Server) pause(c *call) (int, any, error) {
-	return s.control(c, ActionPause, func(name, reason string) error {
-		return s.d.Controller.Pause(c.ctx(), c.p, name, reason)
+	return s.control(c, ActionPause, func(name string, req api.PauseRequest) error {
+		return s.d.Controller.Pause(c.ctx(), c.p, name, req.Reason)
 	})
 }
 
-// resume is POST /destinations/{name}/resume.
+// resume is POST /destinations/{name}/resume: 409 (param force) while the
+// latest reset is not applied, unless the request says force.
 func (s *Server) resume(c *call) (int, any, error) {
-	return s.control(c, ActionResume, func(name, reason string) error {
-		return s.d.Controller.Resume(c.ctx(), c.p, name, reason)
+	return s.control(c, ActionResume, func(name string, req api.PauseRequest) error {
+		return s.d.Controller.Resume(c.ctx(), c.p, name, req.Reason, req.Force)
 	})
 }
 
 // control pauses or resumes a destination, audited before it is done,
 // and answers its state.
-func (s *Server) control(c *call, action string, do func(name, reason string) error) (int, any, error) {
+func (s *Server) control(c *call, action string, do func(name string, req api.PauseRequest) error) (int, any, error) {
 	name, err := s.destination(c)
 	if err != nil {
 		return 0, nil, err
@@ -92,9 +115,16 @@ func (s *Server) control(c *call, action string, do func(name, reason string) er
 			return 0, nil, err
 		}
 	}
+	if req.Force && action != ActionResume {
+		return 0, nil, &FieldError{Param: "force", Msg: "only resume takes force"}
+	}
 	e := s.event(c, action, "destination/"+name, "", 0, canonical.AuditOK)
 	e.Detail = req.Reason
-	if err := c.act(e, func() error { return do(name, req.Reason) }); err != nil {
+	if req.Force {
+		// The trail says the operator overrode a pending reset's check.
+		e.Detail = strings.TrimSpace("force " + req.Reason)
+	}
+	if err := c.act(e, func() error { return do(name, req) }); err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", action, err)
 	}
 	return s.stateOf(c, name)
@@ -141,7 +171,11 @@ func (s *Server) stateOf(c *call, name string) (int, any, error) {
 	}
 	for _, d := range s.d.Destinations {
 		if d.Name == name {
-			return http.StatusOK, destinationState(d, states[name]), nil
+			st, err := s.withReset(c, destinationState(d, states[name]))
+			if err != nil {
+				return 0, nil, err
+			}
+			return http.StatusOK, st, nil
 		}
 	}
 	return 0, nil, fmt.Errorf("destination: %w", ErrNotFound)

@@ -1,9 +1,13 @@
 package admin
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -173,6 +177,63 @@ func TestResetWhenPaused(t *testing.T) {
 	ev := f.audit.actions()
 	if last := ev[len(ev)-1]; last.Action != ActionReset || last.Detail != "to=2026-03-03T23:00:00Z" {
 		t.Errorf("audit = %+v", last)
+	}
+}
+
+// TestResumeWhileResetPending: while a reset is not applied on every
+// partition, the destination's state says so, resume answers 409 naming
+// the reset (param force) and changes nothing; force resumes, audited as
+// forced; pause takes no force.
+func TestResumeWhileResetPending(t *testing.T) {
+	f := newFixture(t)
+	f.ctl.pending = []int32{1, 2}
+	if rec := f.do("POST", v1+"/destinations/lab/pause", "operator", ""); rec.Code != 200 {
+		t.Fatalf("pause = %d %s", rec.Code, rec.Body)
+	}
+	rec := f.do("POST", v1+"/destinations/lab/reset", "operator", `{"to":"2026-03-04T00:00:00Z"}`)
+	var st api.DestinationState
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || rec.Code != 200 {
+		t.Fatalf("reset = %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	if st.State != "paused" || st.ResetID != "r1" || !st.ResetTo.Equal(time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)) ||
+		!st.ResetPending || !slices.Equal(st.ResetPendingPartitions, []int32{1, 2}) {
+		t.Errorf("reset answer %+v, want paused with reset r1 pending on 1,2", st)
+	}
+	rec = f.do("GET", v1+"/destinations", "viewer", "")
+	if b := rec.Body.String(); !strings.Contains(b, `"reset_id":"r1"`) || !strings.Contains(b, `"reset_pending":true`) ||
+		!strings.Contains(b, `"reset_pending_partitions":[1,2]`) {
+		t.Errorf("destinations = %s", b)
+	}
+
+	rec = f.do("POST", v1+"/destinations/lab/resume", "operator", `{"reason":"lab back"}`)
+	var e api.Error
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != http.StatusConflict {
+		t.Fatalf("resume while pending = %d %s", rec.Code, rec.Body)
+	}
+	if e.Param != "force" || !strings.Contains(e.Error, "reset r1") || !strings.Contains(e.Error, "partition(s) 1,2") || !strings.Contains(e.Error, "force") {
+		t.Errorf("resume refusal %+v: want the reset, its partitions and force named", e)
+	}
+	if st, _ := f.ctl.States(context.Background()); st["lab"].State != "paused" {
+		t.Errorf("lab %+v after a refused resume", st["lab"])
+	}
+	if rec := f.do("POST", v1+"/destinations/lab/pause", "operator", `{"force":true}`); rec.Code != 400 || !strings.Contains(rec.Body.String(), `"param":"force"`) {
+		t.Errorf("pause with force = %d %s, want 400 naming force", rec.Code, rec.Body)
+	}
+
+	rec = f.do("POST", v1+"/destinations/lab/resume", "operator", `{"reason":"lab back","force":true}`)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"state":"running"`) || strings.Contains(rec.Body.String(), "reset_id") {
+		t.Fatalf("forced resume = %d %s", rec.Code, rec.Body)
+	}
+	ev := f.audit.actions()
+	if last := ev[len(ev)-1]; last.Action != ActionResume || last.Detail != "force lab back" || last.Outcome != canonical.AuditOK {
+		t.Errorf("forced resume audited as %+v", last)
+	}
+	var refused bool
+	for _, e := range ev {
+		refused = refused || (e.Action == ActionResume && e.Outcome == canonical.AuditError && strings.Contains(e.Detail, "Conflict force"))
+	}
+	if !refused {
+		t.Errorf("the refused resume is not in the audit trail as an error: %+v", ev)
 	}
 }
 

@@ -209,6 +209,8 @@ func (f *fakeReplayer) Run(ctx context.Context) error {
 type fakeController struct {
 	mu     sync.Mutex
 	states map[string]canonical.ControlState
+	// pending are the partitions a reset has not reached yet.
+	pending []int32
 }
 
 func (f *fakeController) States(context.Context) (map[string]canonical.ControlState, error) {
@@ -235,18 +237,42 @@ func (f *fakeController) Pause(_ context.Context, p Principal, d, reason string)
 	return nil
 }
 
-func (f *fakeController) Resume(_ context.Context, p Principal, d, reason string) error {
+// Resume refuses while a reset set by Reset is pending (f.pending),
+// unless force.
+func (f *fakeController) Resume(_ context.Context, p Principal, d, reason string, force bool) error {
+	f.mu.Lock()
+	st := f.states[d]
+	pending := f.pending
+	f.mu.Unlock()
+	if st.ResetID != "" && len(pending) > 0 && !force {
+		return &ResetPendingError{Destination: d, ResetID: st.ResetID, To: *st.ResetTo, Partitions: pending}
+	}
 	f.set(d, canonical.ControlRunning, p, reason)
 	return nil
 }
 
-func (f *fakeController) Reset(_ context.Context, _ Principal, d string, _ time.Time) error {
+func (f *fakeController) Reset(_ context.Context, _ Principal, d string, to time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.states[d].State != canonical.ControlPaused {
+	st := f.states[d]
+	if st.State != canonical.ControlPaused {
 		return ErrNotPaused
 	}
+	st.ResetID, st.ResetTo = "r1", &to
+	f.states[d] = st
 	return nil
+}
+
+// ResetStatus answers f.pending as the partitions the reset has not
+// reached.
+func (f *fakeController) ResetStatus(_ context.Context, d string) (ResetStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.states[d]
+	if st.State != canonical.ControlPaused || st.ResetID == "" {
+		return ResetStatus{}, nil
+	}
+	return ResetStatus{ID: st.ResetID, To: *st.ResetTo, Pending: f.pending}, nil
 }
 
 func (f *fakeController) Run(ctx context.Context) error {

@@ -195,8 +195,13 @@ func endOffsets(ctx context.Context, cl *kgo.Client, topic string) (map[int32]in
 // applied to a partition (DESIGN.md, "Pause, resume, reset").
 func resetMarker(id string) string { return "hl7bus-reset:" + id }
 
-// resetTimeout bounds the look-ups and the commit of one reset.
-const resetTimeout = 10 * time.Second
+// resetTimeout bounds the look-ups and the commit of one reset;
+// resetRetry is how long a worker whose reset failed waits before its
+// next epoch (a new member, a new assignment) tries again.
+const (
+	resetTimeout = 10 * time.Second
+	resetRetry   = 2 * time.Second
+)
 
 // applyReset moves the group's committed offsets of parts (partitions of
 // the worker's topic this client was just assigned) to the first record at

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -64,16 +65,7 @@ func newCtlEnv(t *testing.T) *ctlEnv {
 // (zero: now). Every message has the same key: one order.
 func (c *ctlEnv) send(dest, ctl string, at time.Time) {
 	c.t.Helper()
-	payload := "MSH|^~\\&|HIS|H|LIS|L|20261201||ADT^A08|" + ctl + "|P|2.5\rPID|1||ZZSECRET99\r"
-	v, err := c.env.Serde.Encode(&canonical.Out{MessageID: "ID" + ctl, ControlID: ctl, OrderingKey: "p1", Destination: dest,
-		ContentType: canonical.ContentTypeV2, Payload: []byte(payload), ReceivedAt: time.Now()})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	r := &kgo.Record{Topic: c.env.Kafka.OutTopic(dest), Key: []byte("p1"), Value: v, Timestamp: at}
-	if err := c.prod.ProduceSync(c.t.Context(), r).FirstErr(); err != nil {
-		c.t.Fatal(err)
-	}
+	c.sendKeyed(dest, ctl, "p1", at)
 }
 
 // control writes dest's state as the admin API does.
@@ -360,6 +352,88 @@ func TestResetRedeliversFromTime(t *testing.T) {
 	}
 }
 
+// sendKeyed is send with ordering key key (so records spread over the
+// partitions).
+func (c *ctlEnv) sendKeyed(dest, ctl, key string, at time.Time) {
+	c.t.Helper()
+	payload := "MSH|^~\\&|HIS|H|LIS|L|20261201||ADT^A08|" + ctl + "|P|2.5\rPID|1||ZZSECRET99\r"
+	v, err := c.env.Serde.Encode(&canonical.Out{MessageID: "ID" + ctl, ControlID: ctl, OrderingKey: key, Destination: dest,
+		ContentType: canonical.ContentTypeV2, Payload: []byte(payload), ReceivedAt: time.Now()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	r := &kgo.Record{Topic: c.env.Kafka.OutTopic(dest), Key: []byte(key), Value: v, Timestamp: at}
+	if err := c.prod.ProduceSync(c.t.Context(), r).FirstErr(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// waitApplied waits, as the admin API's Reset and Resume do, until every
+// partition of out.<dest> has a committed offset carrying reset id's
+// marker.
+func (c *ctlEnv) waitApplied(dest, id string) {
+	c.t.Helper()
+	adm := kadm.NewClient(c.prod)
+	topic := c.env.Kafka.OutTopic(dest)
+	eventually(c.t, "reset "+id+" on every partition", func() bool {
+		offs, err := adm.FetchOffsets(c.t.Context(), c.env.Kafka.TopicPrefix+"egress."+dest)
+		if err != nil {
+			return false
+		}
+		for p := range c.env.Kafka.Partitions {
+			if o, ok := offs.Lookup(topic, p); !ok || o.Metadata != "hl7bus-reset:"+id {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// counts is how often each control ID reached p.
+func counts(p *egresstest.MLLPPeer) map[string]int {
+	n := map[string]int{}
+	for _, id := range received(p) {
+		n[id]++
+	}
+	return n
+}
+
+// TestResetThenImmediateResume: with two replicas sharing the group and
+// the records spread over the partitions, a resume written the moment
+// every partition carries the reset's marker (what the admin API waits
+// for before it lets a resume through) delivers the records from
+// reset_to again exactly once, and nothing before them.
+func TestResetThenImmediateResume(t *testing.T) {
+	c := newCtlEnv(t)
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	keys := []string{"k1", "k2", "k3", "k4", "k5", "k6"}
+	for i, id := range seq("L", 1, 6) {
+		at := base
+		if i >= 3 {
+			at = base.Add(10 * time.Minute)
+		}
+		c.sendKeyed("lis", id, keys[i], at)
+	}
+	eg1, eg2 := c.start(), c.start()
+	eventually(t, "L1..L6", func() bool { return len(received(c.lis)) == 6 })
+
+	c.control(canonical.ControlState{Destination: "lis", State: canonical.ControlPaused})
+	eventually(t, "lis paused on both replicas", func() bool {
+		return eg1.gauge("hl7bus_destination_paused", "lis") == 1 && eg2.gauge("hl7bus_destination_paused", "lis") == 1
+	})
+	to := base.Add(5 * time.Minute)
+	c.control(canonical.ControlState{Destination: "lis", State: canonical.ControlPaused, ResetID: "r2", ResetTo: &to})
+	c.waitApplied("lis", "r2")
+	c.control(canonical.ControlState{Destination: "lis", State: canonical.ControlRunning})
+
+	eventually(t, "the redelivery", func() bool { return len(received(c.lis)) == 9 })
+	time.Sleep(quiet)
+	want := map[string]int{"L1": 1, "L2": 1, "L3": 1, "L4": 2, "L5": 2, "L6": 2}
+	if got := counts(c.lis); !maps.Equal(got, want) {
+		t.Errorf("lis received %v, want %v", got, want)
+	}
+}
+
 // TestResetAppliesAtStart: a reset ordered while no egress ran is applied
 // when egress starts (the group's first assignment), before it delivers.
 func TestResetAppliesAtStart(t *testing.T) {
@@ -373,7 +447,10 @@ func TestResetAppliesAtStart(t *testing.T) {
 	to := base.Add(5 * time.Minute)
 	c.control(canonical.ControlState{Destination: "lis", State: canonical.ControlPaused, ResetID: "r9", ResetTo: &to})
 	eg = c.start()
-	eventually(t, "the reset", func() bool { return strings.Contains(eg.logs.String(), "consumer group reset") })
+	c.waitApplied("lis", "r9")
+	if !strings.Contains(eg.logs.String(), "consumer group reset") {
+		t.Error("the reset is not logged")
+	}
 	c.control(canonical.ControlState{Destination: "lis", State: canonical.ControlRunning})
 	eventually(t, "L2 again", func() bool { return len(received(c.lis)) == 3 })
 	if got := strings.Join(received(c.lis), ","); got != "L1,L2,L2" {

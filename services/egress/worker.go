@@ -168,14 +168,24 @@ func (w *worker) epoch(ctx context.Context) error {
 		HoldMin: probeMin, HoldMax: probeMax, Drain: drainTimeout,
 	})
 	st, changed := w.s.ctl.state(w.d.Name)
+	// resetFailed says a reset could not be applied to partitions just
+	// assigned: the epoch ends and the next one's assignment tries again,
+	// so a paused destination's reset does not wait for a restart (the
+	// admin API refuses to resume until it is applied).
+	resetFailed := make(chan struct{}, 1)
 	opts := append(inst.Opts(), drv.ClientOpts()...)
 	opts = append(opts, kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 		cur, _ := w.s.ctl.state(w.d.Name)
 		if parts := m[w.topic]; len(parts) > 0 && cur.State == canonical.ControlPaused && cur.ResetID != "" && cur.ResetTo != nil {
 			if err := w.applyReset(ctx, cl, group, cur, parts); err != nil {
-				// The partitions start from where they were; a restart
-				// (or the next assignment) tries again: no marker.
-				w.log.Error("resetting the consumer group", logattr.Group(group), logattr.Error(err))
+				// The partitions without the marker start from where
+				// they were, still paused: nothing is sent before the
+				// next epoch tries again.
+				w.log.Error("resetting the consumer group; trying again", logattr.Group(group), logattr.Error(err))
+				select {
+				case resetFailed <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}))
@@ -197,6 +207,13 @@ func (w *worker) epoch(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("egress %s: %w", w.d.Name, err)
 			}
+			return nil
+		case <-resetFailed:
+			stop()
+			if err := <-done; err != nil {
+				return fmt.Errorf("egress %s: %w", w.d.Name, err)
+			}
+			sleep(ctx, resetRetry)
 			return nil
 		case <-changed:
 			st, changed = w.s.ctl.state(w.d.Name)

@@ -289,6 +289,15 @@ type DestinationState struct {
 	Reason string    `json:"reason,omitempty"`
 	Actor  string    `json:"actor,omitempty"`
 	Since  time.Time `json:"since,omitzero"`
+	// ResetID and ResetTo are the reset a paused destination's state
+	// orders (none once it runs: egress applies a reset only while
+	// paused). ResetPending says it is not applied yet on
+	// ResetPendingPartitions of out.<name>; resume refuses until it is
+	// (409, param force) unless the request says force, which drops it.
+	ResetID                string    `json:"reset_id,omitempty"`
+	ResetTo                time.Time `json:"reset_to,omitzero"`
+	ResetPending           bool      `json:"reset_pending,omitempty"`
+	ResetPendingPartitions []int32   `json:"reset_pending_partitions,omitempty"`
 	// Counts are messages by status over the last 24 hours, from the index.
 	Counts map[string]int64 `json:"counts,omitempty"`
 }
@@ -301,6 +310,10 @@ type DestinationList struct {
 // PauseRequest is POST /api/v1/destinations/{name}/pause and /resume.
 type PauseRequest struct {
 	Reason string `json:"reason,omitempty"`
+	// Force (resume only) resumes although the destination's latest reset
+	// is not applied on every partition: the reset is dropped, and those
+	// partitions go on from where they were.
+	Force bool `json:"force,omitempty"`
 }
 
 // ResetRequest is POST /api/v1/destinations/{name}/reset: the destination

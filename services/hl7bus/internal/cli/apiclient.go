@@ -426,9 +426,9 @@ func (c *apiClient) destinations(ctx context.Context) (api.DestinationList, erro
 }
 
 // control posts pause or resume for a destination.
-func (c *apiClient) control(ctx context.Context, name, verb, reason string) (api.DestinationState, error) {
+func (c *apiClient) control(ctx context.Context, name, verb string, req api.PauseRequest) (api.DestinationState, error) {
 	var s api.DestinationState
-	_, err := c.do(ctx, http.MethodPost, []string{"destinations", name, verb}, nil, api.PauseRequest{Reason: reason}, &s, needsControl)
+	_, err := c.do(ctx, http.MethodPost, []string{"destinations", name, verb}, nil, req, &s, needsControl)
 	return s, err
 }
 

@@ -1,25 +1,33 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hl7bus/hl7bus/services/admin/api"
 )
 
 const destinationsUsage = `usage: hl7bus destinations list [--json]
        hl7bus destinations pause NAME [--reason R]
-       hl7bus destinations resume NAME [--reason R]
+       hl7bus destinations resume NAME [--reason R] [--force]
        hl7bus destinations reset NAME --to T
 
 list prints each destination's state (running or paused, by whom, since
-when, why) and its messages by status over the last 24 hours. pause stops
+when, why), the reset a paused one waits on (applied, or pending on which
+partitions) and its messages by status over the last 24 hours. pause stops
 every egress replica sending to NAME (the messages wait in Kafka; a pause
 survives restarts); resume starts it again. reset moves a paused
 destination's consumer group to the first record at or after T (RFC 3339,
 or a duration back from now: 1h): what it had sent since is sent again,
-what it skipped is skipped.
+what it skipped is skipped. Egress applies a reset when it next takes the
+destination's partitions (seconds; at its next start when none runs);
+until it has on every partition, resume refuses (the reset would be
+lost), and --force resumes anyway, dropping the reset.
 
 The API and the token: --api and --token-file, else $HL7BUS_API_URL and
 $HL7BUS_TOKEN, else admin.address and <standalone.data_dir>/secrets/admin-token
@@ -80,9 +88,9 @@ func runDestinationsList(args []string, env Env) int {
 		fmt.Fprintln(env.Stdout, "no destinations")
 		return ExitOK
 	}
-	t := newTable(env.Stdout, "NAME", "PROTOCOL", "STATE", "SINCE", "ACTOR", "REASON", "LAST_24H")
+	t := newTable(env.Stdout, "NAME", "PROTOCOL", "STATE", "SINCE", "ACTOR", "REASON", "RESET", "LAST_24H")
 	for _, d := range l.Destinations {
-		t.row(d.Name, orDash(d.Protocol), d.State, fmtTime(d.Since), orDash(d.Actor), orDash(d.Reason), countsCell(d.Counts))
+		t.row(d.Name, orDash(d.Protocol), d.State, fmtTime(d.Since), orDash(d.Actor), orDash(d.Reason), resetCell(d), countsCell(d.Counts))
 	}
 	if err := t.flush(); err != nil {
 		return c.fail(err)
@@ -107,10 +115,34 @@ func countsCell(m map[string]int64) string {
 	return strings.Join(parts, ",")
 }
 
+// resetCell is where a paused destination's reset stands: "-" (none),
+// "to T applied", or "to T pending on 0,2".
+func resetCell(d api.DestinationState) string {
+	if d.ResetID == "" {
+		return "-"
+	}
+	if !d.ResetPending {
+		return "to " + fmtTime(d.ResetTo) + " applied"
+	}
+	return "to " + fmtTime(d.ResetTo) + " pending on " + partitionsText(d.ResetPendingPartitions)
+}
+
+func partitionsText(ps []int32) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = strconv.Itoa(int(p))
+	}
+	return strings.Join(parts, ",")
+}
+
 // runDestinationControl is pause and resume (verb).
 func runDestinationControl(verb string, args []string, env Env) int {
 	c := newAPICmd("destinations "+verb, destinationsUsage, env, false)
 	reason := c.fs.String("reason", "", "why (shown in destinations list and audited)")
+	var force *bool
+	if verb == "resume" {
+		force = c.fs.Bool("force", false, "resume although the destination's reset is not applied yet on every partition: the reset is dropped")
+	}
 	rest, ok := c.parse(args)
 	if !ok {
 		return ExitUsage
@@ -124,7 +156,19 @@ func runDestinationControl(verb string, args []string, env Env) int {
 	}
 	ctx, stop := apiContext()
 	defer stop()
-	s, err := cl.control(ctx, rest[0], verb, *reason)
+	req := api.PauseRequest{Reason: *reason}
+	if force != nil {
+		req.Force = *force
+	}
+	s, err := cl.control(ctx, rest[0], verb, req)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Param == "force" {
+		// The API's text names the reset and its partitions; say what
+		// the operator can do.
+		fmt.Fprintf(env.Stderr, "error: %s\n\nwait until \"hl7bus destinations list\" shows the reset applied and resume again, "+
+			"or resume with --force to drop the reset\n", ae.Msg)
+		return ExitInvalid
+	}
 	if err != nil {
 		return c.fail(err)
 	}
@@ -159,6 +203,18 @@ func runDestinationReset(args []string, env Env) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	fmt.Fprintf(env.Stdout, "destination %s: %s, reset to %s; resume it to send from there\n", s.Name, s.State, fmtTime(at))
+	switch {
+	case s.ResetID == "":
+		// A later state (a forced resume, another operator) replaced the
+		// order before egress applied it.
+		fmt.Fprintf(env.Stdout, "destination %s: %s; the reset to %s was replaced before egress applied it: it is not in effect\n",
+			s.Name, s.State, fmtTime(at))
+	case s.ResetPending:
+		fmt.Fprintf(env.Stdout, "destination %s: %s, reset to %s ordered but not applied yet on partition(s) %s "+
+			"(egress applies it when it takes them: is egress running?); resume waits for it\n",
+			s.Name, s.State, fmtTime(at), partitionsText(s.ResetPendingPartitions))
+	default:
+		fmt.Fprintf(env.Stdout, "destination %s: %s, reset to %s applied; resume it to send from there\n", s.Name, s.State, fmtTime(at))
+	}
 	return ExitOK
 }
